@@ -1,0 +1,22 @@
+// Jest runs in native ESM mode (NODE_OPTIONS=--experimental-vm-modules, set by the npm scripts) because
+// @kubernetes/client-node 1.x ships ESM only; ts-jest transpiles our TypeScript to ESM without type-checking
+// (tsc does that in `npm run lint`), and the mapper strips the `.js` suffix NodeNext imports carry.
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
+  testEnvironment: 'node',
+};
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/integration/global-setup.ts',
+      slowTestThreshold: 60,
+    },
+  ],
+};

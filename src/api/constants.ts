@@ -1,0 +1,64 @@
+// Every name the operator shares with the cluster lives here, so a rename is one edit.
+
+export const GROUP = 'pullstate.hitachienergy.com';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'PullStatePolicy';
+export const PLURAL = 'pullstatepolicies';
+export const CRD_FILE = 'crds/pullstate.hitachienergy.com_pullstatepolicies.yaml';
+
+/** Annotations of the original research prototype (compatibility mode). */
+export const ANNOTATION_PREFIX = 'hitachienergy.com/ps_';
+export const ANNOTATIONS = {
+  mode: 'hitachienergy.com/ps_mode',
+  interval: 'hitachienergy.com/ps_interval',
+  path: 'hitachienergy.com/ps_path',
+  port: 'hitachienergy.com/ps_port',
+} as const;
+export type AnnotationName = keyof typeof ANNOTATIONS;
+
+/** Workload kinds that may carry the compatibility annotations. */
+export const ANNOTATED_KINDS = ['Deployment', 'StatefulSet'] as const;
+export type AnnotatedKind = (typeof ANNOTATED_KINDS)[number];
+
+export const LABELS = {
+  /** On a PullStatePolicy the controller generated from annotations; the value is the workload kind. */
+  managedBy: 'app.kubernetes.io/managed-by',
+  managedFrom: `${GROUP}/managed-from`,
+  /** On helper Pods, so the controller finds them. */
+  component: 'app.kubernetes.io/component',
+  name: 'app.kubernetes.io/name',
+} as const;
+export const MANAGED_BY_VALUE = 'pull-state-operator';
+export const HELPER_COMPONENT = 'helper';
+export const CONTROLLER_COMPONENT = 'controller';
+
+/** Pod readiness gate the controller sets True once the Pod's state is restored (or there is none). */
+export const READINESS_GATE = `${GROUP}/restored`;
+
+/** Node taint the controller owns while it has concluded a node failed. */
+export const FENCE_TAINT = `${GROUP}/unreachable`;
+
+export const CONDITION_TYPES = {
+  ready: 'Ready',
+  degraded: 'Degraded',
+} as const;
+
+export const REASONS = {
+  // Ready
+  checkpointing: 'Checkpointing',
+  noPods: 'NoPodsSelected',
+  waitingForCheckpoint: 'WaitingForFirstCheckpoint',
+  // Degraded
+  asExpected: 'AsExpected',
+  invalidAnnotation: 'InvalidAnnotation',
+  invalidSpec: 'InvalidSpec',
+  pullFailed: 'PullFailed',
+  stateTooLarge: 'StateTooLarge',
+  noTargetNode: 'NoTargetNode',
+  helperUnavailable: 'HelperUnavailable',
+  restoreFailed: 'RestoreFailed',
+} as const;
+
+export const FIELD_MANAGER = 'pull-state-operator';
+export const OPERATOR_NAMESPACE = 'pull-state-operator-system';

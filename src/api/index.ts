@@ -1,0 +1,5 @@
+export * from './constants.js';
+export * from './generated/pullstatepolicy.js';
+export * from './crd-schema.js';
+export * from './resolved-spec.js';
+export * from './annotations.js';

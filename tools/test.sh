@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's whole test run: unit tests, then integration tests against the local cluster (built on
+# first use). Dependencies come from `npm cit`/`npm ci`; this script installs them itself if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x node_modules/.bin/jest ]; then
+  echo "test: installing npm dependencies (npm ci)"
+  npm ci --no-fund --no-audit
+fi
+export NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}"
+npx jest --selectProjects unit "$@"
+if compgen -G "test/integration/*.test.ts" >/dev/null; then
+  npx jest --selectProjects integration --runInBand "$@"
+fi

@@ -9,6 +9,8 @@ const common = {
 };
 
 export default {
+  // Integration tests wait for real controllers and processes; unit tests finish far below this.
+  testTimeout: 180_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
@@ -16,6 +18,7 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
+      globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
       slowTestThreshold: 60,
     },
   ],

@@ -1,2 +1,7 @@
-// Replaced by the local-cluster setup once issue 3 lands.
-export default async function globalSetup(): Promise<void> {}
+import { execFileSync } from 'node:child_process';
+
+// One cluster for all integration test files: `up` is idempotent and builds the control plane on first use
+// (its progress is printed here; a cold build takes 15-30 minutes).
+export default async function globalSetup(): Promise<void> {
+  execFileSync('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up'], { stdio: 'inherit' });
+}

@@ -34,7 +34,11 @@ function ldflags(): string {
   const set = (pkg: string, key: string, value: string) => `-X ${pkg}.${key}=${value}`;
   const flags = ['-s', '-w'];
   for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
-    flags.push(set(pkg, 'gitVersion', KUBE_VERSION), set(pkg, 'gitMajor', major!), set(pkg, 'gitMinor', minor!));
+    flags.push(
+      set(pkg, 'gitVersion', KUBE_VERSION),
+      set(pkg, 'gitMajor', major!),
+      set(pkg, 'gitMinor', minor!),
+    );
     flags.push(set(pkg, 'gitTreeState', 'clean'));
   }
   return flags.join(' ');
@@ -53,21 +57,33 @@ export async function ensureControlPlane(log: (line: string) => void = console.l
   mkdirSync(staging, { recursive: true });
   const env = { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
 
-  log(`localcluster: building Kubernetes ${KUBE_VERSION} control plane (etcd, kube-apiserver, kube-controller-manager,`);
+  log(
+    `localcluster: building Kubernetes ${KUBE_VERSION} control plane (etcd, kube-apiserver, kube-controller-manager,`,
+  );
   log('localcluster: kube-scheduler) from Go modules into ' + out);
-  log('localcluster: a cold build downloads ~1 GB of modules and takes 15-30 minutes on 2 cores; it is cached afterwards');
+  log(
+    'localcluster: a cold build downloads ~1 GB of modules and takes 15-30 minutes on 2 cores; it is cached afterwards',
+  );
   let total = 0;
   try {
-    const deps = execFileSync('go', ['list', '-deps', './cmd/...'], { cwd: controlPlaneModule, env, maxBuffer: 64 << 20 });
+    const deps = execFileSync('go', ['list', '-deps', './cmd/...'], {
+      cwd: controlPlaneModule,
+      env,
+      maxBuffer: 64 << 20,
+    });
     total = deps.toString().split('\n').filter(Boolean).length;
   } catch {
     // Only the progress total depends on this; the build reports its own errors.
   }
-  const child = spawn('go', ['build', '-v', '-trimpath', '-ldflags', ldflags(), '-o', staging + '/', './cmd/...'], {
-    cwd: controlPlaneModule,
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    'go',
+    ['build', '-v', '-trimpath', '-ldflags', ldflags(), '-o', staging + '/', './cmd/...'],
+    {
+      cwd: controlPlaneModule,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let done = 0;
   let lastReport = 0;
   const errors: string[] = [];
@@ -79,7 +95,9 @@ export async function ensureControlPlane(log: (line: string) => void = console.l
     if (now - lastReport > 15_000) {
       lastReport = now;
       const pct = total > 0 ? ` (~${Math.min(99, Math.round((done / total) * 100))}%)` : '';
-      log(`localcluster: build ${Math.round((now - started) / 1000)}s: ${done}${total ? '/' + total : ''} packages${pct}`);
+      log(
+        `localcluster: build ${Math.round((now - started) / 1000)}s: ${done}${total ? '/' + total : ''} packages${pct}`,
+      );
     }
   });
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));

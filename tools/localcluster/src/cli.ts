@@ -52,7 +52,10 @@ Prints the output of a Pod's container (default: the first one).`,
 
 class UsageError extends Error {}
 
-function parseFlags(args: string[], allowed: Record<string, 'value' | 'bool'>): { positional: string[]; flags: Record<string, string> } {
+function parseFlags(
+  args: string[],
+  allowed: Record<string, 'value' | 'bool'>,
+): { positional: string[]; flags: Record<string, string> } {
   const positional: string[] = [];
   const flags: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
@@ -63,7 +66,14 @@ function parseFlags(args: string[], allowed: Record<string, 'value' | 'bool'>): 
     }
     const [name, inline] = a.replace(/^--?/, '').split('=', 2) as [string, string | undefined];
     const kind = allowed[name];
-    if (!kind) throw new UsageError(`unknown option ${a}; allowed: ${Object.keys(allowed).map((k) => (k.length > 1 ? '--' : '-') + k).join(', ') || 'none'}`);
+    if (!kind)
+      throw new UsageError(
+        `unknown option ${a}; allowed: ${
+          Object.keys(allowed)
+            .map((k) => (k.length > 1 ? '--' : '-') + k)
+            .join(', ') || 'none'
+        }`,
+      );
     if (kind === 'bool') flags[name] = 'true';
     else {
       const value = inline ?? args[++i];
@@ -74,7 +84,13 @@ function parseFlags(args: string[], allowed: Record<string, 'value' | 'bool'>): 
   return { positional, flags };
 }
 
-function intFlag(flags: Record<string, string>, name: string, fallback: number, min: number, max: number): number {
+function intFlag(
+  flags: Record<string, string>,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
@@ -94,8 +110,15 @@ function readState(): DaemonState | undefined {
   }
 }
 
-async function call(state: DaemonState, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${state.port}${path}`, { method, signal: AbortSignal.timeout(60_000) });
+async function call(
+  state: DaemonState,
+  method: string,
+  path: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${state.port}${path}`, {
+    method,
+    signal: AbortSignal.timeout(60_000),
+  });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -119,7 +142,12 @@ interface StatusNode {
 }
 
 async function up(args: string[]): Promise<void> {
-  const { flags } = parseFlags(args, { nodes: 'value', 'grace-period': 'value', 'toleration-seconds': 'value', 'no-build': 'bool' });
+  const { flags } = parseFlags(args, {
+    nodes: 'value',
+    'grace-period': 'value',
+    'toleration-seconds': 'value',
+    'no-build': 'bool',
+  });
   const options = {
     nodes: intFlag(flags, 'nodes', 3, 1, 20),
     nodeMonitorGracePeriodSeconds: intFlag(flags, 'grace-period', 8, 2, 300),
@@ -152,12 +180,16 @@ async function up(args: string[]): Promise<void> {
   const deadline = Date.now() + 180_000;
   for (;;) {
     if (daemon.exitCode !== null || Date.now() > deadline) {
-      const tail = existsSync(daemonLogPath) ? readFileSync(daemonLogPath, 'utf8').split('\n').slice(-25).join('\n') : '';
+      const tail = existsSync(daemonLogPath)
+        ? readFileSync(daemonLogPath, 'utf8').split('\n').slice(-25).join('\n')
+        : '';
       throw new Error(`the cluster did not come up; last log lines:\n${tail}`);
     }
     const state = readState();
     if (state) {
-      const { body } = await call(state, 'GET', '/status').catch(() => ({ body: { nodes: [] } as Record<string, unknown> }));
+      const { body } = await call(state, 'GET', '/status').catch(() => ({
+        body: { nodes: [] } as Record<string, unknown>,
+      }));
       const nodes = body.nodes as StatusNode[];
       if (nodes.length === options.nodes + 1 && nodes.every((n) => n.ready === 'True')) break;
     }
@@ -217,7 +249,10 @@ function logs(args: string[]): void {
   const container = flags.c ?? flags.container;
   const files = readdirSync(dirs[0]).filter((f) => f.endsWith('.log'));
   const file = container ? `${container}.log` : files[0];
-  if (!file || !files.includes(file)) throw new UsageError(`no container ${container} in ${target}; containers: ${files.map((f) => f.slice(0, -4)).join(', ')}`);
+  if (!file || !files.includes(file))
+    throw new UsageError(
+      `no container ${container} in ${target}; containers: ${files.map((f) => f.slice(0, -4)).join(', ')}`,
+    );
   process.stdout.write(readFileSync(join(dirs[0], file)));
 }
 
@@ -226,7 +261,8 @@ async function fault(args: string[]): Promise<void> {
   const [action, target] = positional;
   const actions = ['crash', 'partition', 'heal', 'stop'];
   if (!action || !actions.includes(action)) throw new UsageError(`fault needs one of ${actions.join(', ')}`);
-  if (!target) throw new UsageError(`fault ${action} needs a ${action === 'crash' ? '<namespace>/<pod>' : '<node>'}`);
+  if (!target)
+    throw new UsageError(`fault ${action} needs a ${action === 'crash' ? '<namespace>/<pod>' : '<node>'}`);
   const q = new URLSearchParams({ action, target });
   const container = flags.c ?? flags.container;
   if (container) q.set('container', container);
@@ -241,7 +277,8 @@ async function main(argv: string[]): Promise<void> {
     console.log(HELP['']);
     return;
   }
-  if (!(command in HELP)) throw new UsageError(`unknown command "${command}"; commands: up, down, status, logs, fault`);
+  if (!(command in HELP))
+    throw new UsageError(`unknown command "${command}"; commands: up, down, status, logs, fault`);
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(HELP[command]);
     return;

@@ -27,7 +27,11 @@ export function expand(value: string, env: Record<string, string>): string {
 }
 
 /** Docker semantics: `command` replaces the image entry point, `args` replaces its default arguments. */
-export function resolveCommand(container: V1Container, images: ImageMap, env: Record<string, string>): Resolved {
+export function resolveCommand(
+  container: V1Container,
+  images: ImageMap,
+  env: Record<string, string>,
+): Resolved {
   const name = imageName(container.image ?? '');
   let argv: string[];
   if (name === EXEC_IMAGE) {
@@ -79,11 +83,17 @@ export function resolveEnv(
       const path = v.valueFrom.fieldRef.fieldPath;
       const value = fields[path];
       if (value === undefined) {
-        return { ok: false, message: `env ${v.name}: fieldRef ${path} is not supported; supported: ${Object.keys(fields).join(', ')}` };
+        return {
+          ok: false,
+          message: `env ${v.name}: fieldRef ${path} is not supported; supported: ${Object.keys(fields).join(', ')}`,
+        };
       }
       env[v.name] = value;
     } else if (v.valueFrom) {
-      return { ok: false, message: `env ${v.name}: only value and fieldRef are supported by the local cluster` };
+      return {
+        ok: false,
+        message: `env ${v.name}: only value and fieldRef are supported by the local cluster`,
+      };
     } else env[v.name] = '';
   }
   return { ok: true, env };

@@ -30,15 +30,23 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, host, () => {
       const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: Managed): Promise<void> {
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  proc?: Managed,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc && proc.child.exitCode !== null) throw new Error(`${what}: process exited with ${proc.child.exitCode}`);
+    if (proc && proc.child.exitCode !== null)
+      throw new Error(`${what}: process exited with ${proc.child.exitCode}`);
     if (await probe().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -96,18 +104,23 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const peerPort = await freePort();
   o.log('localcluster: starting etcd');
   const etcd = started(
-    startLogged('etcd', binaryPath('etcd'), [
-      '--name=local',
-      `--data-dir=${join(o.dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=local=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync',
-      '--logger=zap',
-      '--log-level=warn',
-    ], join(o.dir, 'etcd.log')),
+    startLogged(
+      'etcd',
+      binaryPath('etcd'),
+      [
+        '--name=local',
+        `--data-dir=${join(o.dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=local=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync',
+        '--logger=zap',
+        '--log-level=warn',
+      ],
+      join(o.dir, 'etcd.log'),
+    ),
   );
   await waitFor('etcd', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), 30_000, etcd);
 
@@ -115,53 +128,68 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const server = `https://${o.address}:${apiPort}`;
   o.log(`localcluster: starting kube-apiserver on ${server}`);
   const apiserver = started(
-    startLogged('kube-apiserver', binaryPath('kube-apiserver'), [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      `--bind-address=${o.address}`,
-      `--advertise-address=${o.address}`,
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${pki}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      `--service-account-issuer=${server}`,
-      `--service-account-key-file=${saKey}`,
-      `--service-account-signing-key-file=${saKey}`,
-      `--token-auth-file=${tokens}`,
-      '--authorization-mode=RBAC',
-      '--allow-privileged=true',
-      '--endpoint-reconciler-type=none',
-      `--default-not-ready-toleration-seconds=${o.tolerationSeconds}`,
-      `--default-unreachable-toleration-seconds=${o.tolerationSeconds}`,
-      '--profiling=false',
-      '--v=1',
-    ], join(o.dir, 'kube-apiserver.log')),
+    startLogged(
+      'kube-apiserver',
+      binaryPath('kube-apiserver'),
+      [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        `--bind-address=${o.address}`,
+        `--advertise-address=${o.address}`,
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${pki}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-account-issuer=${server}`,
+        `--service-account-key-file=${saKey}`,
+        `--service-account-signing-key-file=${saKey}`,
+        `--token-auth-file=${tokens}`,
+        '--authorization-mode=RBAC',
+        '--allow-privileged=true',
+        '--endpoint-reconciler-type=none',
+        `--default-not-ready-toleration-seconds=${o.tolerationSeconds}`,
+        `--default-unreachable-toleration-seconds=${o.tolerationSeconds}`,
+        '--profiling=false',
+        '--v=1',
+      ],
+      join(o.dir, 'kube-apiserver.log'),
+    ),
   );
   const caFile = join(pki, 'apiserver.crt');
-  await waitFor('kube-apiserver', async () => httpOk(`${server}/readyz`, readFileSync(caFile)), 90_000, apiserver);
+  await waitFor(
+    'kube-apiserver',
+    async () => httpOk(`${server}/readyz`, readFileSync(caFile)),
+    90_000,
+    apiserver,
+  );
 
   const kubeconfig = join(o.dir, 'admin.kubeconfig');
   writeFileSync(kubeconfig, kubeconfigYaml(server, readFileSync(caFile), token), { mode: 0o600 });
   o.log('localcluster: starting kube-controller-manager and kube-scheduler');
   started(
-    startLogged('kube-controller-manager', binaryPath('kube-controller-manager'), [
-      `--kubeconfig=${kubeconfig}`,
-      '--leader-elect=false',
-      '--controllers=*',
-      '--use-service-account-credentials=true',
-      `--service-account-private-key-file=${saKey}`,
-      `--root-ca-file=${caFile}`,
-      '--node-monitor-period=1s',
-      `--node-monitor-grace-period=${o.nodeMonitorGracePeriodSeconds}s`,
-      '--secure-port=0',
-      '--v=1',
-    ], join(o.dir, 'kube-controller-manager.log')),
+    startLogged(
+      'kube-controller-manager',
+      binaryPath('kube-controller-manager'),
+      [
+        `--kubeconfig=${kubeconfig}`,
+        '--leader-elect=false',
+        '--controllers=*',
+        '--use-service-account-credentials=true',
+        `--service-account-private-key-file=${saKey}`,
+        `--root-ca-file=${caFile}`,
+        '--node-monitor-period=1s',
+        `--node-monitor-grace-period=${o.nodeMonitorGracePeriodSeconds}s`,
+        '--secure-port=0',
+        '--v=1',
+      ],
+      join(o.dir, 'kube-controller-manager.log'),
+    ),
   );
   started(
-    startLogged('kube-scheduler', binaryPath('kube-scheduler'), [
-      `--kubeconfig=${kubeconfig}`,
-      '--leader-elect=false',
-      '--secure-port=0',
-      '--v=1',
-    ], join(o.dir, 'kube-scheduler.log')),
+    startLogged(
+      'kube-scheduler',
+      binaryPath('kube-scheduler'),
+      [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--v=1'],
+      join(o.dir, 'kube-scheduler.log'),
+    ),
   );
   return { server, caFile, token, processes };
 }

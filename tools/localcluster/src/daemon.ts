@@ -52,7 +52,9 @@ async function main(options: DaemonOptions): Promise<void> {
   writeFileSync(kubeconfigPath, kubeconfigYaml(cp.server, ca, cp.token), { mode: 0o600 });
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
-  const images = JSON.parse(readFileSync(join(repoRoot, 'tools', 'localcluster', 'images.json'), 'utf8')) as ImageMap;
+  const images = JSON.parse(
+    readFileSync(join(repoRoot, 'tools', 'localcluster', 'images.json'), 'utf8'),
+  ) as ImageMap;
 
   const kubelets = new Map<string, Kubelet>();
   const names = nodeNames(options.nodes);
@@ -103,7 +105,9 @@ async function main(options: DaemonOptions): Promise<void> {
   process.on('SIGINT', () => void shutdown());
   // A dying control-plane process makes the cluster useless; say so in the log instead of hanging.
   for (const p of cp.processes) {
-    void p.exited.then((code) => !shuttingDown && log(`localcluster: ${p.name} exited unexpectedly (code ${code})`));
+    void p.exited.then(
+      (code) => !shuttingDown && log(`localcluster: ${p.name} exited unexpectedly (code ${code})`),
+    );
   }
 
   const core = kc.makeApiClient(CoreV1Api);
@@ -161,7 +165,13 @@ async function main(options: DaemonOptions): Promise<void> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
-  const state: DaemonState = { pid: process.pid, port, server: cp.server, kubeconfig: kubeconfigPath, ready: true };
+  const state: DaemonState = {
+    pid: process.pid,
+    port,
+    server: cp.server,
+    kubeconfig: kubeconfigPath,
+    ready: true,
+  };
   writeFileSync(daemonStatePath, JSON.stringify(state, null, 2));
   log(`localcluster: ready; control port ${port}`);
 }

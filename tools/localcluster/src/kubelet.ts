@@ -77,7 +77,9 @@ export class Kubelet {
     await this.register();
     await this.renewLease();
     this.timers.push(setInterval(() => void this.renewLease().catch(() => undefined), LEASE_RENEW_MS));
-    this.timers.push(setInterval(() => void this.reportNodeStatus().catch(() => undefined), STATUS_REPORT_MS));
+    this.timers.push(
+      setInterval(() => void this.reportNodeStatus().catch(() => undefined), STATUS_REPORT_MS),
+    );
     this.startInformer();
   }
 
@@ -94,7 +96,12 @@ export class Kubelet {
     return {
       conditions: [
         condition('Ready', 'True', 'KubeletReady', 'local kubelet is posting ready status'),
-        condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+        condition(
+          'MemoryPressure',
+          'False',
+          'KubeletHasSufficientMemory',
+          'kubelet has sufficient memory available',
+        ),
         condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
         condition('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
         condition('NetworkUnavailable', 'False', 'RouteCreated', 'local bridge is up'),
@@ -129,7 +136,9 @@ export class Kubelet {
       'localcluster.pull-state-operator/node': 'true',
     };
     if (this.o.controlPlane) labels['node-role.kubernetes.io/control-plane'] = '';
-    const taints = this.o.controlPlane ? [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] : [];
+    const taints = this.o.controlPlane
+      ? [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]
+      : [];
     try {
       await this.core.createNode({ body: { metadata: { name: this.o.name, labels }, spec: { taints } } });
     } catch (err) {
@@ -151,7 +160,10 @@ export class Kubelet {
       renewTime: microTime(),
     };
     try {
-      await this.coordination.patchNamespacedLease({ name: this.o.name, namespace: 'kube-node-lease', body: { spec } }, merge);
+      await this.coordination.patchNamespacedLease(
+        { name: this.o.name, namespace: 'kube-node-lease', body: { spec } },
+        merge,
+      );
     } catch (err) {
       if ((err as { code?: number }).code !== 404) throw err;
       const node = await this.core.readNode({ name: this.o.name });
@@ -160,9 +172,15 @@ export class Kubelet {
         body: {
           metadata: {
             name: this.o.name,
-            ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.o.name, uid: node.metadata!.uid! }],
+            ownerReferences: [
+              { apiVersion: 'v1', kind: 'Node', name: this.o.name, uid: node.metadata!.uid! },
+            ],
           },
-          spec: { ...spec, renewTime: spec.renewTime as unknown as Date, acquireTime: spec.renewTime as unknown as Date },
+          spec: {
+            ...spec,
+            renewTime: spec.renewTime as unknown as Date,
+            acquireTime: spec.renewTime as unknown as Date,
+          },
         },
       });
     }
@@ -264,11 +282,21 @@ export class Kubelet {
         spec: {
           audiences: [],
           expirationSeconds: 86400,
-          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! },
+          boundObjectRef: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            name: pod.metadata!.name!,
+            uid: pod.metadata!.uid!,
+          },
         },
       },
     });
-    return kubeconfigYaml(this.o.server, this.o.ca, result.status!.token, `system:serviceaccount:${namespace}:${sa}`);
+    return kubeconfigYaml(
+      this.o.server,
+      this.o.ca,
+      result.status!.token,
+      `system:serviceaccount:${namespace}:${sa}`,
+    );
   }
 
   private queueStatus(k: string): void {
@@ -288,10 +316,13 @@ export class Kubelet {
       keys.map(async (k) => {
         const runtime = this.pods.get(k);
         if (!runtime) return;
-        const latest = this.informer?.get(runtime.pod.metadata!.name!, runtime.pod.metadata!.namespace) ?? runtime.pod;
+        const latest =
+          this.informer?.get(runtime.pod.metadata!.name!, runtime.pod.metadata!.namespace) ?? runtime.pod;
         if (latest.metadata?.uid !== runtime.pod.metadata?.uid) return;
         const status = runtime.status(latest);
-        const body = JSON.stringify(status, (name, value) => (name === 'lastTransitionTime' ? undefined : value));
+        const body = JSON.stringify(status, (name, value) =>
+          name === 'lastTransitionTime' ? undefined : value,
+        );
         if (this.lastSent.get(k) === body) return;
         try {
           await this.core.patchNamespacedPodStatus(
@@ -313,7 +344,10 @@ export class Kubelet {
   /** Graceful deletion: SIGTERM, the Pod's grace period, SIGKILL, then remove the API object. */
   private async terminate(runtime: PodRuntime): Promise<void> {
     runtime.terminating = true;
-    const grace = runtime.pod.metadata?.deletionGracePeriodSeconds ?? runtime.pod.spec?.terminationGracePeriodSeconds ?? 30;
+    const grace =
+      runtime.pod.metadata?.deletionGracePeriodSeconds ??
+      runtime.pod.spec?.terminationGracePeriodSeconds ??
+      30;
     await runtime.stop(grace * 1000);
     await this.remove(runtime.pod);
   }
@@ -330,7 +364,8 @@ export class Kubelet {
       });
     } catch (err) {
       const code = (err as { code?: number }).code;
-      if (code !== 404 && code !== 409) this.o.log(`kubelet ${this.o.name}: delete ${key(pod)} failed: ${String(err)}`);
+      if (code !== 404 && code !== 409)
+        this.o.log(`kubelet ${this.o.name}: delete ${key(pod)} failed: ${String(err)}`);
     }
   }
 

@@ -1,6 +1,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { BRIDGE_IP, BRIDGE_NAME, NETNS_PREFIX, POD_PREFIX_LENGTH, netnsName, vethNames } from './addressing.js';
+import {
+  BRIDGE_IP,
+  BRIDGE_NAME,
+  NETNS_PREFIX,
+  POD_PREFIX_LENGTH,
+  netnsName,
+  vethNames,
+} from './addressing.js';
 
 const run = promisify(execFile);
 

@@ -1,9 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import type { V1Container, V1ContainerStatus, V1Pod, V1PodCondition, V1PodStatus, V1Probe } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1ContainerStatus,
+  V1Pod,
+  V1PodCondition,
+  V1PodStatus,
+  V1Probe,
+} from '@kubernetes/client-node';
 import { repoRoot } from './paths.js';
-import { resolveCommand, resolveEnv, restartDelayMs, shouldRestart, type ImageMap } from './container-spec.js';
+import {
+  resolveCommand,
+  resolveEnv,
+  restartDelayMs,
+  shouldRestart,
+  type ImageMap,
+} from './container-spec.js';
 
 export interface PodEnvironment {
   nodeName: string;
@@ -24,7 +37,14 @@ export interface PodEnvironment {
 type State =
   | { kind: 'waiting'; reason: string; message?: string }
   | { kind: 'running'; startedAt: Date }
-  | { kind: 'terminated'; exitCode: number; signal?: string; reason: string; startedAt?: Date; finishedAt: Date };
+  | {
+      kind: 'terminated';
+      exitCode: number;
+      signal?: string;
+      reason: string;
+      startedAt?: Date;
+      finishedAt: Date;
+    };
 
 interface ProbeState {
   failures: number;
@@ -72,9 +92,17 @@ class ContainerRuntime {
     // ip netns exec, unshare and sh all exec in place, so the pid we hold is the application's pid and
     // signals reach it directly, as with a container runtime.
     const argv = [
-      'netns', 'exec', this.env.netns,
-      'unshare', '--mount', '--propagation', 'private', '--',
-      '/bin/sh', '-c', `${mounts}exec "$0" "$@"`,
+      'netns',
+      'exec',
+      this.env.netns,
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/sh',
+      '-c',
+      `${mounts}exec "$0" "$@"`,
       ...resolved.argv,
     ];
     const processEnv: NodeJS.ProcessEnv = {
@@ -138,7 +166,10 @@ class ContainerRuntime {
       this.lastState = this.state;
       this.restartCount++;
       const delay = restartDelayMs(this.restartCount);
-      this.state = { kind: 'waiting', reason: this.restartCount > 1 ? 'CrashLoopBackOff' : 'ContainerCreating' };
+      this.state = {
+        kind: 'waiting',
+        reason: this.restartCount > 1 ? 'CrashLoopBackOff' : 'ContainerCreating',
+      };
       this.restartTimer = setTimeout(() => this.start(), this.restartCount > 1 ? delay : 0);
     }
     this.env.onChange();
@@ -160,7 +191,7 @@ class ContainerRuntime {
   }
 
   private startProbes(): void {
-    const { startupProbe, livenessProbe, readinessProbe } = this.spec;
+    const { startupProbe, readinessProbe } = this.spec;
     if (!startupProbe) this.started = true;
     if (!readinessProbe && this.started) this.ready = true;
     if (startupProbe) this.schedule('startup', startupProbe);
@@ -218,7 +249,12 @@ class ContainerRuntime {
       this.log.write(`--- liveness probe failed ${s.failures} times; killing\n`);
       this.kill('SIGKILL');
     } else if (kind === 'readiness') {
-      const ready = s.successes >= (probe.successThreshold ?? 1) ? true : s.failures >= failureThreshold ? false : this.ready;
+      const ready =
+        s.successes >= (probe.successThreshold ?? 1)
+          ? true
+          : s.failures >= failureThreshold
+            ? false
+            : this.ready;
       if (ready !== this.ready) {
         this.ready = ready;
         this.env.onChange();
@@ -342,8 +378,12 @@ export class PodRuntime {
     const containersReady = this.initDone && statuses.every((s) => s.ready);
     const gates = latest.spec?.readinessGates ?? [];
     const existing = latest.status?.conditions ?? [];
-    const gatesTrue = gates.every((g) => existing.some((c) => c.type === g.conditionType && c.status === 'True'));
-    const missingGates = gates.filter((g) => !existing.some((c) => c.type === g.conditionType && c.status === 'True'));
+    const gatesTrue = gates.every((g) =>
+      existing.some((c) => c.type === g.conditionType && c.status === 'True'),
+    );
+    const missingGates = gates.filter(
+      (g) => !existing.some((c) => c.type === g.conditionType && c.status === 'True'),
+    );
     const cond = (type: string, ok: boolean, reason?: string, message?: string): V1PodCondition => {
       const previous = existing.find((c) => c.type === type);
       const status = ok ? 'True' : 'False';
@@ -351,13 +391,21 @@ export class PodRuntime {
         type,
         status,
         lastProbeTime: null as unknown as undefined,
-        lastTransitionTime: previous?.status === status && previous.lastTransitionTime ? previous.lastTransitionTime : new Date(),
+        lastTransitionTime:
+          previous?.status === status && previous.lastTransitionTime
+            ? previous.lastTransitionTime
+            : new Date(),
         ...(ok ? {} : { reason, message }),
       } as V1PodCondition;
     };
     const conditions = [
       cond('PodReadyToStartContainers', true),
-      cond('Initialized', this.initDone, 'ContainersNotInitialized', 'containers with incomplete status: init'),
+      cond(
+        'Initialized',
+        this.initDone,
+        'ContainersNotInitialized',
+        'containers with incomplete status: init',
+      ),
       cond('ContainersReady', containersReady, 'ContainersNotReady', 'containers not ready'),
       cond(
         'Ready',

@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** What the helper knows about one stored state copy. */
+export interface BlobMeta {
+  /** Stable key: `<namespace>_<podUID>`. */
+  id: string;
+  namespace: string;
+  pod: string;
+  podUID: string;
+  sequence: number;
+  sizeBytes: number;
+  digest: string;
+  contentType: string;
+  storedAt: string;
+}
+
+export type PutInput = Omit<BlobMeta, 'id' | 'sizeBytes' | 'digest' | 'storedAt'> & {
+  /** When given, the body must hash to this (sha256:<hex>) or it is refused. */
+  expectedDigest?: string;
+};
+
+/** A refusal with the HTTP status the API maps it to and a message naming what was wrong. */
+export class StoreError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409 | 413 | 507,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface StoreLimits {
+  maxBlobBytes: number;
+  quotaBytes: number;
+}
+
+/*
+ * One file per blob, `<id>.psb`: a fixed 4 KiB JSON header (padded with spaces) followed by the body. Header
+ * and body therefore land together in a single rename, so a crash can never pair a body with another
+ * write's metadata.
+ */
+const HEADER_BYTES = 4096;
+const SUFFIX = '.psb';
+const ID_PATTERN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?_[0-9a-f-]{1,64}$/;
+
+export function blobId(namespace: string, podUID: string): string {
+  const id = `${namespace}_${podUID}`;
+  if (!ID_PATTERN.test(id)) {
+    throw new StoreError(
+      400,
+      `invalid blob id "${id}": namespace must be a DNS label and podUID a UID (hex and dashes)`,
+    );
+  }
+  return id;
+}
+
+export class BlobStore {
+  private metas = new Map<string, BlobMeta>();
+  /** Per-id write chain: sequence checks and renames of one Pod's blob never interleave. */
+  private locks = new Map<string, Promise<unknown>>();
+  private reservedBytes = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly limits: StoreLimits,
+  ) {}
+
+  /** Opens the directory, dropping partial writes a crash left behind and loading every complete blob. */
+  static async open(dir: string, limits: StoreLimits): Promise<BlobStore> {
+    await mkdir(dir, { recursive: true });
+    const store = new BlobStore(dir, limits);
+    for (const name of await readdir(dir)) {
+      if (name.endsWith('.tmp')) {
+        await rm(join(dir, name), { force: true });
+        continue;
+      }
+      if (!name.endsWith(SUFFIX)) continue;
+      const meta = await readHeader(join(dir, name)).catch(() => undefined);
+      if (meta && `${meta.id}${SUFFIX}` === name) store.metas.set(meta.id, meta);
+      else await rm(join(dir, name), { force: true });
+    }
+    return store;
+  }
+
+  list(): BlobMeta[] {
+    return [...this.metas.values()];
+  }
+
+  get(id: string): BlobMeta | undefined {
+    return this.metas.get(id);
+  }
+
+  usedBytes(): number {
+    let total = 0;
+    for (const m of this.metas.values()) total += m.sizeBytes;
+    return total;
+  }
+
+  /** The body of a stored blob as a stream, or undefined when the blob does not exist. */
+  read(id: string): { meta: BlobMeta; body: Readable } | undefined {
+    const meta = this.metas.get(id);
+    if (!meta) return undefined;
+    return { meta, body: createReadStream(this.path(id), { start: HEADER_BYTES }) };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.locked(id, async () => {
+      if (!this.metas.delete(id)) return false;
+      await rm(this.path(id), { force: true });
+      return true;
+    });
+  }
+
+  /**
+   * Streams `body` to disk while hashing it. The new blob replaces the stored one only if it is complete,
+   * within the size cap and the quota, matches `expectedDigest` if given, and has a higher sequence: a late
+   * write can never replace a newer checkpoint, and a failed one never replaces a good one.
+   */
+  async put(input: PutInput, body: AsyncIterable<Buffer | string>): Promise<BlobMeta> {
+    const id = blobId(input.namespace, input.podUID);
+    if (!Number.isSafeInteger(input.sequence) || input.sequence < 0) {
+      throw new StoreError(400, `sequence must be a whole number >= 0, got ${input.sequence}`);
+    }
+    this.assertNewer(id, input.sequence);
+    const tmp = join(this.dir, `${id}.${input.sequence}.${process.pid}.${Date.now()}.tmp`);
+    const file = await open(tmp, 'w');
+    const hash = createHash('sha256');
+    let size = 0;
+    let reserved = 0;
+    try {
+      await file.write(Buffer.alloc(HEADER_BYTES, ' '), 0, HEADER_BYTES, 0);
+      for await (const chunk of body) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        size += buf.length;
+        if (size > this.limits.maxBlobBytes) {
+          throw new StoreError(
+            413,
+            `state is larger than the helper's limit of ${this.limits.maxBlobBytes} bytes`,
+          );
+        }
+        const previous = this.metas.get(id)?.sizeBytes ?? 0;
+        const need = Math.max(0, size - previous) - reserved;
+        if (need > 0) {
+          if (this.usedBytes() + this.reservedBytes + need > this.limits.quotaBytes) {
+            throw new StoreError(507, `helper storage quota of ${this.limits.quotaBytes} bytes is exhausted`);
+          }
+          this.reservedBytes += need;
+          reserved += need;
+        }
+        hash.update(buf);
+        await file.write(buf, 0, buf.length, HEADER_BYTES + size - buf.length);
+      }
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (input.expectedDigest !== undefined && input.expectedDigest !== digest) {
+        throw new StoreError(
+          400,
+          `body digest ${digest} does not match the declared ${input.expectedDigest}`,
+        );
+      }
+      const meta: BlobMeta = {
+        id,
+        namespace: input.namespace,
+        pod: input.pod,
+        podUID: input.podUID,
+        sequence: input.sequence,
+        sizeBytes: size,
+        digest,
+        contentType: input.contentType,
+        storedAt: new Date().toISOString(),
+      };
+      await writeHeader(file, meta);
+      await file.sync();
+      await file.close();
+      return await this.locked(id, async () => {
+        this.assertNewer(id, input.sequence);
+        await rename(tmp, this.path(id));
+        this.metas.set(id, meta);
+        return meta;
+      });
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw err;
+    } finally {
+      this.reservedBytes -= reserved;
+    }
+  }
+
+  private assertNewer(id: string, sequence: number): void {
+    const current = this.metas.get(id);
+    if (current && current.sequence >= sequence) {
+      throw new StoreError(409, `sequence ${sequence} is not newer than the stored ${current.sequence}`);
+    }
+  }
+
+  private path(id: string): string {
+    return join(this.dir, `${id}${SUFFIX}`);
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    this.locks.set(
+      id,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+}
+
+async function writeHeader(file: FileHandle, meta: BlobMeta): Promise<void> {
+  const json = Buffer.from(JSON.stringify(meta));
+  if (json.length >= HEADER_BYTES)
+    throw new StoreError(400, 'blob metadata is too long (pod name or content type)');
+  await file.write(json, 0, json.length, 0);
+}
+
+async function readHeader(path: string): Promise<BlobMeta> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await stat(path);
+    const header = Buffer.alloc(HEADER_BYTES);
+    await file.read(header, 0, HEADER_BYTES, 0);
+    const meta = JSON.parse(header.toString('utf8').trimEnd()) as BlobMeta;
+    if (size - HEADER_BYTES !== meta.sizeBytes) throw new Error(`size mismatch in ${path}`);
+    return meta;
+  } finally {
+    await file.close();
+  }
+}

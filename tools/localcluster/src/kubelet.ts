@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CoordinationV1Api,
@@ -11,9 +11,9 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { KUBE_VERSION } from './paths.js';
-import { freeSlot, podIp } from './addressing.js';
+import { freeSlot, netnsName, podIp } from './addressing.js';
 import { createPodNetwork, deletePodNetwork, setPodLink } from './network.js';
-import { PodRuntime, writePodKubeconfig } from './pod-runtime.js';
+import { PodRuntime } from './pod-runtime.js';
 import type { ImageMap } from './container-spec.js';
 import { kubeconfigYaml } from './controlplane.js';
 
@@ -255,7 +255,7 @@ export class Kubelet {
       nodeName: this.o.name,
       hostIP: this.o.ip,
       podIP: ip,
-      netns: '',
+      netns: netnsName(ip),
       dir,
       hostPathRoot: join(this.o.dir, 'hostpath'),
       kubeconfig,
@@ -265,8 +265,8 @@ export class Kubelet {
     });
     this.pods.set(k, runtime);
     this.queueStatus(k);
-    (runtime.env as { netns: string }).netns = await createPodNetwork(ip);
-    writePodKubeconfig(kubeconfig, await this.podKubeconfig(pod));
+    await createPodNetwork(ip);
+    writeFileSync(kubeconfig, await this.podKubeconfig(pod), { mode: 0o600 });
     if (runtime.terminating) return;
     await runtime.start();
   }
@@ -404,10 +404,7 @@ export class Kubelet {
   }
 
   async heal(): Promise<void> {
-    if (this.stopped) {
-      await this.start();
-      return;
-    }
+    // A stopped node has no Pods left; a partitioned one gets its links back before it reports again.
     for (const r of this.pods.values()) await setPodLink(r.ip, true).catch(() => undefined);
     await this.start();
   }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type {
   V1Container,
@@ -191,9 +191,8 @@ class ContainerRuntime {
   }
 
   private startProbes(): void {
-    const { startupProbe, readinessProbe } = this.spec;
+    const { startupProbe } = this.spec;
     if (!startupProbe) this.started = true;
-    if (!readinessProbe && this.started) this.ready = true;
     if (startupProbe) this.schedule('startup', startupProbe);
     else this.startMainProbes();
   }
@@ -428,8 +427,4 @@ export class PodRuntime {
       ...(initStatuses.length ? { initContainerStatuses: initStatuses } : {}),
     } as V1PodStatus;
   }
-}
-
-export function writePodKubeconfig(path: string, yaml: string): void {
-  writeFileSync(path, yaml, { mode: 0o600 });
 }

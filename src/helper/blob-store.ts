@@ -2,13 +2,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /** What the helper knows about one stored state copy. */
 export interface BlobMeta {
   /** Stable key: `<namespace>_<podUID>`. */
   id: string;
   namespace: string;
+  /** The PullStatePolicy that protects the Pod, so an orphaned copy can be matched to a replacement. */
+  policy: string;
   pod: string;
   podUID: string;
   sequence: number;
@@ -36,6 +38,8 @@ export class StoreError extends Error {
 export interface StoreLimits {
   maxBlobBytes: number;
   quotaBytes: number;
+  /** Bodies kept in memory (newest first) so reads and restores skip the disk; 0 turns the cache off. */
+  cacheBytes?: number;
 }
 
 /*
@@ -63,6 +67,9 @@ export class BlobStore {
   /** Per-id write chain: sequence checks and renames of one Pod's blob never interleave. */
   private locks = new Map<string, Promise<unknown>>();
   private reservedBytes = 0;
+  /** Recently written bodies, oldest first (Map order), within limits.cacheBytes. */
+  private cache = new Map<string, Buffer>();
+  private cachedBytes = 0;
 
   private constructor(
     readonly dir: string,
@@ -104,12 +111,15 @@ export class BlobStore {
   read(id: string): { meta: BlobMeta; body: Readable } | undefined {
     const meta = this.metas.get(id);
     if (!meta) return undefined;
+    const cached = this.cache.get(id);
+    if (cached) return { meta, body: Readable.from([cached]) };
     return { meta, body: createReadStream(this.path(id), { start: HEADER_BYTES }) };
   }
 
   async delete(id: string): Promise<boolean> {
     return this.locked(id, async () => {
       if (!this.metas.delete(id)) return false;
+      this.uncache(id);
       await rm(this.path(id), { force: true });
       return true;
     });
@@ -131,6 +141,8 @@ export class BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     let reserved = 0;
+    const cacheLimit = this.limits.cacheBytes ?? 0;
+    let kept: Buffer[] | undefined = cacheLimit > 0 ? [] : undefined;
     try {
       await file.write(Buffer.alloc(HEADER_BYTES, ' '), 0, HEADER_BYTES, 0);
       for await (const chunk of body) {
@@ -152,6 +164,8 @@ export class BlobStore {
           reserved += need;
         }
         hash.update(buf);
+        if (kept && size <= cacheLimit) kept.push(buf);
+        else kept = undefined;
         await file.write(buf, 0, buf.length, HEADER_BYTES + size - buf.length);
       }
       const digest = `sha256:${hash.digest('hex')}`;
@@ -164,6 +178,7 @@ export class BlobStore {
       const meta: BlobMeta = {
         id,
         namespace: input.namespace,
+        policy: input.policy,
         pod: input.pod,
         podUID: input.podUID,
         sequence: input.sequence,
@@ -179,6 +194,8 @@ export class BlobStore {
         this.assertNewer(id, input.sequence);
         await rename(tmp, this.path(id));
         this.metas.set(id, meta);
+        this.uncache(id);
+        if (kept) this.remember(id, Buffer.concat(kept, size));
         return meta;
       });
     } catch (err) {
@@ -195,6 +212,23 @@ export class BlobStore {
     if (current && current.sequence >= sequence) {
       throw new StoreError(409, `sequence ${sequence} is not newer than the stored ${current.sequence}`);
     }
+  }
+
+  private remember(id: string, body: Buffer): void {
+    this.cache.set(id, body);
+    this.cachedBytes += body.length;
+    for (const [oldest, buf] of this.cache) {
+      if (this.cachedBytes <= (this.limits.cacheBytes ?? 0)) break;
+      this.cache.delete(oldest);
+      this.cachedBytes -= buf.length;
+    }
+  }
+
+  private uncache(id: string): void {
+    const buf = this.cache.get(id);
+    if (!buf) return;
+    this.cache.delete(id);
+    this.cachedBytes -= buf.length;
   }
 
   private path(id: string): string {

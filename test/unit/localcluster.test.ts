@@ -9,7 +9,7 @@ import {
   restartDelayMs,
   shouldRestart,
 } from '../../tools/localcluster/src/container-spec.js';
-import { microTime } from '../../tools/localcluster/src/kubelet.js';
+import { microTime } from '../../src/kube/micro-time.js';
 
 const run = promisify(execFile);
 const images = { 'ghcr.io/x/app': { command: ['node', 'dist/app.js'] } };

@@ -16,6 +16,7 @@ import { createPodNetwork, deletePodNetwork, setPodLink } from './network.js';
 import { PodRuntime } from './pod-runtime.js';
 import type { ImageMap } from './container-spec.js';
 import { kubeconfigYaml } from './controlplane.js';
+import { microTime } from '../../../src/kube/micro-time.js';
 
 export interface KubeletOptions {
   name: string;
@@ -38,10 +39,6 @@ const LEASE_SECONDS = 40;
 const LEASE_RENEW_MS = 2000;
 const STATUS_REPORT_MS = 10_000;
 
-/** RFC 3339 with exactly six fractional digits, as MicroTime requires (toISOString gives three). */
-export function microTime(d = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
 
 const key = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}`;
 

@@ -1,0 +1,100 @@
+import type { BlobMeta } from '../helper/blob-store.js';
+
+/** One stored copy of a Pod's state on one node. */
+export interface Copy {
+  node: string;
+  sequence: number;
+  digest: string;
+  sizeBytes: number;
+  storedAt: string;
+}
+
+/** Everything the controller knows about one Pod's checkpoint; rebuilt from helper inventories on takeover. */
+export interface CheckpointRecord {
+  namespace: string;
+  policy: string;
+  pod: string;
+  podUID: string;
+  /** Node of the protected Pod when it was last seen. */
+  podNode?: string;
+  copies: Map<string, Copy>;
+  /** Set when the Pod is gone: the record waits to be restored into a replacement or to expire. */
+  orphanedSince?: number;
+  lastFailure?: { reason: string; message: string; at: number };
+  /** Highest sequence ever used, so the next one is always larger even after clock steps. */
+  lastSequence: number;
+}
+
+export const policyKey = (namespace: string, name: string) => `${namespace}/${name}`;
+
+/** The newest copy of a record (highest sequence), if any. */
+export function newestCopy(r: CheckpointRecord): Copy | undefined {
+  let best: Copy | undefined;
+  for (const c of r.copies.values()) if (!best || c.sequence > best.sequence) best = c;
+  return best;
+}
+
+/** Next sequence: wall-clock milliseconds, so a new leader continues above its predecessor. */
+export function nextSequence(r: CheckpointRecord, now = Date.now()): number {
+  return Math.max(now, r.lastSequence + 1);
+}
+
+/** In-memory index of checkpoints by Pod UID. */
+export class CheckpointBook {
+  private records = new Map<string, CheckpointRecord>();
+
+  get(podUID: string): CheckpointRecord | undefined {
+    return this.records.get(podUID);
+  }
+
+  ensure(init: Omit<CheckpointRecord, 'copies' | 'lastSequence'>): CheckpointRecord {
+    let r = this.records.get(init.podUID);
+    if (!r) {
+      r = { ...init, copies: new Map(), lastSequence: 0 };
+      this.records.set(init.podUID, r);
+    } else {
+      r.pod = init.pod;
+      r.policy = init.policy;
+      if (init.podNode) r.podNode = init.podNode;
+    }
+    return r;
+  }
+
+  forPolicy(namespace: string, policy: string): CheckpointRecord[] {
+    return [...this.records.values()].filter((r) => r.namespace === namespace && r.policy === policy);
+  }
+
+  all(): CheckpointRecord[] {
+    return [...this.records.values()];
+  }
+
+  delete(podUID: string): void {
+    this.records.delete(podUID);
+  }
+
+  /** Copies each node holds, for spreading new copies by load. */
+  loadByNode(): Map<string, number> {
+    const load = new Map<string, number>();
+    for (const r of this.records.values())
+      for (const node of r.copies.keys()) load.set(node, (load.get(node) ?? 0) + 1);
+    return load;
+  }
+
+  /** Merges one helper's inventory: what the disk says wins over what this process remembers. */
+  learnInventory(node: string, blobs: readonly BlobMeta[]): void {
+    for (const b of blobs) {
+      const r = this.ensure({ namespace: b.namespace, policy: b.policy, pod: b.pod, podUID: b.podUID });
+      const known = r.copies.get(node);
+      if (!known || known.sequence < b.sequence) {
+        r.copies.set(node, {
+          node,
+          sequence: b.sequence,
+          digest: b.digest,
+          sizeBytes: b.sizeBytes,
+          storedAt: b.storedAt,
+        });
+      }
+      r.lastSequence = Math.max(r.lastSequence, b.sequence);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import Fastify from 'fastify';
+import { OPERATOR_NAMESPACE } from '../api/constants.js';
+import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { createLogger, errorMessage } from '../runtime/logger.js';
+import { registerProbes } from '../runtime/probes.js';
+import { onShutdown } from '../runtime/shutdown.js';
+import { LeaderElector } from './leader-election.js';
+import { Manager } from './manager.js';
+import { createControllerMetrics } from './metrics.js';
+
+export const CONTROLLER_FLAGS = {
+  'metrics-port': {
+    kind: 'int',
+    min: 1,
+    max: 65535,
+    default: 9090,
+    env: 'METRICS_PORT',
+    help: 'port of /metrics, /healthz and /readyz',
+  },
+  namespace: {
+    kind: 'string',
+    default: OPERATOR_NAMESPACE,
+    env: 'POD_NAMESPACE',
+    pattern: { test: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, allowed: 'a namespace name (DNS label)' },
+    help: 'namespace of the operator: its Lease and its helper DaemonSet',
+  },
+  identity: {
+    kind: 'string',
+    default: hostname(),
+    env: 'POD_NAME',
+    help: "this replica's name in the leader Lease",
+  },
+  'leader-elect': {
+    kind: 'bool',
+    default: true,
+    help: 'run leader election (turn off only with a single replica)',
+  },
+  'lease-name': { kind: 'string', default: 'pull-state-operator-leader', help: 'name of the leader Lease' },
+  'pull-concurrency': {
+    kind: 'int',
+    min: 1,
+    max: 10_000,
+    default: 64,
+    env: 'PULL_CONCURRENCY',
+    help: 'state pulls running at once',
+  },
+  workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
+  'orphan-retention-seconds': {
+    kind: 'int',
+    min: 1,
+    max: 30 * 86_400,
+    default: 3600,
+    env: 'ORPHAN_RETENTION_SECONDS',
+    help: 'how long copies of a vanished Pod are kept for a replacement',
+  },
+} satisfies FlagSpecs;
+
+export const CONTROLLER_HELP = helpText(
+  'pull-state-operator controller [flags]',
+  "Watches PullStatePolicies (and annotated Deployments/StatefulSets), checkpoints the selected Pods' state to\nhelpers on other nodes, writes status and Events. Two replicas: one leads, one stands by.",
+  CONTROLLER_FLAGS,
+);
+
+export async function runController(args: string[]): Promise<void> {
+  const flags = parseFlags(args, CONTROLLER_FLAGS, process.env);
+  const log = createLogger('controller');
+  const metrics = createControllerMetrics();
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  // Set once this replica leads; the probes and the shutdown hook read it.
+  const leading: { manager?: Manager } = {};
+  const app = Fastify({ logger: false });
+  registerProbes(app, metrics.registry, {
+    healthy: () => true,
+    // A standby is ready (it serves probes and waits); a leader once its caches are synced.
+    notReadyBecause: () => (leading.manager && !leading.manager.synced ? 'caches are syncing' : undefined),
+  });
+  await app.listen({ host: '0.0.0.0', port: flags['metrics-port'] });
+  log.info('controller started', {
+    identity: flags.identity,
+    namespace: flags.namespace,
+    metricsPort: flags['metrics-port'],
+  });
+
+  const elector = new LeaderElector({
+    kc,
+    namespace: flags.namespace,
+    name: flags['lease-name'],
+    identity: flags.identity,
+    log,
+  });
+  onShutdown(log, async () => {
+    await leading.manager?.stop();
+    await elector.release();
+    await app.close();
+  });
+  if (flags['leader-elect']) {
+    await elector.run(() => {
+      // As controller-runtime does: a replica that lost the Lease exits and comes back as a clean standby.
+      log.error('leadership lost, exiting');
+      process.exit(1);
+    });
+  }
+  metrics.leader.set(1);
+  const manager = new Manager({
+    kc,
+    log,
+    metrics,
+    operatorNamespace: flags.namespace,
+    pullConcurrency: flags['pull-concurrency'],
+    workers: flags.workers,
+    orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
+  });
+  leading.manager = manager;
+  await manager.start().catch((err: unknown) => {
+    log.error('controller failed to start', { error: errorMessage(err) });
+    process.exit(1);
+  });
+}

@@ -1,0 +1,257 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1Node,
+  type V1Pod,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import {
+  ANNOTATION_PREFIX,
+  GROUP,
+  LABELS,
+  PLURAL,
+  VERSION,
+  type AnnotatedKind,
+  type IPullStatePolicy,
+} from '../api/index.js';
+import type { Logger } from '../runtime/logger.js';
+import { CheckpointBook, policyKey } from './checkpoint-book.js';
+import { Checkpointer } from './checkpointer.js';
+import { ClusterView, helperEndpoint, isHelperPod } from './cluster-view.js';
+import { EventRecorder } from './events.js';
+import { HelperClient } from './helper-client.js';
+import { Informer } from './informer.js';
+import type { ControllerMetrics } from './metrics.js';
+import { collectOrphans } from './orphan-collector.js';
+import { PolicyReconciler } from './policy-reconciler.js';
+import { StatusWriter } from './status-writer.js';
+import { WorkQueue } from './workqueue.js';
+import { WorkloadReconciler, workloadKey } from './workload-reconciler.js';
+
+export interface ManagerOptions {
+  kc: KubeConfig;
+  log: Logger;
+  metrics: ControllerMetrics;
+  operatorNamespace: string;
+  pullConcurrency: number;
+  workers: number;
+  orphanRetentionMs: number;
+}
+
+type Workload = V1Deployment | V1StatefulSet;
+
+const hasOwnAnnotations = (w: Workload) =>
+  Object.keys(w.metadata?.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX));
+
+/**
+ * Everything the leader runs: caches, reconcilers and the checkpoint schedule. Built only after this
+ * replica won the Lease, from the API and the helpers' inventories alone, so a takeover loses nothing.
+ */
+export class Manager {
+  readonly book = new CheckpointBook();
+  readonly pods: Informer<V1Pod>;
+  readonly nodes: Informer<V1Node>;
+  readonly policies: Informer<IPullStatePolicy>;
+  readonly workloads: Record<AnnotatedKind, Informer<Workload>>;
+  readonly view: ClusterView;
+  readonly helpers: HelperClient;
+  readonly events: EventRecorder;
+  readonly checkpointer: Checkpointer;
+  readonly status: StatusWriter;
+  readonly policyReconciler: PolicyReconciler;
+  readonly workloadReconciler: WorkloadReconciler;
+  readonly policyQueue: WorkQueue;
+  readonly workloadQueue: WorkQueue;
+  private readonly annotationProblems = new Map<string, string>();
+  private timers: NodeJS.Timeout[] = [];
+  private retargetTimer?: NodeJS.Timeout;
+  private knownHelpers = new Map<string, string>();
+  synced = false;
+
+  constructor(private readonly o: ManagerOptions) {
+    const { kc, log } = o;
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const informer = <T extends KubernetesObject>(
+      name: string,
+      path: string,
+      list: () => Promise<KubernetesListObject<T>>,
+    ) => new Informer<T>({ name, kc, path, log, list });
+    this.pods = informer<V1Pod>('pods', '/api/v1/pods', () => core.listPodForAllNamespaces());
+    this.nodes = informer<V1Node>('nodes', '/api/v1/nodes', () => core.listNode());
+    this.policies = informer<IPullStatePolicy>(PLURAL, `/apis/${GROUP}/${VERSION}/${PLURAL}`, () =>
+      custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+    );
+    this.workloads = {
+      Deployment: informer<Workload>('deployments', '/apis/apps/v1/deployments', () =>
+        apps.listDeploymentForAllNamespaces(),
+      ),
+      StatefulSet: informer<Workload>('statefulsets', '/apis/apps/v1/statefulsets', () =>
+        apps.listStatefulSetForAllNamespaces(),
+      ),
+    };
+    this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace);
+    this.helpers = new HelperClient(kc);
+    this.events = new EventRecorder(kc, log);
+    this.checkpointer = new Checkpointer({
+      book: this.book,
+      view: this.view,
+      helpers: this.helpers,
+      metrics: o.metrics,
+      events: this.events,
+      log,
+      concurrency: o.pullConcurrency,
+      onChange: (key) => this.status.request(key),
+    });
+    this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log);
+    this.policyReconciler = new PolicyReconciler({
+      policies: this.policies,
+      pods: this.pods,
+      book: this.book,
+      checkpointer: this.checkpointer,
+      status: this.status,
+      events: this.events,
+      log,
+      operatorNamespace: o.operatorNamespace,
+      annotationProblems: this.annotationProblems,
+    });
+    this.workloadReconciler = new WorkloadReconciler({
+      kc,
+      workloads: this.workloads,
+      policies: this.policies,
+      events: this.events,
+      log,
+      annotationProblems: this.annotationProblems,
+      onProblemChange: (key) => this.policyQueue.add(key),
+    });
+    const depth = () => o.metrics.queueDepth.set(this.policyQueue.depth() + this.workloadQueue.depth());
+    const onError = (key: string, err: unknown, retryInMs: number) =>
+      log.warn('reconcile failed, will retry', { key, error: String(err), retryInMs });
+    this.policyQueue = new WorkQueue(async (key) => this.policyReconciler.reconcile(key), {
+      concurrency: o.workers,
+      onDepth: depth,
+      onError,
+    });
+    this.workloadQueue = new WorkQueue((key) => this.workloadReconciler.reconcile(key), {
+      concurrency: o.workers,
+      onDepth: depth,
+      onError,
+    });
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.o;
+    this.policies.onChange((p) => {
+      this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
+      const from = p.metadata?.labels?.[LABELS.managedFrom] as AnnotatedKind | undefined;
+      if (from === 'Deployment' || from === 'StatefulSet')
+        this.workloadQueue.add(workloadKey(from, p.metadata!.namespace!, p.metadata!.name!));
+    });
+    this.pods.onChange((pod, kind) => {
+      if (isHelperPod(pod, this.o.operatorNamespace)) return this.helperChanged(pod, kind);
+      for (const key of this.policyReconciler.keysForPod(pod)) this.policyQueue.add(key);
+    });
+    this.nodes.onChange(() => this.scheduleRetarget());
+    for (const kind of ['Deployment', 'StatefulSet'] as const) {
+      this.workloads[kind].onChange((w) => {
+        const ns = w.metadata!.namespace!;
+        const name = w.metadata!.name!;
+        if (
+          hasOwnAnnotations(w) ||
+          this.policies.get(name, ns)?.metadata?.labels?.[LABELS.managedFrom] === kind
+        ) {
+          this.workloadQueue.add(workloadKey(kind, ns, name));
+        }
+      });
+    }
+    await Promise.all([
+      this.nodes.start(),
+      this.pods.start(),
+      this.policies.start(),
+      this.workloads.Deployment.start(),
+      this.workloads.StatefulSet.start(),
+    ]);
+    await this.learnInventories();
+    for (const p of this.policies.list())
+      this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
+    const now = Date.now();
+    // Copies on disk whose Pod nobody protects start their retention clock now.
+    setTimeout(() => {
+      for (const r of this.book.all()) if (!this.checkpointer.ownerOf(r.podUID)) r.orphanedSince ??= now;
+    }, 2000).unref();
+    this.timers.push(
+      setInterval(
+        () => {
+          void collectOrphans(this.book, this.view, this.helpers, this.o.orphanRetentionMs, log, (key) =>
+            this.status.request(key),
+          );
+        },
+        Math.min(30_000, Math.max(1000, this.o.orphanRetentionMs / 4)),
+      ),
+    );
+    for (const t of this.timers) t.unref();
+    this.synced = true;
+    log.info('controller synced', {
+      policies: this.policies.list().length,
+      nodes: this.nodes.list().length,
+      knownCheckpoints: this.book.all().length,
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.checkpointer.stop();
+    this.policyQueue.stop();
+    this.workloadQueue.stop();
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all([
+      this.nodes.stop(),
+      this.pods.stop(),
+      this.policies.stop(),
+      this.workloads.Deployment.stop(),
+      this.workloads.StatefulSet.stop(),
+    ]);
+  }
+
+  /** A helper that became Ready (new node, or restarted) may hold copies this process never saw. */
+  private helperChanged(pod: V1Pod, kind: 'add' | 'update' | 'delete'): void {
+    const ep = kind === 'delete' ? undefined : helperEndpoint(pod);
+    const node = pod.spec?.nodeName ?? '';
+    if (ep?.ready && this.knownHelpers.get(node) !== ep.url + pod.metadata?.uid) {
+      this.knownHelpers.set(node, ep.url + pod.metadata?.uid);
+      if (this.synced) void this.learnInventory(node, ep.url);
+    } else if (!ep?.ready) this.knownHelpers.delete(node);
+    this.scheduleRetarget();
+  }
+
+  private async learnInventories(): Promise<void> {
+    await Promise.all([...this.view.helpers()].map(([node, ep]) => this.learnInventory(node, ep.url)));
+  }
+
+  private async learnInventory(node: string, url: string): Promise<void> {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const inv = await this.helpers.inventory(url);
+        this.book.learnInventory(node, inv.blobs);
+        return;
+      } catch (err) {
+        if (attempt === 3) this.o.log.warn('could not read a helper inventory', { node, error: String(err) });
+        else await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  private scheduleRetarget(): void {
+    if (this.retargetTimer || !this.synced) return;
+    this.retargetTimer = setTimeout(() => {
+      this.retargetTimer = undefined;
+      this.checkpointer.retarget();
+    }, 250);
+    this.retargetTimer.unref();
+  }
+}

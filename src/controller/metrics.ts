@@ -1,0 +1,69 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every Prometheus metric of the controller, registered once. */
+export function createControllerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    pulls: new Counter({
+      name: 'pullstate_pulls_total',
+      help: 'State pulls by result (success or failure).',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    pullFailures: new Counter({
+      name: 'pullstate_pull_failures_total',
+      help: 'Failed pulls by reason (PullFailed, StateTooLarge, NoTargetNode, HelperUnavailable).',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    pullSeconds: new Histogram({
+      name: 'pullstate_pull_duration_seconds',
+      help: 'From the start of a pull until every target helper has stored the state.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    pullBytes: new Histogram({
+      name: 'pullstate_pull_bytes',
+      help: 'Size of pulled states.',
+      buckets: [256, 1024, 16384, 131072, 1048576, 4194304, 16777216, 67108864, 268435456],
+      registers: r,
+    }),
+    queueDepth: new Gauge({
+      name: 'pullstate_workqueue_depth',
+      help: 'Keys waiting in the reconcile queue.',
+      registers: r,
+    }),
+    protectedPods: new Gauge({
+      name: 'pullstate_protected_pods',
+      help: 'Pods whose state is being checkpointed.',
+      registers: r,
+    }),
+    statusWrites: new Counter({
+      name: 'pullstate_status_writes_total',
+      help: 'PullStatePolicy status writes.',
+      registers: r,
+    }),
+    leader: new Gauge({
+      name: 'pullstate_leader',
+      help: '1 while this replica holds the leader Lease.',
+      registers: r,
+    }),
+    restores: new Counter({
+      name: 'pullstate_restores_total',
+      help: 'Restores by result.',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    failoverSeconds: new Histogram({
+      name: 'pullstate_failover_duration_seconds',
+      help: 'From fault detection until the replacement Pod is restored and its readiness gate set.',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
+      registers: r,
+    }),
+  };
+}
+
+export type ControllerMetrics = ReturnType<typeof createControllerMetrics>;

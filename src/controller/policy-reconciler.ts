@@ -1,0 +1,130 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { REASONS, parseSpec, type IPullStatePolicy } from '../api/index.js';
+import type { Logger } from '../runtime/logger.js';
+import { policyKey, type CheckpointBook } from './checkpoint-book.js';
+import type { Checkpointer, ProtectedPod } from './checkpointer.js';
+import { isHelperPod } from './cluster-view.js';
+import type { EventRecorder } from './events.js';
+import type { Informer } from './informer.js';
+import { matchesSelector } from './label-selector.js';
+import { buildStatus, type StatusInput } from './policy-status.js';
+import type { DesiredStatus, StatusWriter } from './status-writer.js';
+import type { ReconcileResult } from './workqueue.js';
+
+export interface PolicyReconcilerDeps {
+  policies: Informer<IPullStatePolicy>;
+  pods: Informer<V1Pod>;
+  book: CheckpointBook;
+  checkpointer: Checkpointer;
+  status: StatusWriter;
+  events: EventRecorder;
+  log: Logger;
+  operatorNamespace: string;
+  /** Problems of annotated workloads, keyed by the managed policy's key (set by the workload reconciler). */
+  annotationProblems: ReadonlyMap<string, string>;
+}
+
+/** A Pod whose state can be pulled: running, with an IP, not being deleted. */
+export function isPullable(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && !!pod.status.podIP && !pod.metadata?.deletionTimestamp;
+}
+
+/**
+ * One reconciler per PullStatePolicy: reads the policy and the Pods it selects from the caches, makes the
+ * checkpointer protect exactly those Pods, and asks for the status to be written. Idempotent: running it
+ * twice changes nothing.
+ */
+export class PolicyReconciler {
+  private invalid = new Map<string, string>();
+
+  constructor(private readonly d: PolicyReconcilerDeps) {}
+
+  /** Policies a Pod change may concern: those selecting it now, and the one protecting it so far. */
+  keysForPod(pod: V1Pod): string[] {
+    const ns = pod.metadata?.namespace ?? '';
+    const keys = new Set<string>();
+    for (const p of this.d.policies.list(ns)) {
+      if (matchesSelector(p.spec?.selector, pod.metadata?.labels)) keys.add(policyKey(ns, p.metadata!.name!));
+    }
+    const owner = this.d.checkpointer.ownerOf(pod.metadata?.uid ?? '');
+    if (owner) keys.add(owner);
+    return [...keys];
+  }
+
+  reconcile(key: string): ReconcileResult {
+    const [namespace, name] = key.split('/') as [string, string];
+    const policy = this.d.policies.get(name, namespace);
+    if (!policy) {
+      this.d.checkpointer.stopPolicy(key);
+      this.d.status.forget(key);
+      this.invalid.delete(key);
+      return;
+    }
+    this.d.status.seed(key, policy.status);
+    const parsed = parseSpec(policy.spec);
+    if (!parsed.ok) {
+      const message = `invalid spec: ${parsed.errors.join('; ')}`;
+      if (this.invalid.get(key) !== message) {
+        this.d.log.warn('invalid PullStatePolicy', { policy: key, message });
+        this.d.events.record(
+          { apiVersion: policy.apiVersion, kind: policy.kind, name, namespace, uid: policy.metadata?.uid },
+          'Warning',
+          REASONS.invalidSpec,
+          message,
+        );
+      }
+      this.invalid.set(key, message);
+      this.d.checkpointer.stopPolicy(key);
+      this.d.status.request(key);
+      return;
+    }
+    this.invalid.delete(key);
+    const entries: ProtectedPod[] = this.d.pods
+      .list(namespace)
+      .filter((pod) => matchesSelector(parsed.value.selector, pod.metadata?.labels))
+      .filter((pod) => isPullable(pod) && !isHelperPod(pod, this.d.operatorNamespace))
+      .map((pod) => ({
+        policyKey: key,
+        policy: name,
+        policyUID: policy.metadata?.uid ?? '',
+        spec: parsed.value,
+        pod,
+      }));
+    this.d.checkpointer.sync(key, entries);
+    this.d.status.request(key);
+  }
+
+  /** The status the policy should show now (called by the status writer when it is time to write). */
+  desiredStatus(key: string): DesiredStatus | undefined {
+    const [namespace, name] = key.split('/') as [string, string];
+    const policy = this.d.policies.get(name, namespace);
+    if (!policy) return undefined;
+    const protectedUIDs = new Set(
+      this.d.checkpointer
+        .protectedPods()
+        .filter((e) => e.policyKey === key)
+        .map((e) => e.pod.metadata!.uid!),
+    );
+    const invalid = this.invalid.get(key);
+    const annotation = this.d.annotationProblems.get(key);
+    const problem: StatusInput['problem'] = invalid
+      ? { reason: REASONS.invalidSpec, message: invalid, blocking: true }
+      : annotation
+        ? {
+            reason: REASONS.invalidAnnotation,
+            message: `${annotation}; the last valid settings stay in effect`,
+            blocking: false,
+          }
+        : undefined;
+    const status = buildStatus({
+      generation: policy.metadata?.generation ?? 0,
+      previous: policy.status,
+      protectedUIDs,
+      records: this.d.book.forPolicy(namespace, name),
+      ...(problem ? { problem } : {}),
+      now: new Date(),
+    });
+    const interval = typeof policy.spec?.intervalSeconds === 'number' ? policy.spec.intervalSeconds : 10;
+    return { status, periodMs: interval * 1000 };
+  }
+}

@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { BlobMeta } from '../helper/blob-store.js';
+
+/** Keep-alive connections to Pods and helpers: a pull every second must not pay a TCP handshake each time. */
+export const pullAgent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
+
+export interface PullRequest {
+  /** `http://<podIP>:<port><path>` */
+  source: string;
+  timeoutMs: number;
+  maxBytes: number;
+  targets: { node: string; url: string }[];
+  blob: { namespace: string; policy: string; pod: string; podUID: string; sequence: number };
+  authorization: string;
+}
+
+export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable';
+
+export type PullOutcome =
+  | {
+      ok: true;
+      sizeBytes: number;
+      digest: string;
+      contentType: string;
+      stored: { node: string; meta: BlobMeta }[];
+      failed: { node: string; message: string }[];
+      durationMs: number;
+    }
+  | {
+      ok: false;
+      reason: PullFailureReason;
+      message: string;
+      failed?: { node: string; message: string }[];
+      durationMs: number;
+    };
+
+class PullError extends Error {
+  constructor(
+    readonly reason: PullFailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readSome(res: IncomingMessage, limit = 256): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res as AsyncIterable<Buffer>) {
+    if (n < limit) chunks.push(c);
+    n += c.length;
+    if (n > 64 * 1024) break;
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8').trim();
+}
+
+interface Upload {
+  node: string;
+  req: ClientRequest;
+  response: Promise<{ status: number; body: string }>;
+  error?: string;
+}
+
+function startUpload(target: { node: string; url: string }, r: PullRequest, contentType: string): Upload {
+  const q = new URLSearchParams({
+    policy: r.blob.policy,
+    pod: r.blob.pod,
+    sequence: String(r.blob.sequence),
+  });
+  const url = new URL(`${target.url}/v1/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
+  const req = request(url, {
+    method: 'PUT',
+    agent: pullAgent,
+    headers: { 'content-type': contentType, authorization: r.authorization },
+  });
+  const upload: Upload = {
+    node: target.node,
+    req,
+    response: new Promise((resolve, reject) => {
+      req.once('response', (res) => {
+        readSome(res, 4096).then((body) => resolve({ status: res.statusCode ?? 0, body }), reject);
+      });
+      req.once('error', (err) => {
+        upload.error ??= err.message;
+        reject(err);
+      });
+    }),
+  };
+  upload.response.catch(() => undefined);
+  return upload;
+}
+
+/**
+ * GETs a Pod's state and streams it into every target helper at once while hashing it: the state is never
+ * held in memory as a whole. Only a complete 2xx body within `maxBytes` and `timeoutMs` is committed; on any
+ * failure the uploads are aborted mid-body, so the helpers keep their previous copy.
+ */
+export async function pullState(r: PullRequest): Promise<PullOutcome> {
+  const started = performance.now();
+  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
+  let uploads: Upload[] = [];
+  let source: ClientRequest | undefined;
+  const timeout = new PullError('PullFailed', `no complete answer from ${r.source} within ${r.timeoutMs} ms`);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    const err = timeout;
+    source?.destroy(err);
+    for (const u of uploads) u.req.destroy(err);
+  }, r.timeoutMs);
+  try {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      source = request(r.source, { agent: pullAgent, headers: { accept: '*/*' } }, resolve);
+      source.once('error', reject);
+      source.end();
+    }).catch((err: Error) => {
+      throw err instanceof PullError
+        ? err
+        : new PullError('PullFailed', `GET ${r.source} failed: ${err.message}`);
+    });
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status > 299) {
+      const text = await readSome(res).catch(() => '');
+      throw new PullError('PullFailed', `GET ${r.source} answered ${status}${text ? `: ${text}` : ''}`);
+    }
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > r.maxBytes) {
+      res.destroy();
+      throw new PullError('StateTooLarge', `state of ${declared} bytes exceeds maxStateBytes ${r.maxBytes}`);
+    }
+    const contentType = res.headers['content-type'] ?? 'application/octet-stream';
+    uploads = r.targets.map((t) => startUpload(t, r, contentType));
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > r.maxBytes)
+          throw new PullError(
+            'StateTooLarge',
+            `state exceeds maxStateBytes ${r.maxBytes} (more than ${size - chunk.length} bytes sent)`,
+          );
+        hash.update(chunk);
+        const waits: Promise<unknown>[] = [];
+        for (const u of uploads) {
+          if (u.error || u.req.destroyed) continue;
+          if (!u.req.write(chunk)) waits.push(Promise.race([once(u.req, 'drain'), once(u.req, 'close')]));
+        }
+        if (waits.length) await Promise.all(waits);
+      }
+    } catch (err) {
+      if (err instanceof PullError) throw err;
+      throw new PullError('PullFailed', `reading ${r.source} failed: ${(err as Error).message}`);
+    }
+    if (!res.complete) throw new PullError('PullFailed', `the answer of ${r.source} ended early`);
+    const digest = `sha256:${hash.digest('hex')}`;
+    for (const u of uploads) if (!u.error) u.req.end();
+    const stored: { node: string; meta: BlobMeta }[] = [];
+    const failed: { node: string; message: string }[] = [];
+    await Promise.all(
+      uploads.map(async (u) => {
+        try {
+          const answer = await u.response;
+          if (answer.status !== 201) throw new Error(`helper answered ${answer.status}: ${answer.body}`);
+          const meta = JSON.parse(answer.body) as BlobMeta;
+          if (meta.digest !== digest || meta.sizeBytes !== size)
+            throw new Error(`helper stored ${meta.digest}, expected ${digest}`);
+          stored.push({ node: u.node, meta });
+        } catch (err) {
+          failed.push({ node: u.node, message: u.error ?? (err as Error).message });
+        }
+      }),
+    );
+    if (stored.length === 0) {
+      return {
+        ok: false,
+        reason: 'HelperUnavailable',
+        message: `no helper stored the state: ${failed.map((f) => `${f.node}: ${f.message}`).join('; ')}`,
+        failed,
+        durationMs: elapsed(),
+      };
+    }
+    return { ok: true, sizeBytes: size, digest, contentType, stored, failed, durationMs: elapsed() };
+  } catch (err) {
+    for (const u of uploads) u.req.destroy();
+    source?.destroy();
+    const e = timedOut
+      ? timeout
+      : err instanceof PullError
+        ? err
+        : new PullError('PullFailed', (err as Error).message);
+    return { ok: false, reason: e.reason, message: e.message, durationMs: elapsed() };
+  } finally {
+    clearTimeout(timer);
+  }
+}

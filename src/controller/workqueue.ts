@@ -1,0 +1,101 @@
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+
+export type ReconcileResult = void | { requeueAfterMs: number };
+
+export interface WorkQueueOptions {
+  /** Keys processed at the same time; one key is never processed twice at once. */
+  concurrency: number;
+  backoff?: BackoffOptions;
+  onDepth?: (depth: number) => void;
+  onError?: (key: string, err: unknown, retryInMs: number) => void;
+}
+
+/**
+ * A keyed, de-duplicating work queue in the manner of client-go's rate-limited workqueue: adding a key that
+ * is already waiting is a no-op; a key added while it is being processed runs once more afterwards; a
+ * failing key is retried with per-key exponential backoff, and forgotten on success.
+ */
+export class WorkQueue {
+  private queue: string[] = [];
+  private queued = new Set<string>();
+  private active = new Set<string>();
+  private dirtyWhileActive = new Set<string>();
+  private failures = new Map<string, number>();
+  private timers = new Map<string, NodeJS.Timeout>();
+  private running = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly handler: (key: string) => Promise<ReconcileResult>,
+    private readonly o: WorkQueueOptions,
+  ) {}
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.active.has(key)) {
+      this.dirtyWhileActive.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.o.onDepth?.(this.queue.length);
+    this.pump();
+  }
+
+  /** Adds the key after `ms`, unless an earlier timer for it is already pending. */
+  addAfter(key: string, ms: number): void {
+    if (this.stopped) return;
+    if (ms <= 0) return this.add(key);
+    if (this.timers.has(key)) return;
+    const t = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    t.unref();
+    this.timers.set(key, t);
+  }
+
+  depth(): number {
+    return this.queue.length;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.queue = [];
+    this.queued.clear();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.o.concurrency && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.active.add(key);
+      this.running++;
+      this.o.onDepth?.(this.queue.length);
+      void this.process(key);
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    let retryIn: number | undefined;
+    try {
+      const result = await this.handler(key);
+      this.failures.delete(key);
+      if (result && result.requeueAfterMs >= 0) retryIn = result.requeueAfterMs;
+    } catch (err) {
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      retryIn = backoffDelay(n, this.o.backoff ?? DEFAULT_BACKOFF);
+      this.o.onError?.(key, err, retryIn);
+    } finally {
+      this.active.delete(key);
+      this.running--;
+    }
+    if (this.dirtyWhileActive.delete(key)) this.add(key);
+    else if (retryIn !== undefined) this.addAfter(key, retryIn);
+    this.pump();
+  }
+}

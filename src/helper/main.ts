@@ -1,0 +1,103 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { OPERATOR_NAMESPACE } from '../api/constants.js';
+import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { createLogger } from '../runtime/logger.js';
+import { onShutdown } from '../runtime/shutdown.js';
+import { BlobStore } from './blob-store.js';
+import { buildHelperServer } from './server.js';
+import { TokenReviewer } from './token-reviewer.js';
+
+const GiB = 1024 ** 3;
+
+export const HELPER_FLAGS = {
+  port: {
+    kind: 'int',
+    min: 1,
+    max: 65535,
+    default: 9500,
+    env: 'HELPER_PORT',
+    help: 'port of the HTTP API, probes and metrics',
+  },
+  'state-dir': {
+    kind: 'string',
+    default: '/var/lib/pull-state',
+    env: 'HELPER_STATE_DIR',
+    help: 'directory holding the stored states',
+  },
+  'node-name': { kind: 'string', env: 'NODE_NAME', help: 'name of the node this helper runs on' },
+  'max-blob-bytes': {
+    kind: 'int',
+    min: 1,
+    max: 16 * GiB,
+    default: GiB,
+    env: 'HELPER_MAX_BLOB_BYTES',
+    help: 'largest single state accepted',
+  },
+  'quota-bytes': {
+    kind: 'int',
+    min: 1,
+    max: 1024 * GiB,
+    default: 8 * GiB,
+    env: 'HELPER_QUOTA_BYTES',
+    help: 'total bytes stored on this node',
+  },
+  'cache-bytes': {
+    kind: 'int',
+    min: 0,
+    max: 64 * GiB,
+    default: 256 * 1024 ** 2,
+    env: 'HELPER_CACHE_BYTES',
+    help: 'bytes of recent states kept in memory',
+  },
+  'allowed-service-account': {
+    kind: 'string',
+    default: `${OPERATOR_NAMESPACE}:pull-state-controller`,
+    env: 'HELPER_ALLOWED_SERVICE_ACCOUNT',
+    pattern: { test: /^[a-z0-9-]+:[a-z0-9.-]+$/, allowed: '<namespace>:<serviceaccount>' },
+    help: 'the only identity that may call the API',
+  },
+  'token-cache-seconds': {
+    kind: 'int',
+    min: 0,
+    max: 3600,
+    default: 30,
+    env: 'HELPER_TOKEN_CACHE_SECONDS',
+    help: 'how long a TokenReview answer is reused',
+  },
+} satisfies FlagSpecs;
+
+export const HELPER_HELP = helpText(
+  'pull-state-operator helper [flags]',
+  "Stores state copies on this node and pushes them into Pods on the controller's request (one per node, DaemonSet).",
+  HELPER_FLAGS,
+);
+
+export async function runHelper(args: string[]): Promise<void> {
+  const flags = parseFlags(args, HELPER_FLAGS, process.env);
+  const log = createLogger('helper');
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const store = await BlobStore.open(flags['state-dir'], {
+    maxBlobBytes: flags['max-blob-bytes'],
+    quotaBytes: flags['quota-bytes'],
+    cacheBytes: flags['cache-bytes'],
+  });
+  const reviewer = new TokenReviewer(kc, {
+    allowedUser: `system:serviceaccount:${flags['allowed-service-account']}`,
+    cacheMs: flags['token-cache-seconds'] * 1000,
+  });
+  const app = buildHelperServer({
+    store,
+    nodeName: flags['node-name'],
+    review: (a) => reviewer.review(a),
+    log,
+  });
+  await app.listen({ host: '0.0.0.0', port: flags.port });
+  log.info('helper started', {
+    node: flags['node-name'],
+    port: flags.port,
+    blobs: store.list().length,
+    usedBytes: store.usedBytes(),
+  });
+  onShutdown(log, () => app.close());
+}

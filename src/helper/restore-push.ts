@@ -1,0 +1,92 @@
+import { request } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface PushTarget {
+  podIP: string;
+  port: number;
+  path: string;
+  timeoutMs: number;
+}
+
+export type PushResult =
+  | { result: 'Succeeded'; status: number; durationMs: number }
+  | {
+      result: 'Failed';
+      reason: 'Unreachable' | 'Rejected' | 'Timeout';
+      status?: number;
+      message: string;
+      durationMs: number;
+    };
+
+/**
+ * POSTs a stored state into a Pod's restore endpoint with its original content type. Never throws: the
+ * controller decides from `reason` whether to retry (Unreachable and Timeout usually mean the app is not
+ * listening yet).
+ */
+export async function pushState(
+  target: PushTarget,
+  body: Readable,
+  meta: { contentType: string; sizeBytes: number },
+): Promise<PushResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  return new Promise<PushResult>((resolve) => {
+    const req = request({
+      host: target.podIP,
+      port: target.port,
+      path: target.path,
+      method: 'POST',
+      headers: { 'content-type': meta.contentType, 'content-length': meta.sizeBytes },
+      timeout: target.timeoutMs,
+    });
+    let settled = false;
+    const done = (r: PushResult) => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
+    req.on('timeout', () => {
+      req.destroy();
+      done({
+        result: 'Failed',
+        reason: 'Timeout',
+        message: `no answer within ${target.timeoutMs} ms`,
+        durationMs: elapsed(),
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      body.destroy();
+      done({
+        result: 'Failed',
+        reason: 'Unreachable',
+        message: `${err.code ?? ''} ${err.message}`.trim(),
+        durationMs: elapsed(),
+      });
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (c: Buffer) => {
+        if (kept < 512) chunks.push(c);
+        kept += c.length;
+      });
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) done({ result: 'Succeeded', status, durationMs: elapsed() });
+        else {
+          const text = Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim();
+          done({
+            result: 'Failed',
+            reason: 'Rejected',
+            status,
+            message: `the Pod answered ${status}${text ? `: ${text}` : ''}`,
+            durationMs: elapsed(),
+          });
+        }
+      });
+      res.on('error', () => undefined);
+    });
+    pipeline(body, req).catch(() => undefined);
+  });
+}

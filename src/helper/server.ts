@@ -1,0 +1,227 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerProbes } from '../runtime/probes.js';
+import type { Logger } from '../runtime/logger.js';
+import { BlobStore, StoreError, blobId, type BlobMeta } from './blob-store.js';
+import { pushState } from './restore-push.js';
+import type { Verdict } from './token-reviewer.js';
+
+export const HELPER_API = '/v1';
+
+export interface HelperServerOptions {
+  store: BlobStore;
+  nodeName: string;
+  review: (authorization: string | undefined) => Promise<Verdict>;
+  log: Logger;
+}
+
+interface BlobParams {
+  namespace: string;
+  podUID: string;
+}
+
+/** Inventory answer of `GET /v1/blobs`. */
+export interface Inventory {
+  node: string;
+  usedBytes: number;
+  quotaBytes: number;
+  blobs: BlobMeta[];
+}
+
+/** Body of `POST /v1/blobs/:namespace/:podUID/restore`. */
+export interface RestoreRequest {
+  podIP: string;
+  port: number;
+  path: string;
+  timeoutMs: number;
+}
+
+const restoreSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['podIP', 'port', 'path'],
+  properties: {
+    podIP: { type: 'string', format: 'ipv4' },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 5000 },
+  },
+} as const;
+
+const putQuerySchema = {
+  type: 'object',
+  required: ['policy', 'pod', 'sequence'],
+  properties: {
+    policy: { type: 'string', minLength: 1, maxLength: 253 },
+    pod: { type: 'string', minLength: 1, maxLength: 253 },
+    sequence: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+function metrics(store: BlobStore) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'pullstate_helper_requests_total',
+    help: 'Helper API requests by route and HTTP status code.',
+    labelNames: ['route', 'code'],
+    registers: [registry],
+  });
+  const restoreSeconds = new Histogram({
+    name: 'pullstate_helper_restore_duration_seconds',
+    help: 'Time to push a stored state into a Pod, by result.',
+    labelNames: ['result'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'pullstate_helper_blobs',
+    help: 'State copies stored on this node.',
+    registers: [registry],
+    collect() {
+      this.set(store.list().length);
+    },
+  });
+  new Gauge({
+    name: 'pullstate_helper_stored_bytes',
+    help: 'Bytes of state stored on this node.',
+    registers: [registry],
+    collect() {
+      this.set(store.usedBytes());
+    },
+  });
+  return { registry, requests, restoreSeconds };
+}
+
+function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof StoreError) return reply.code(err.status).send({ error: err.message });
+  throw err;
+}
+
+/**
+ * The helper's HTTP API. Every `/v1` call needs the controller's bearer token; bodies of PUT are streamed to
+ * disk, never parsed or buffered by fastify.
+ */
+export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false } } });
+  const m = metrics(o.store);
+  registerProbes(app, m.registry, { healthy: () => true, notReadyBecause: () => undefined });
+
+  app.addHook('onResponse', async (req, reply) => {
+    m.requests.inc({ route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
+  });
+
+  app.register(
+    async (api) => {
+      api.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        let verdict: Verdict;
+        try {
+          verdict = await o.review(req.headers.authorization);
+        } catch (err) {
+          o.log.warn('TokenReview failed', { error: String(err) });
+          return reply.code(503).send({ error: 'cannot check the token now (TokenReview failed); retry' });
+        }
+        if (!verdict.ok) {
+          if (verdict.status === 401) reply.header('www-authenticate', 'Bearer');
+          return reply.code(verdict.status).send({ error: verdict.message });
+        }
+      });
+
+      api.get('/blobs', async (): Promise<Inventory> => ({
+        node: o.nodeName,
+        usedBytes: o.store.usedBytes(),
+        quotaBytes: o.store.limits.quotaBytes,
+        blobs: o.store.list(),
+      }));
+
+      api.get<{ Params: BlobParams }>('/blobs/:namespace/:podUID', async (req, reply) => {
+        try {
+          const found = o.store.read(blobId(req.params.namespace, req.params.podUID));
+          if (!found) return reply.code(404).send({ error: 'no state stored for this Pod on this node' });
+          reply.header('content-type', found.meta.contentType);
+          reply.header('content-length', found.meta.sizeBytes);
+          reply.header('x-checkpoint-sequence', found.meta.sequence);
+          reply.header('x-checkpoint-digest', found.meta.digest);
+          return reply.send(found.body);
+        } catch (err) {
+          return sendStoreError(reply, err);
+        }
+      });
+
+      api.delete<{ Params: BlobParams }>('/blobs/:namespace/:podUID', async (req, reply) => {
+        try {
+          const deleted = await o.store.delete(blobId(req.params.namespace, req.params.podUID));
+          return reply.code(deleted ? 204 : 404).send(deleted ? undefined : { error: 'no such blob' });
+        } catch (err) {
+          return sendStoreError(reply, err);
+        }
+      });
+
+      api.post<{ Params: BlobParams; Body: RestoreRequest }>(
+        '/blobs/:namespace/:podUID/restore',
+        { schema: { body: restoreSchema } },
+        async (req, reply) => {
+          let found;
+          try {
+            found = o.store.read(blobId(req.params.namespace, req.params.podUID));
+          } catch (err) {
+            return sendStoreError(reply, err);
+          }
+          if (!found) return reply.code(404).send({ error: 'no state stored for this Pod on this node' });
+          const result = await pushState(req.body, found.body, found.meta);
+          m.restoreSeconds.observe({ result: result.result }, result.durationMs / 1000);
+          o.log.info('restore', {
+            blob: found.meta.id,
+            target: `${req.body.podIP}:${req.body.port}`,
+            ...result,
+          });
+          const { sequence, digest, sizeBytes } = found.meta;
+          return reply
+            .code(result.result === 'Succeeded' ? 200 : 502)
+            .send({ ...result, sequence, digest, sizeBytes });
+        },
+      );
+
+      // A body of any content type is the state itself: hand the raw stream to the store.
+      api.register(async (raw) => {
+        raw.removeAllContentTypeParsers();
+        raw.addContentTypeParser('*', (_req, _payload, done) => done(null));
+        raw.put<{ Params: BlobParams; Querystring: { policy: string; pod: string; sequence: number } }>(
+          '/blobs/:namespace/:podUID',
+          { schema: { querystring: putQuerySchema } },
+          async (req, reply) => {
+            try {
+              const digest = req.headers['x-checkpoint-digest'];
+              const meta = await o.store.put(
+                {
+                  namespace: req.params.namespace,
+                  podUID: req.params.podUID,
+                  policy: req.query.policy,
+                  pod: req.query.pod,
+                  sequence: req.query.sequence,
+                  contentType: req.headers['content-type'] ?? 'application/octet-stream',
+                  ...(typeof digest === 'string' ? { expectedDigest: digest } : {}),
+                },
+                req.raw,
+              );
+              return reply.code(201).send(meta);
+            } catch (err) {
+              // The client went away mid-body: nothing was stored, and nobody reads the answer.
+              if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();
+              if (err instanceof StoreError && err.status === 413) reply.header('connection', 'close');
+              return sendStoreError(reply, err);
+            }
+          },
+        );
+      });
+    },
+    { prefix: HELPER_API },
+  );
+
+  app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
+    if (err.validation) return reply.code(400).send({ error: err.message });
+    o.log.error('helper request failed', { error: err.message });
+    return reply.code(err.statusCode ?? 500).send({ error: err.message });
+  });
+  return app;
+}

@@ -6,7 +6,13 @@ import { text } from 'node:stream/consumers';
 import { BlobStore, StoreError, blobId } from '../../src/helper/blob-store.js';
 
 const uid = '0f4c2a1e-1111-2222-3333-444455556666';
-const base = { namespace: 'apps', policy: 'count', pod: 'count-0', podUID: uid, contentType: 'application/json' };
+const base = {
+  namespace: 'apps',
+  policy: 'count',
+  pod: 'count-0',
+  podUID: uid,
+  contentType: 'application/json',
+};
 const limits = { maxBlobBytes: 1024, quotaBytes: 4096 };
 const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 async function* chunks(...parts: string[]) {

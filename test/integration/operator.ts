@@ -1,0 +1,79 @@
+// Helpers for tests that run the operator as installed by `kubectl apply -k .` on the local cluster.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CoordinationV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION, type IPullStatePolicy } from '../../src/api/index.js';
+import { core, eventually, kc, readyPods } from './cluster.js';
+
+const run = promisify(execFile);
+export const custom = kc.makeApiClient(CustomObjectsApi);
+export const coordination = kc.makeApiClient(CoordinationV1Api);
+
+export async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await run('kubectl', ['--kubeconfig', '.local/kubeconfig', ...args]);
+  return stdout;
+}
+
+/** Installs the operator with the real manifests and waits for 2 controllers and a helper on every node. */
+export async function installOperator(): Promise<void> {
+  await kubectl('apply', '--server-side', '--force-conflicts', '-k', '.');
+  const nodes = (await core.listNode()).items.length;
+  await eventually('helpers Ready on every node', async () => (await helperPods()).length === nodes, 90_000);
+  await eventually('2 controllers Ready', async () => (await controllerPods()).length === 2, 90_000);
+  await eventually('a leader', () => leader(), 60_000);
+}
+
+export const helperPods = () => readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=helper');
+export const controllerPods = () => readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=controller');
+
+export async function leader(): Promise<string | undefined> {
+  const lease = await coordination.readNamespacedLease({
+    name: 'pull-state-operator-leader',
+    namespace: OPERATOR_NAMESPACE,
+  });
+  const holder = lease.spec?.holderIdentity;
+  const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+  return holder && Date.now() - renewed < 15_000 ? holder : undefined;
+}
+
+export async function policy(namespace: string, name: string): Promise<IPullStatePolicy> {
+  return (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    name,
+  })) as IPullStatePolicy;
+}
+
+export async function createPolicy(
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'PullStatePolicy', metadata: { name, namespace }, spec },
+  });
+}
+
+export function condition(p: IPullStatePolicy, type: string) {
+  return p.status?.conditions?.find((c) => c.type === type);
+}
+
+export async function helperUrlOn(node: string): Promise<string> {
+  const pod = (await helperPods()).find((p: V1Pod) => p.spec?.nodeName === node);
+  if (!pod) throw new Error(`no Ready helper on ${node}`);
+  return `http://${pod.status!.podIP}:9500`;
+}
+
+export async function warningEvents(namespace: string, name: string): Promise<string[]> {
+  const list = await core.listNamespacedEvent({
+    namespace,
+    fieldSelector: `involvedObject.name=${name},type=Warning`,
+  });
+  return list.items.map((e) => `${e.reason}: ${e.message}`);
+}

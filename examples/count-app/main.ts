@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   const padding = 'x'.repeat(flags['padding-bytes']);
   let count = 0;
   let restores = 0;
+  let restoredCount: number | null = null;
   let counting = true;
   const app = Fastify({ logger: false, bodyLimit: flags['padding-bytes'] + 1024 * 1024 });
   const timer = setInterval(() => {
@@ -78,13 +79,14 @@ async function main(): Promise<void> {
         .send({ error: 'body must be JSON {"count": <whole number >= 0>} (optionally "padding": string)' });
     }
     count = req.body.count;
+    restoredCount = count;
     restores++;
     console.log(JSON.stringify({ msg: 'state restored', count, restores }));
     return { count };
   });
   app.get('/healthz', async () => 'ok');
   app.get('/readyz', async (_req, reply) => (counting ? 'ok' : reply.code(503).send('stopping')));
-  app.get('/stats', async () => ({ count, restores, counting }));
+  app.get('/stats', async () => ({ count, restores, restoredCount, counting }));
 
   await app.listen({ host: '0.0.0.0', port: flags.port });
   console.log(

@@ -13,6 +13,8 @@ export interface Copy {
 export interface CheckpointRecord {
   namespace: string;
   policy: string;
+  /** UID of the policy when the copy was made; orphans of an earlier policy of the same name are not restored. */
+  policyUID?: string;
   pod: string;
   podUID: string;
   /** Node of the protected Pod when it was last seen. */
@@ -21,6 +23,12 @@ export interface CheckpointRecord {
   /** Set when the Pod is gone: the record waits to be restored into a replacement or to expire. */
   orphanedSince?: number;
   lastFailure?: { reason: string; message: string; at: number };
+  /** A final pull of a terminating Pod is running: a restore from this record waits for it. */
+  finalizing?: boolean;
+  /** The new Pod this orphan is being restored into, so no second Pod takes it. */
+  claimedBy?: string;
+  /** The orphan this Pod was restored from; deleted once this Pod has a checkpoint of its own. */
+  restoredFrom?: string;
   /** Highest sequence ever used, so the next one is always larger even after clock steps. */
   lastSequence: number;
 }
@@ -55,6 +63,7 @@ export class CheckpointBook {
     } else {
       r.pod = init.pod;
       r.policy = init.policy;
+      if (init.policyUID) r.policyUID = init.policyUID;
       if (init.podNode) r.podNode = init.podNode;
     }
     return r;
@@ -83,7 +92,13 @@ export class CheckpointBook {
   /** Merges one helper's inventory: what the disk says wins over what this process remembers. */
   learnInventory(node: string, blobs: readonly BlobMeta[]): void {
     for (const b of blobs) {
-      const r = this.ensure({ namespace: b.namespace, policy: b.policy, pod: b.pod, podUID: b.podUID });
+      const r = this.ensure({
+        namespace: b.namespace,
+        policy: b.policy,
+        policyUID: b.policyUID,
+        pod: b.pod,
+        podUID: b.podUID,
+      });
       const known = r.copies.get(node);
       if (!known || known.sequence < b.sequence) {
         r.copies.set(node, {

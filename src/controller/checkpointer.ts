@@ -91,6 +91,7 @@ export class Checkpointer {
       this.d.book.ensure({
         namespace: entry.pod.metadata!.namespace!,
         policy: entry.policy,
+        policyUID: entry.policyUID,
         pod: entry.pod.metadata!.name!,
         podUID: uid,
         podNode: entry.pod.spec?.nodeName,
@@ -191,6 +192,7 @@ export class Checkpointer {
     const r = this.d.book.ensure({
       namespace,
       policy: e.policy,
+      policyUID: e.policyUID,
       pod: pod.metadata!.name!,
       podUID: pod.metadata!.uid!,
       podNode: pod.spec?.nodeName,
@@ -215,7 +217,7 @@ export class Checkpointer {
       timeoutMs: e.spec.timeoutSeconds * 1000,
       maxBytes: e.spec.maxStateBytes,
       targets: targets.map((node) => ({ node, url: usable.get(node)!.url })),
-      blob: { namespace, policy: e.policy, pod: r.pod, podUID: r.podUID, sequence },
+      blob: { namespace, policy: e.policy, policyUID: e.policyUID, pod: r.pod, podUID: r.podUID, sequence },
       authorization: await this.d.helpers.authorization(),
     });
     this.d.metrics.pullSeconds.observe(outcome.durationMs / 1000);
@@ -247,12 +249,58 @@ export class Checkpointer {
         if (ep) void this.d.helpers.delete(ep.url, namespace, r.podUID).catch(() => undefined);
       }
     }
+    if (r.restoredFrom) this.dropRestoredOrphan(r.restoredFrom);
+    r.restoredFrom = undefined;
     const recovered = r.lastFailure !== undefined;
     r.lastFailure = undefined;
     if (recovered) this.d.log.info('pulls recovered', { pod: r.pod, namespace });
     this.d.onChange(e.policyKey);
     if (outcome.failed.length > 0) {
       this.d.log.warn('some copies failed', { pod: r.pod, failed: outcome.failed });
+    }
+  }
+
+  /** The orphan a Pod was restored from is redundant once that Pod has a checkpoint of its own. */
+  private dropRestoredOrphan(orphanUID: string): void {
+    const orphan = this.d.book.get(orphanUID);
+    if (!orphan || this.schedules.has(orphanUID)) return;
+    const endpoints = this.d.view.helpers();
+    for (const node of orphan.copies.keys()) {
+      const ep = endpoints.get(node);
+      if (ep) void this.d.helpers.delete(ep.url, orphan.namespace, orphanUID).catch(() => undefined);
+    }
+    this.d.book.delete(orphanUID);
+  }
+
+  /**
+   * A protected Pod is being deleted while its process may still serve (drain, rollout, `kubectl delete`):
+   * take one last checkpoint now, then let it become an orphan for its replacement.
+   */
+  async finalize(podUID: string): Promise<void> {
+    const s = this.schedules.get(podUID);
+    const r = this.d.book.get(podUID);
+    if (!s || !r || r.finalizing) return;
+    r.finalizing = true;
+    clearTimeout(s.timer);
+    try {
+      while (s.busy) await new Promise((res) => setTimeout(res, 10));
+      s.busy = true;
+      await this.acquire();
+      try {
+        await this.pullOnce(s.entry);
+      } finally {
+        this.release();
+        s.busy = false;
+      }
+    } catch (err) {
+      this.d.log.warn('final checkpoint failed; the previous one will be restored', {
+        pod: r.pod,
+        error: errorMessage(err),
+      });
+    } finally {
+      r.finalizing = false;
+      this.unschedule(podUID);
+      this.d.onChange(s.entry.policyKey);
     }
   }
 

@@ -50,7 +50,12 @@ export class ClusterView {
   ) {}
 
   nodeReady(name: string): boolean {
-    return isNodeReady(this.nodes.get(name)) && !this.failedNodes().has(name);
+    return this.nodeReadyIgnoringFence(name) && !this.failedNodes().has(name);
+  }
+
+  /** Ready as Kubernetes reports it, whether or not the operator fenced it. */
+  nodeReadyIgnoringFence(name: string): boolean {
+    return isNodeReady(this.nodes.get(name));
   }
 
   helpers(): Map<string, HelperEndpoint> {

@@ -31,6 +31,8 @@ import { collectOrphans } from './orphan-collector.js';
 import { PolicyReconciler } from './policy-reconciler.js';
 import { StatusWriter } from './status-writer.js';
 import { WorkQueue } from './workqueue.js';
+import { FaultDetector } from './fault-detector.js';
+import { Restorer } from './restorer.js';
 import { WorkloadReconciler, workloadKey } from './workload-reconciler.js';
 
 export interface ManagerOptions {
@@ -64,6 +66,9 @@ export class Manager {
   readonly checkpointer: Checkpointer;
   readonly status: StatusWriter;
   readonly policyReconciler: PolicyReconciler;
+  readonly restorer: Restorer;
+  readonly detector: FaultDetector;
+  private faultAt = new Map<string, number>();
   readonly workloadReconciler: WorkloadReconciler;
   readonly policyQueue: WorkQueue;
   readonly workloadQueue: WorkQueue;
@@ -96,7 +101,9 @@ export class Manager {
         apps.listStatefulSetForAllNamespaces(),
       ),
     };
-    this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace);
+    this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, () =>
+      this.detector.fencedNodes(),
+    );
     this.helpers = new HelperClient(kc);
     this.events = new EventRecorder(kc, log);
     this.checkpointer = new Checkpointer({
@@ -108,6 +115,35 @@ export class Manager {
       log,
       concurrency: o.pullConcurrency,
       onChange: (key) => this.status.request(key),
+      mayPull: (pod) => this.restorer.isSettled(pod.metadata!.uid!),
+    });
+    this.restorer = new Restorer({
+      kc,
+      book: this.book,
+      view: this.view,
+      helpers: this.helpers,
+      events: this.events,
+      metrics: o.metrics,
+      log,
+      onChange: (key) => this.status.request(key),
+      livePod: (namespace, name, uid) => {
+        const pod = this.pods.get(name, namespace);
+        return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
+      },
+      faultDetectedAt: (key) => {
+        const at = this.faultAt.get(key);
+        this.faultAt.delete(key);
+        return at;
+      },
+    });
+    this.detector = new FaultDetector({
+      kc,
+      view: this.view,
+      nodes: this.nodes,
+      events: this.events,
+      log,
+      restoring: (uid) => !this.restorer.isSettled(uid),
+      onFault: (key) => this.faultAt.set(key, Date.now()),
     });
     this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log);
     this.policyReconciler = new PolicyReconciler({
@@ -116,6 +152,8 @@ export class Manager {
       book: this.book,
       checkpointer: this.checkpointer,
       status: this.status,
+      restorer: this.restorer,
+      detector: this.detector,
       events: this.events,
       log,
       operatorNamespace: o.operatorNamespace,
@@ -155,6 +193,13 @@ export class Manager {
     });
     this.pods.onChange((pod, kind) => {
       if (isHelperPod(pod, this.o.operatorNamespace)) return this.helperChanged(pod, kind);
+      const uid = pod.metadata?.uid ?? '';
+      // A planned move (delete, drain, rollout): the process still serves during its grace period.
+      if (kind === 'update' && pod.metadata?.deletionTimestamp && this.checkpointer.ownerOf(uid)) {
+        this.faultAt.set(this.checkpointer.ownerOf(uid)!, Date.now());
+        void this.checkpointer.finalize(uid);
+      }
+      if (kind === 'delete') this.restorer.forget(uid);
       for (const key of this.policyReconciler.keysForPod(pod)) this.policyQueue.add(key);
     });
     this.nodes.onChange(() => this.scheduleRetarget());
@@ -178,6 +223,7 @@ export class Manager {
       this.workloads.StatefulSet.start(),
     ]);
     await this.learnInventories();
+    this.detector.start();
     for (const p of this.policies.list())
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
     const now = Date.now();
@@ -206,6 +252,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.checkpointer.stop();
+    this.detector.stop();
     this.policyQueue.stop();
     this.workloadQueue.stop();
     for (const t of this.timers) clearInterval(t);

@@ -10,6 +10,8 @@ import { matchesSelector } from './label-selector.js';
 import { buildStatus, type StatusInput } from './policy-status.js';
 import type { DesiredStatus, StatusWriter } from './status-writer.js';
 import type { ReconcileResult } from './workqueue.js';
+import type { Restorer } from './restorer.js';
+import type { FaultDetector } from './fault-detector.js';
 
 export interface PolicyReconcilerDeps {
   policies: Informer<IPullStatePolicy>;
@@ -20,6 +22,8 @@ export interface PolicyReconcilerDeps {
   events: EventRecorder;
   log: Logger;
   operatorNamespace: string;
+  restorer: Restorer;
+  detector: FaultDetector;
   /** Problems of annotated workloads, keyed by the managed policy's key (set by the workload reconciler). */
   annotationProblems: ReadonlyMap<string, string>;
 }
@@ -56,6 +60,7 @@ export class PolicyReconciler {
     const policy = this.d.policies.get(name, namespace);
     if (!policy) {
       this.d.checkpointer.stopPolicy(key);
+      this.d.detector.sync(this.d.checkpointer.protectedPods());
       this.d.status.forget(key);
       this.invalid.delete(key);
       return;
@@ -91,6 +96,12 @@ export class PolicyReconciler {
         pod,
       }));
     this.d.checkpointer.sync(key, entries);
+    const live = new Set(entries.map((e) => e.pod.metadata!.uid!));
+    const orphans = this.d.book
+      .forPolicy(namespace, name)
+      .filter((r) => !live.has(r.podUID) && !this.d.checkpointer.ownerOf(r.podUID));
+    this.d.restorer.consider(entries, orphans);
+    this.d.detector.sync(this.d.checkpointer.protectedPods());
     this.d.status.request(key);
   }
 
@@ -116,9 +127,10 @@ export class PolicyReconciler {
             blocking: false,
           }
         : undefined;
+    const lastRestore = this.d.restorer.lastRestore.get(key);
     const status = buildStatus({
       generation: policy.metadata?.generation ?? 0,
-      previous: policy.status,
+      previous: lastRestore ? { ...policy.status, lastRestore } : policy.status,
       protectedUIDs,
       records: this.d.book.forPolicy(namespace, name),
       ...(problem ? { problem } : {}),

@@ -12,7 +12,14 @@ export interface PullRequest {
   timeoutMs: number;
   maxBytes: number;
   targets: { node: string; url: string }[];
-  blob: { namespace: string; policy: string; pod: string; podUID: string; sequence: number };
+  blob: {
+    namespace: string;
+    policy: string;
+    policyUID: string;
+    pod: string;
+    podUID: string;
+    sequence: number;
+  };
   authorization: string;
 }
 
@@ -66,6 +73,7 @@ interface Upload {
 function startUpload(target: { node: string; url: string }, r: PullRequest, contentType: string): Upload {
   const q = new URLSearchParams({
     policy: r.blob.policy,
+    policyUID: r.blob.policyUID,
     pod: r.blob.pod,
     sequence: String(r.blob.sequence),
   });

@@ -3,6 +3,10 @@ import { GROUP, PLURAL, VERSION, type PullStatePolicyStatus } from '../api/index
 import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { conditionsKey } from './conditions.js';
+
+/** Changes written at once: conditions and the last restore (users wait for those). */
+const urgentKey = (s: PullStatePolicyStatus) =>
+  `${conditionsKey(s.conditions)}|${JSON.stringify(s.lastRestore ?? null)}`;
 import type { ControllerMetrics } from './metrics.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -57,7 +61,7 @@ export class StatusWriter {
     if (!status || this.written.has(key)) return;
     this.written.set(key, {
       json: JSON.stringify(status),
-      conditions: conditionsKey(status.conditions),
+      conditions: urgentKey(status),
       at: Date.now(),
     });
   }
@@ -76,7 +80,7 @@ export class StatusWriter {
     const desired = this.compute(key);
     if (!desired) return;
     const json = JSON.stringify(desired.status);
-    const conditions = conditionsKey(desired.status.conditions);
+    const conditions = urgentKey(desired.status);
     const at = nextWriteAt(
       this.written.get(key),
       { json, conditions },

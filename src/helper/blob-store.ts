@@ -11,6 +11,8 @@ export interface BlobMeta {
   namespace: string;
   /** The PullStatePolicy that protects the Pod, so an orphaned copy can be matched to a replacement. */
   policy: string;
+  /** UID of that policy: a policy deleted and created again under the same name does not inherit copies. */
+  policyUID: string;
   pod: string;
   podUID: string;
   sequence: number;
@@ -179,6 +181,7 @@ export class BlobStore {
         id,
         namespace: input.namespace,
         policy: input.policy,
+        policyUID: input.policyUID,
         pod: input.pod,
         podUID: input.podUID,
         sequence: input.sequence,

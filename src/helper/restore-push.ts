@@ -2,6 +2,8 @@ import { request } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+const CONNECT_TIMEOUT_MS = 300;
+
 export interface PushTarget {
   podIP: string;
   port: number;
@@ -46,6 +48,24 @@ export async function pushState(
       settled = true;
       resolve(r);
     };
+    // A Pod whose network is not up yet drops SYNs: give up on the connect early so the caller retries soon.
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return; // a kept-alive connection
+      const connectTimer = setTimeout(
+        () => {
+          req.destroy();
+          done({
+            result: 'Failed',
+            reason: 'Unreachable',
+            message: `could not connect within ${CONNECT_TIMEOUT_MS} ms`,
+            durationMs: elapsed(),
+          });
+        },
+        Math.min(CONNECT_TIMEOUT_MS, target.timeoutMs),
+      );
+      socket.once('connect', () => clearTimeout(connectTimer));
+      socket.once('close', () => clearTimeout(connectTimer));
+    });
     req.on('timeout', () => {
       req.destroy();
       done({

@@ -50,9 +50,10 @@ const restoreSchema = {
 
 const putQuerySchema = {
   type: 'object',
-  required: ['policy', 'pod', 'sequence'],
+  required: ['policy', 'policyUID', 'pod', 'sequence'],
   properties: {
     policy: { type: 'string', minLength: 1, maxLength: 253 },
+    policyUID: { type: 'string', minLength: 1, maxLength: 64 },
     pod: { type: 'string', minLength: 1, maxLength: 253 },
     sequence: { type: 'integer', minimum: 0 },
   },
@@ -186,33 +187,33 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
       api.register(async (raw) => {
         raw.removeAllContentTypeParsers();
         raw.addContentTypeParser('*', (_req, _payload, done) => done(null));
-        raw.put<{ Params: BlobParams; Querystring: { policy: string; pod: string; sequence: number } }>(
-          '/blobs/:namespace/:podUID',
-          { schema: { querystring: putQuerySchema } },
-          async (req, reply) => {
-            try {
-              const digest = req.headers['x-checkpoint-digest'];
-              const meta = await o.store.put(
-                {
-                  namespace: req.params.namespace,
-                  podUID: req.params.podUID,
-                  policy: req.query.policy,
-                  pod: req.query.pod,
-                  sequence: req.query.sequence,
-                  contentType: req.headers['content-type'] ?? 'application/octet-stream',
-                  ...(typeof digest === 'string' ? { expectedDigest: digest } : {}),
-                },
-                req.raw,
-              );
-              return reply.code(201).send(meta);
-            } catch (err) {
-              // The client went away mid-body: nothing was stored, and nobody reads the answer.
-              if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();
-              if (err instanceof StoreError && err.status === 413) reply.header('connection', 'close');
-              return sendStoreError(reply, err);
-            }
-          },
-        );
+        raw.put<{
+          Params: BlobParams;
+          Querystring: { policy: string; policyUID: string; pod: string; sequence: number };
+        }>('/blobs/:namespace/:podUID', { schema: { querystring: putQuerySchema } }, async (req, reply) => {
+          try {
+            const digest = req.headers['x-checkpoint-digest'];
+            const meta = await o.store.put(
+              {
+                namespace: req.params.namespace,
+                podUID: req.params.podUID,
+                policy: req.query.policy,
+                policyUID: req.query.policyUID,
+                pod: req.query.pod,
+                sequence: req.query.sequence,
+                contentType: req.headers['content-type'] ?? 'application/octet-stream',
+                ...(typeof digest === 'string' ? { expectedDigest: digest } : {}),
+              },
+              req.raw,
+            );
+            return reply.code(201).send(meta);
+          } catch (err) {
+            // The client went away mid-body: nothing was stored, and nobody reads the answer.
+            if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();
+            if (err instanceof StoreError && err.status === 413) reply.header('connection', 'close');
+            return sendStoreError(reply, err);
+          }
+        });
       });
     },
     { prefix: HELPER_API },

@@ -9,6 +9,7 @@ const uid = '0f4c2a1e-1111-2222-3333-444455556666';
 const base = {
   namespace: 'apps',
   policy: 'count',
+  policyUID: 'p-1',
   pod: 'count-0',
   podUID: uid,
   contentType: 'application/json',

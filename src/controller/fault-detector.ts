@@ -1,0 +1,243 @@
+import { request } from 'node:http';
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Node,
+  type V1Pod,
+  type V1Taint,
+} from '@kubernetes/client-node';
+import { FENCE_TAINT } from '../api/index.js';
+import { statusCode } from '../kube/api-error.js';
+import { errorMessage, type Logger } from '../runtime/logger.js';
+import type { ProtectedPod } from './checkpointer.js';
+import { podRef, policyRef } from './checkpointer.js';
+import type { ClusterView } from './cluster-view.js';
+import type { EventRecorder } from './events.js';
+import type { Informer } from './informer.js';
+
+const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
+const HELPER_PROBE_MS = 500;
+const HELPER_FAILURES = 3;
+
+/** Where the controller probes a Pod: its liveness probe's httpGet if it has one, else the state path (pure). */
+export function probeTarget(
+  pod: V1Pod,
+  spec: { port: number; path: string },
+): { port: number; path: string } {
+  for (const c of pod.spec?.containers ?? []) {
+    const h = c.livenessProbe?.httpGet;
+    if (!h) continue;
+    let port = typeof h.port === 'number' ? h.port : Number(h.port);
+    if (!Number.isInteger(port)) port = c.ports?.find((p) => p.name === h.port)?.containerPort ?? spec.port;
+    return { port, path: h.path ?? '/' };
+  }
+  return spec;
+}
+
+/** The node's taints with the operator's fence added or removed (pure). */
+export function withFence(taints: readonly V1Taint[] | undefined, fenced: boolean): V1Taint[] {
+  const rest = (taints ?? []).filter((t) => t.key !== FENCE_TAINT);
+  return fenced ? [...rest, { key: FENCE_TAINT, effect: 'NoSchedule' }] : rest;
+}
+
+function probe(ip: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host: ip, port, path, timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+interface PodProbe {
+  entry: ProtectedPod;
+  failures: number;
+  timer?: NodeJS.Timeout;
+}
+
+export interface FaultDetectorDeps {
+  kc: KubeConfig;
+  view: ClusterView;
+  nodes: Informer<V1Node>;
+  events: EventRecorder;
+  log: Logger;
+  /** True while the Pod's state is being restored. */
+  restoring: (podUID: string) => boolean;
+  /** A fault was acted on for this policy (for the detection-to-ready metric). */
+  onFault: (policyKey: string) => void;
+}
+
+/**
+ * Fast failover (`http-sf`): probes protected Pods every `failover.periodMilliseconds` and each node's helper;
+ * after `failureThreshold` failures in a row it deletes the Pod at once (grace period 0) so its workload
+ * controller makes the replacement now. When a node's helper fails too, the node itself is gone: it is
+ * fenced with a NoSchedule taint first (so the replacement does not land there), then all its protected
+ * Pods are deleted. The taint is removed once the node and its helper are healthy again.
+ */
+export class FaultDetector {
+  private probes = new Map<string, PodProbe>();
+  private helperFailures = new Map<string, number>();
+  private fenced = new Set<string>();
+  private deleted = new Set<string>();
+  private helperTimer?: NodeJS.Timeout;
+  private restarts = new Map<string, number>();
+  private core: CoreV1Api;
+
+  constructor(private readonly d: FaultDetectorDeps) {
+    this.core = d.kc.makeApiClient(CoreV1Api);
+  }
+
+  fencedNodes(): ReadonlySet<string> {
+    return this.fenced;
+  }
+
+  start(): void {
+    for (const n of this.d.nodes.list())
+      if ((n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) this.fenced.add(n.metadata!.name!);
+    this.helperTimer = setInterval(() => void this.probeHelpers(), HELPER_PROBE_MS);
+    this.helperTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.helperTimer);
+    for (const p of this.probes.values()) clearTimeout(p.timer);
+  }
+
+  /** Makes `entries` (the http-sf Pods of all policies) the probed set. */
+  sync(entries: readonly ProtectedPod[]): void {
+    const wanted = new Map(
+      entries.filter((e) => e.spec.mode === 'http-sf').map((e) => [e.pod.metadata!.uid!, e]),
+    );
+    for (const [uid, p] of this.probes) {
+      if (!wanted.has(uid)) {
+        clearTimeout(p.timer);
+        this.probes.delete(uid);
+        this.restarts.delete(uid);
+      }
+    }
+    for (const [uid, entry] of wanted) {
+      const p = this.probes.get(uid);
+      // A container restarting in place is the kubelet's job: its failed probes do not count.
+      const restarts = (entry.pod.status?.containerStatuses ?? []).reduce(
+        (n, c) => n + (c.restartCount ?? 0),
+        0,
+      );
+      if (p && this.restarts.get(uid) !== restarts) p.failures = 0;
+      this.restarts.set(uid, restarts);
+      if (p) p.entry = entry;
+      else {
+        const fresh: PodProbe = { entry, failures: 0 };
+        this.probes.set(uid, fresh);
+        this.arm(uid, fresh);
+      }
+    }
+  }
+
+  private arm(uid: string, p: PodProbe): void {
+    p.timer = setTimeout(async () => {
+      if (this.probes.get(uid) !== p) return;
+      const { pod, spec } = p.entry;
+      const target = probeTarget(pod, spec);
+      const period = spec.failover.periodMilliseconds;
+      const ok = await probe(
+        pod.status?.podIP ?? '',
+        target.port,
+        target.path,
+        Math.max(100, Math.round(period * 0.8)),
+      );
+      if (this.probes.get(uid) !== p) return;
+      // While its restore runs (after a restart in place) the app may not answer yet: not a fault.
+      p.failures = ok || this.d.restoring(uid) ? 0 : p.failures + 1;
+      if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
+      if (this.probes.get(uid) === p) this.arm(uid, p);
+    }, p.entry.spec.failover.periodMilliseconds);
+    p.timer.unref();
+  }
+
+  private async probeHelpers(): Promise<void> {
+    const helpers = this.d.view.helpers();
+    await Promise.all(
+      [...helpers].map(async ([node, ep]) => {
+        const u = new URL(ep.url);
+        const ok = await probe(u.hostname, Number(u.port), '/healthz', 400);
+        this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
+        if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
+      }),
+    );
+  }
+
+  private async podFailed(p: PodProbe): Promise<void> {
+    const node = p.entry.pod.spec?.nodeName ?? '';
+    const helperDown = (this.helperFailures.get(node) ?? 0) >= HELPER_FAILURES;
+    if (helperDown && !this.fenced.has(node)) await this.nodeFailed(node);
+    else await this.deletePod(p.entry, `${p.failures} probes in a row failed`);
+  }
+
+  private async nodeFailed(node: string): Promise<void> {
+    this.d.log.warn('node failed: its helper and protected Pods are unreachable; fencing it', { node });
+    try {
+      const n = await this.core.readNode({ name: node });
+      await this.core.patchNode(
+        { name: node, body: { spec: { taints: withFence(n.spec?.taints, true) } } },
+        merge,
+      );
+      this.fenced.add(node);
+    } catch (err) {
+      this.d.log.error('could not fence the node; deleting its Pods anyway', {
+        node,
+        error: errorMessage(err),
+      });
+    }
+    const onNode = [...this.probes.values()].filter((x) => x.entry.pod.spec?.nodeName === node);
+    await Promise.all(onNode.map((x) => this.deletePod(x.entry, `node ${node} is unreachable`)));
+  }
+
+  private async unfence(node: string): Promise<void> {
+    try {
+      const n = await this.core.readNode({ name: node });
+      await this.core.patchNode(
+        { name: node, body: { spec: { taints: withFence(n.spec?.taints, false) } } },
+        merge,
+      );
+      this.fenced.delete(node);
+      this.d.log.info('node healthy again, fence removed', { node });
+    } catch (err) {
+      this.d.log.warn('could not remove the fence', { node, error: errorMessage(err) });
+    }
+  }
+
+  private async deletePod(e: ProtectedPod, why: string): Promise<void> {
+    const uid = e.pod.metadata!.uid!;
+    if (this.deleted.has(uid)) return;
+    this.deleted.add(uid);
+    const name = e.pod.metadata!.name!;
+    const namespace = e.pod.metadata!.namespace!;
+    this.d.log.warn('Pod failed, deleting it so its replacement starts now', { pod: name, namespace, why });
+    this.d.onFault(e.policyKey);
+    const text = `Pod ${name} failed (${why}): deleted with grace period 0 so its replacement starts now`;
+    this.d.events.record(policyRef({ ...e, namespace }), 'Warning', 'PodFailed', text);
+    this.d.events.record(podRef(e.pod), 'Warning', 'PodFailed', text);
+    try {
+      await this.core.deleteNamespacedPod({
+        name,
+        namespace,
+        gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
+      });
+    } catch (err) {
+      if (statusCode(err) !== 404 && statusCode(err) !== 409) {
+        this.deleted.delete(uid);
+        this.d.log.error('could not delete the failed Pod', { pod: name, error: errorMessage(err) });
+      }
+    }
+    const p = this.probes.get(uid);
+    if (p) clearTimeout(p.timer);
+    this.probes.delete(uid);
+  }
+}

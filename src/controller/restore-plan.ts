@@ -1,0 +1,43 @@
+import type { CheckpointRecord } from './checkpoint-book.js';
+import { newestCopy } from './checkpoint-book.js';
+
+export interface NewPod {
+  uid: string;
+  name: string;
+  createdAt: number;
+  /** StatefulSet Pods keep their name across replacements, so name is the strongest match. */
+  statefulSet: boolean;
+}
+
+/**
+ * Pairs orphaned checkpoints with new Pods that have no state (pure): a StatefulSet Pod takes the orphan
+ * with its own name; the rest go oldest orphan to newest Pod. An orphan is used at most once.
+ */
+export function pairOrphans(
+  orphans: readonly CheckpointRecord[],
+  pods: readonly NewPod[],
+): Map<string, CheckpointRecord> {
+  const pairs = new Map<string, CheckpointRecord>();
+  const free = orphans
+    .filter((o) => newestCopy(o) || o.finalizing)
+    .sort((a, b) => (a.orphanedSince ?? 0) - (b.orphanedSince ?? 0) || a.pod.localeCompare(b.pod));
+  const take = (o: CheckpointRecord) => free.splice(free.indexOf(o), 1);
+  for (const pod of pods) {
+    if (!pod.statefulSet) continue;
+    const same = free.find((o) => o.pod === pod.name);
+    if (same) {
+      pairs.set(pod.uid, same);
+      take(same);
+    }
+  }
+  const rest = pods
+    .filter((p) => !pairs.has(p.uid))
+    .sort((a, b) => b.createdAt - a.createdAt || a.name.localeCompare(b.name));
+  for (const pod of rest) {
+    const o = free[0];
+    if (!o) break;
+    pairs.set(pod.uid, o);
+    take(o);
+  }
+  return pairs;
+}

@@ -1,0 +1,303 @@
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec } from '../api/index.js';
+import { statusCode } from '../kube/api-error.js';
+import { errorMessage, type Logger } from '../runtime/logger.js';
+import { backoffDelay } from './backoff.js';
+import { newestCopy, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
+import { podRef, policyRef } from './checkpointer.js';
+import type { ClusterView } from './cluster-view.js';
+import type { EventRecorder } from './events.js';
+import type { HelperClient } from './helper-client.js';
+import type { ControllerMetrics } from './metrics.js';
+import { pairOrphans } from './restore-plan.js';
+
+const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+/** Restore attempts back off from 100 ms to 2 s while the app is not listening yet. */
+const RETRY = { baseMs: 100, maxMs: 2000 };
+
+export interface RestoreTarget {
+  policyKey: string;
+  policy: string;
+  policyUID: string;
+  spec: ResolvedSpec;
+  pod: V1Pod;
+}
+
+export interface RestorerDeps {
+  kc: KubeConfig;
+  book: CheckpointBook;
+  view: ClusterView;
+  helpers: HelperClient;
+  events: EventRecorder;
+  metrics: ControllerMetrics;
+  log: Logger;
+  onChange: (policyKey: string) => void;
+  /** The Pod as the cache holds it now, if it still exists with this UID and is not terminating. */
+  livePod: (namespace: string, name: string, uid: string) => V1Pod | undefined;
+  /** When the fault behind a replacement was detected, for the detection-to-ready histogram. */
+  faultDetectedAt?: (policyKey: string) => number | undefined;
+}
+
+export const hasGate = (pod: V1Pod) =>
+  (pod.spec?.readinessGates ?? []).some((g) => g.conditionType === READINESS_GATE);
+export const gateTrue = (pod: V1Pod) =>
+  (pod.status?.conditions ?? []).some((c) => c.type === READINESS_GATE && c.status === 'True');
+
+/**
+ * Decides, once per Pod, whether a new Pod gets state: from its own checkpoint after a restart in place,
+ * from an orphaned checkpoint of its policy, or nothing. Until that decision is carried out the Pod is
+ * neither pulled (its empty state must not overwrite the checkpoint) nor let through its readiness gate.
+ */
+export class Restorer {
+  /** Pods whose restore is settled (done, or nothing to do); pulls may run. */
+  private settled = new Set<string>();
+  private inProgress = new Set<string>();
+  private restartsSeen = new Map<string, number>();
+  readonly lastRestore = new Map<string, PullStatePolicyRestore>();
+  private core: CoreV1Api;
+
+  constructor(private readonly d: RestorerDeps) {
+    this.core = d.kc.makeApiClient(CoreV1Api);
+  }
+
+  isSettled(podUID: string): boolean {
+    return this.settled.has(podUID);
+  }
+
+  forget(podUID: string): void {
+    this.settled.delete(podUID);
+    this.restartsSeen.delete(podUID);
+  }
+
+  /** Considers the Pods a policy protects now; orphans are the policy's records without a live Pod. */
+  consider(targets: RestoreTarget[], orphans: CheckpointRecord[]): void {
+    const fresh: RestoreTarget[] = [];
+    for (const t of targets) {
+      const uid = t.pod.metadata!.uid!;
+      const restarts = restartCount(t.pod);
+      const seen = this.restartsSeen.get(uid);
+      this.restartsSeen.set(uid, restarts);
+      if (this.inProgress.has(uid)) continue;
+      const own = this.d.book.get(uid);
+      const newest = own && newestCopy(own);
+      // A restart this process saw happen, or (after a takeover) one newer than the Pod's last checkpoint.
+      const restarted =
+        seen !== undefined
+          ? restarts > seen
+          : restarts > 0 && !!newest && startedAt(t.pod) > Date.parse(newest.storedAt);
+      if (restarted && own && newest) {
+        // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
+        this.settled.delete(uid);
+        void this.setGate(
+          t.pod,
+          'False',
+          'RestoreInProgress',
+          'the container restarted; restoring its last checkpoint',
+        );
+        this.start(t, own, 'restart');
+        continue;
+      }
+      if (this.settled.has(uid)) continue;
+      if ((own && newestCopy(own)) || own?.restoredFrom || gateTrue(t.pod)) {
+        this.settled.add(uid); // already has state (e.g. the controller restarted)
+        continue;
+      }
+      fresh.push(t);
+    }
+    if (fresh.length === 0) return;
+    const policyUID = fresh[0]!.policyUID;
+    const free = orphans.filter(
+      (o) => o.policyUID === policyUID && (!o.claimedBy || !this.d.book.get(o.claimedBy)),
+    );
+    const pairs = pairOrphans(
+      free,
+      fresh.map((t) => ({
+        uid: t.pod.metadata!.uid!,
+        name: t.pod.metadata!.name!,
+        createdAt: Date.parse(String(t.pod.metadata?.creationTimestamp ?? 0)) || 0,
+        statefulSet: (t.pod.metadata?.ownerReferences ?? []).some((o) => o.kind === 'StatefulSet'),
+      })),
+    );
+    for (const t of fresh) {
+      const uid = t.pod.metadata!.uid!;
+      const orphan = pairs.get(uid);
+      if (orphan) {
+        orphan.claimedBy = uid;
+        this.start(t, orphan, 'orphan');
+      } else {
+        this.settled.add(uid);
+        void this.setGate(
+          t.pod,
+          'True',
+          'NothingToRestore',
+          'no checkpoint to restore: the Pod starts fresh',
+        );
+      }
+    }
+  }
+
+  private start(t: RestoreTarget, from: CheckpointRecord, why: 'restart' | 'orphan'): void {
+    const uid = t.pod.metadata!.uid!;
+    this.inProgress.add(uid);
+    void this.restore(t, from, why)
+      .catch((err: unknown) =>
+        this.d.log.error('restore crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
+      )
+      .finally(() => this.inProgress.delete(uid));
+  }
+
+  private async restore(t: RestoreTarget, from: CheckpointRecord, why: 'restart' | 'orphan'): Promise<void> {
+    const pod = t.pod;
+    const name = pod.metadata!.name!;
+    const uid = pod.metadata!.uid!;
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      if (from.finalizing) {
+        await sleep(50); // the final checkpoint of a terminating Pod is on its way: restore that one
+        attempt--;
+        continue;
+      }
+      const live = this.d.livePod(pod.metadata!.namespace!, name, uid);
+      if (!live) {
+        from.claimedBy = undefined;
+        return; // the new Pod went away itself; the orphan is free again
+      }
+      const copies = [...from.copies.values()].sort((a, b) => b.sequence - a.sequence);
+      const helpers = this.d.view.usableHelpers();
+      const copy = copies.find((c) => helpers.has(c.node));
+      let failure: string;
+      if (!copy) failure = 'no Ready helper holds a copy';
+      else {
+        try {
+          const answer = await this.d.helpers.restore(
+            helpers.get(copy.node)!.url,
+            from.namespace,
+            from.podUID,
+            {
+              podIP: live.status?.podIP ?? '',
+              port: t.spec.port,
+              path: t.spec.restorePath,
+              timeoutMs: t.spec.timeoutSeconds * 1000,
+            },
+          );
+          if (answer.result === 'Succeeded') {
+            const durationMilliseconds = Date.now() - started;
+            if (why === 'orphan')
+              this.d.book.ensure({
+                namespace: from.namespace,
+                policy: t.policy,
+                pod: name,
+                podUID: uid,
+              }).restoredFrom = from.podUID;
+            this.settled.add(uid);
+            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}`;
+            this.report(t, {
+              pod: name,
+              fromPod: from.pod,
+              node: copy.node,
+              sizeBytes: copy.sizeBytes,
+              durationMilliseconds,
+              result: 'Succeeded',
+              message,
+            });
+            await this.setGate(live, 'True', 'Restored', message);
+            const detected = this.d.faultDetectedAt?.(t.policyKey);
+            if (detected) this.d.metrics.failoverSeconds.observe((Date.now() - detected) / 1000);
+            return;
+          }
+          failure = `${answer.reason}: ${answer.message}`;
+        } catch (err) {
+          failure = errorMessage(err);
+        }
+      }
+      if (attempt === 1 || attempt % 20 === 0) {
+        this.d.log.info('restore not done yet, retrying', { pod: name, attempt, reason: failure });
+      }
+      if (attempt === 30) {
+        this.report(t, {
+          pod: name,
+          fromPod: from.pod,
+          node: copy?.node ?? '',
+          sizeBytes: copy?.sizeBytes ?? 0,
+          durationMilliseconds: Date.now() - started,
+          result: 'Failed',
+          message: `still retrying: ${failure}`,
+        });
+      }
+      await sleep(backoffDelay(attempt, RETRY));
+    }
+  }
+
+  private report(t: RestoreTarget, r: Omit<PullStatePolicyRestore, 'timestamp'>): void {
+    const restore: PullStatePolicyRestore = { ...r, timestamp: new Date().toISOString() };
+    this.lastRestore.set(t.policyKey, restore);
+    this.d.metrics.restores.inc({ result: r.result });
+    const ns = t.pod.metadata!.namespace!;
+    const type = r.result === 'Succeeded' ? 'Normal' : 'Warning';
+    const reason = r.result === 'Succeeded' ? 'Restored' : REASONS.restoreFailed;
+    const text = `Pod ${r.pod}: ${r.message ?? r.result} (${r.durationMilliseconds} ms)`;
+    this.d.log.info('restore', { policy: t.policyKey, ...restore });
+    this.d.events.record(policyRef({ ...t, namespace: ns }), type, reason, text);
+    this.d.events.record(podRef(t.pod), type, reason, text);
+    this.d.onChange(t.policyKey);
+  }
+
+  /** Sets the readiness gate condition on Pods that declare it. */
+  private async setGate(
+    pod: V1Pod,
+    status: 'True' | 'False',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    if (!hasGate(pod)) return;
+    try {
+      await this.core.patchNamespacedPodStatus(
+        {
+          name: pod.metadata!.name!,
+          namespace: pod.metadata!.namespace!,
+          body: {
+            status: {
+              conditions: [
+                {
+                  type: READINESS_GATE,
+                  status,
+                  reason,
+                  message: message.slice(0, 1000),
+                  lastTransitionTime: new Date(),
+                },
+              ],
+            },
+          },
+        },
+        smp,
+      );
+    } catch (err) {
+      if (statusCode(err) !== 404)
+        this.d.log.warn('could not set the readiness gate', {
+          pod: pod.metadata?.name,
+          error: errorMessage(err),
+        });
+    }
+  }
+}
+
+function startedAt(pod: V1Pod): number {
+  let latest = 0;
+  for (const c of pod.status?.containerStatuses ?? []) {
+    const at = c.state?.running?.startedAt;
+    if (at) latest = Math.max(latest, new Date(at).getTime());
+  }
+  return latest;
+}
+
+function restartCount(pod: V1Pod): number {
+  return (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,129 @@
+// One failover trial with the count app, shared by the end-to-end tests and `npm run bench`: inject a fault,
+// time it until a Pod of the Deployment is Ready again with its counter restored, and count lost updates.
+import { readFileSync } from 'node:fs';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+
+export type Fault = 'crash' | 'delete' | 'partition';
+
+export interface TrialResult {
+  fault: Fault;
+  faultToReadyMs: number;
+  /** Count-app updates (10 per second) lost: value at the fault minus the value restored. */
+  lostUpdates: number;
+  countAtFault: number;
+  restoredCount: number | null;
+  podBefore: string;
+  podAfter: string;
+  nodeBefore: string;
+  nodeAfter: string;
+}
+
+export interface CountStats {
+  count: number;
+  restores: number;
+  restoredCount: number | null;
+  counting: boolean;
+}
+
+const kc = new KubeConfig();
+kc.loadFromFile('.local/kubeconfig');
+const core = kc.makeApiClient(CoreV1Api);
+
+/** Asks the local cluster's daemon for a fault directly (the CLI would add a second of tsx start-up). */
+export async function injectFault(action: 'crash' | 'partition' | 'heal', target: string): Promise<void> {
+  const { port } = JSON.parse(readFileSync('.local/cluster/daemon.json', 'utf8')) as { port: number };
+  const res = await fetch(
+    `http://127.0.0.1:${port}/fault?action=${action}&target=${encodeURIComponent(target)}`,
+    { method: 'POST' },
+  );
+  if (!res.ok) throw new Error(`fault ${action} ${target}: ${res.status} ${await res.text()}`);
+}
+
+export async function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefined> {
+  try {
+    const res = await fetch(`http://${ip}:8080/stats`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? ((await res.json()) as CountStats) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ready = (p: V1Pod) =>
+  !p.metadata?.deletionTimestamp &&
+  (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+export async function readyPod(namespace: string, selector: string): Promise<V1Pod | undefined> {
+  const pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
+  return pods.items.find(ready);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs one trial against the single Ready Pod selected by `selector`. `hook` runs right after the fault
+ * (e.g. to kill the controller leader as well).
+ */
+export async function failoverTrial(
+  namespace: string,
+  selector: string,
+  fault: Fault,
+  o: { timeoutMs?: number; hook?: () => Promise<void> } = {},
+): Promise<TrialResult> {
+  const before = await readyPod(namespace, selector);
+  if (!before) throw new Error(`no Ready Pod for ${selector} in ${namespace}`);
+  const ip = before.status!.podIP!;
+  const name = before.metadata!.name!;
+  const node = before.spec!.nodeName!;
+
+  // Sample the counter until the fault, so "value at the fault" is at most one sample old.
+  let last = (await stats(ip))?.count ?? 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const s = await stats(ip, 200);
+      if (s) last = s.count;
+      await sleep(20);
+    }
+  })();
+  await sleep(200);
+  const t0 = performance.now();
+  if (fault === 'crash') await injectFault('crash', `${namespace}/${name}`);
+  else if (fault === 'partition') await injectFault('partition', node);
+  else await core.deleteNamespacedPod({ name, namespace });
+  if (fault !== 'delete') {
+    sampling = false; // the old process is dead or unreachable: the last sample is the value at the fault
+  }
+  await o.hook?.();
+
+  const deadline = Date.now() + (o.timeoutMs ?? 120_000);
+  let after: { pod: V1Pod; s: CountStats } | undefined;
+  while (!after) {
+    if (Date.now() > deadline)
+      throw new Error(`${fault}: no restored Ready Pod within ${o.timeoutMs ?? 120_000} ms`);
+    const pod = await readyPod(namespace, selector).catch(() => undefined);
+    const sameAndRestarted = pod?.metadata?.uid === before.metadata?.uid;
+    if (pod && (!sameAndRestarted || fault === 'crash')) {
+      const s = await stats(pod.status!.podIP!);
+      // A crashed process comes back with fresh counters, so any restore seen now is the new one.
+      if (s && s.restores >= 1 && s.restoredCount !== null) after = { pod, s };
+    }
+    if (!after) await sleep(50);
+  }
+  const faultToReadyMs = Math.round(performance.now() - t0);
+  sampling = false;
+  await sampler;
+  if (fault === 'partition') {
+    await injectFault('heal', node);
+  }
+  return {
+    fault,
+    faultToReadyMs,
+    lostUpdates: after.s.restoredCount === null ? last : last - after.s.restoredCount,
+    countAtFault: last,
+    restoredCount: after.s.restoredCount,
+    podBefore: name,
+    podAfter: after.pod.metadata!.name!,
+    nodeBefore: node,
+    nodeAfter: after.pod.spec!.nodeName!,
+  };
+}

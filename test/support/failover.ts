@@ -67,7 +67,7 @@ export async function failoverTrial(
   namespace: string,
   selector: string,
   fault: Fault,
-  o: { timeoutMs?: number; hook?: () => Promise<void> } = {},
+  o: { timeoutMs?: number; hook?: () => Promise<void>; plain?: boolean } = {},
 ): Promise<TrialResult> {
   const before = await readyPod(namespace, selector);
   if (!before) throw new Error(`no Ready Pod for ${selector} in ${namespace}`);
@@ -105,7 +105,10 @@ export async function failoverTrial(
     if (pod && (!sameAndRestarted || fault === 'crash')) {
       const s = await stats(pod.status!.podIP!);
       // A crashed process comes back with fresh counters, so any restore seen now is the new one.
-      if (s && s.restores >= 1 && s.restoredCount !== null) after = { pod, s };
+      if (o.plain) {
+        // Without the operator: Ready again means a fresh process (its counter starts from zero).
+        if (s && (!sameAndRestarted || s.count < last)) after = { pod, s };
+      } else if (s && s.restores >= 1 && s.restoredCount !== null) after = { pod, s };
     }
     if (!after) await sleep(50);
   }

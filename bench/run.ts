@@ -1,0 +1,358 @@
+// `npm run bench [-- --quick] [-- --trials N] [-- --only a,b]`: measures the operator on the local cluster.
+// Figures are medians over N trials; JSON goes to .local/bench/latest.json, a markdown table to stdout.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION } from '../src/api/index.js';
+import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
+import { pullState } from '../src/controller/pull-state.js';
+import { failoverTrial, readyPod, type Fault } from '../test/support/failover.js';
+
+const FLAGS = {
+  quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
+  trials: { kind: 'int', min: 1, max: 1000, default: 10, help: 'trials per scenario' },
+  only: {
+    kind: 'string',
+    default: 'checkpoint,failover,baseline,scale',
+    pattern: {
+      test: /^(checkpoint|failover|baseline|scale)(,(checkpoint|failover|baseline|scale))*$/,
+      allowed: 'a comma list of checkpoint, failover, baseline, scale',
+    },
+    help: 'scenarios to run',
+  },
+} satisfies FlagSpecs;
+
+const kc = new KubeConfig();
+kc.loadFromFile('.local/kubeconfig');
+const core = kc.makeApiClient(CoreV1Api);
+const appsApi = kc.makeApiClient(AppsV1Api);
+const custom = kc.makeApiClient(CustomObjectsApi);
+const NS = 'bench';
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : NaN;
+}
+const median = (xs: number[]) => quantile(xs, 0.5);
+
+const kubectl = (...args: string[]) =>
+  execFileSync('kubectl', ['--kubeconfig', '.local/kubeconfig', ...args], { encoding: 'utf8' });
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+function deployment(
+  name: string,
+  opts: { image: string; command?: string[]; gate: boolean; replicas?: number; env?: Record<string, string> },
+): V1Deployment {
+  return {
+    metadata: { name, namespace: NS },
+    spec: {
+      replicas: opts.replicas ?? 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 10,
+          ...(opts.gate
+            ? { readinessGates: [{ conditionType: 'pullstate.hitachienergy.com/restored' }] }
+            : {}),
+          containers: [
+            {
+              name: 'app',
+              image: opts.image,
+              ...(opts.command ? { command: opts.command } : {}),
+              env: Object.entries(opts.env ?? {}).map(([name, value]) => ({ name, value })),
+              readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+async function policy(name: string, spec: Record<string, unknown>): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: NS,
+    plural: PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'PullStatePolicy',
+      metadata: { name },
+      spec: { selector: { matchLabels: { app: name } }, ...spec },
+    },
+  });
+}
+
+async function fresh(): Promise<void> {
+  await core.deleteNamespace({ name: NS }).catch(() => undefined);
+  await until('old bench namespace gone', async () =>
+    core.readNamespace({ name: NS }).then(
+      () => false,
+      () => true,
+    ),
+  );
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  await until('default ServiceAccount', () =>
+    core.readNamespacedServiceAccount({ name: 'default', namespace: NS }),
+  );
+}
+
+const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+
+async function checkpointLatency(trials: number) {
+  const token = (
+    await core.createNamespacedServiceAccountToken({
+      name: 'pull-state-controller',
+      namespace: OPERATOR_NAMESPACE,
+      body: { spec: { audiences: [] } },
+    })
+  ).status!.token;
+  const out: Record<string, { p50Ms: number; p90Ms: number }> = {};
+  for (const [label, bytes] of [
+    ['1KiB', 1024],
+    ['1MiB', 1024 ** 2],
+    ['16MiB', 16 * 1024 ** 2],
+  ] as const) {
+    const name = `size-${label.toLowerCase()}`;
+    await appsApi.createNamespacedDeployment({
+      namespace: NS,
+      body: deployment(name, {
+        image: COUNT_IMAGE,
+        gate: false,
+        env: { STATE_PADDING_BYTES: String(bytes) },
+      }),
+    });
+    const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`));
+    const helpers = (
+      await core.listNamespacedPod({
+        namespace: OPERATOR_NAMESPACE,
+        labelSelector: 'app.kubernetes.io/component=helper',
+      })
+    ).items;
+    const target = helpers.find((h) => h.spec?.nodeName !== pod.spec?.nodeName)!;
+    const times: number[] = [];
+    for (let i = 0; i < Math.max(trials * 2, 20); i++) {
+      const r = await pullState({
+        source: `http://${pod.status!.podIP}:8080/state`,
+        timeoutMs: 30_000,
+        maxBytes: 64 * 1024 ** 2,
+        targets: [{ node: target.spec!.nodeName!, url: `http://${target.status!.podIP}:9500` }],
+        blob: {
+          namespace: NS,
+          policy: 'bench',
+          policyUID: 'bench',
+          pod: pod.metadata!.name!,
+          podUID: pod.metadata!.uid!,
+          sequence: Date.now() * 1000 + i,
+        },
+        authorization: `Bearer ${token}`,
+      });
+      if (!r.ok) throw new Error(`pull failed: ${r.message}`);
+      if (i > 0) times.push(r.durationMs); // the first opens connections
+    }
+    out[label] = { p50Ms: median(times), p90Ms: quantile(times, 0.9) };
+    log(`checkpoint ${label}: p50 ${out[label]!.p50Ms} ms`);
+    await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
+  }
+  return out;
+}
+
+async function failover(trials: number, withOperator: boolean) {
+  const name = withOperator ? 'count' : 'plain';
+  await appsApi.createNamespacedDeployment({
+    namespace: NS,
+    body: deployment(name, { image: COUNT_IMAGE, gate: withOperator }),
+  });
+  if (withOperator) await policy(name, { mode: 'http-sf', intervalSeconds: 1 });
+  const results: Record<Fault, { ms: number[]; lost: number[] }> = {
+    crash: { ms: [], lost: [] },
+    delete: { ms: [], lost: [] },
+    partition: { ms: [], lost: [] },
+  };
+  for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
+    for (let i = 0; i < trials; i++) {
+      const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
+      await sleep(2500); // at least one checkpoint of this Pod
+      const r = await failoverTrial(NS, `app=${name}`, fault, {
+        timeoutMs: withOperator ? 120_000 : 400_000,
+        plain: !withOperator,
+      });
+      results[fault].ms.push(r.faultToReadyMs);
+      results[fault].lost.push(r.lostUpdates);
+      log(
+        `${withOperator ? 'operator' : 'baseline'} ${fault} #${i + 1}: ready after ${r.faultToReadyMs} ms, lost ${r.lostUpdates} updates (pod ${pod.metadata!.name} -> ${r.podAfter})`,
+      );
+      if (fault === 'partition')
+        await until(
+          'all nodes Ready',
+          async () =>
+            (await core.listNode()).items.every(
+              (n) =>
+                n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+                !(n.spec?.taints ?? []).some((t) => t.key.startsWith('pullstate')),
+            ),
+          120_000,
+        );
+    }
+  }
+  await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
+  return results;
+}
+
+async function scale(pods: number) {
+  await appsApi.createNamespacedDeployment({
+    namespace: NS,
+    body: deployment('many', {
+      image: 'localcluster/exec',
+      command: ['node', 'test/fixtures/state-app.mjs'],
+      gate: false,
+      replicas: pods,
+    }),
+  });
+  await policy('many', { mode: 'http', intervalSeconds: 1 });
+  await until(
+    `${pods} Pods checkpointed`,
+    async () => {
+      const p = (await custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: PLURAL,
+        name: 'many',
+      })) as { status?: { checkpoints?: unknown[] } };
+      return (p.status?.checkpoints?.length ?? 0) >= pods;
+    },
+    600_000,
+  );
+  const lease = kubectl(
+    'get',
+    'lease',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'pull-state-operator-leader',
+    '-o',
+    'jsonpath={.spec.holderIdentity}',
+  );
+  const ip = kubectl('get', 'pod', '-n', OPERATOR_NAMESPACE, lease, '-o', 'jsonpath={.status.podIP}');
+  const sample = async () => {
+    const text = await (await fetch(`http://${ip}:9090/metrics`)).text();
+    const num = (m: string) => Number(new RegExp(`^${m} (\\S+)$`, 'm').exec(text)?.[1]);
+    return {
+      cpu: num('process_cpu_seconds_total'),
+      rss: num('process_resident_memory_bytes'),
+      writes: num('pullstate_status_writes_total'),
+      pulls: num('pullstate_pulls_total\\{result="success"\\}'),
+    };
+  };
+  const a = await sample();
+  const t0 = Date.now();
+  await sleep(60_000);
+  const b = await sample();
+  const secs = (Date.now() - t0) / 1000;
+  const result = {
+    pods,
+    cores: (b.cpu - a.cpu) / secs,
+    rssMiB: Math.round(b.rss / 1024 ** 2),
+    statusWritesPerPolicyPerMinute: ((b.writes - a.writes) / secs) * 60,
+    pullsPerSecond: (b.pulls - a.pulls) / secs,
+  };
+  log(`scale: ${JSON.stringify(result)}`);
+  await appsApi.deleteNamespacedDeployment({ name: 'many', namespace: NS });
+  return result;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help'))
+    return void process.stdout.write(
+      helpText(
+        'npm run bench -- [flags]',
+        'Benchmarks on the local cluster (started if needed): checkpoint latency, failover vs plain Kubernetes, scale.',
+        FLAGS,
+      ),
+    );
+  const flags = parseFlags(args, FLAGS);
+  const trials = flags.quick ? 3 : flags.trials;
+  const only = new Set(flags.only.split(','));
+  log('starting the local cluster and installing the operator');
+  execFileSync('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  kubectl('apply', '--server-side', '--force-conflicts', '-k', '.');
+  await until(
+    'operator Ready',
+    async () =>
+      kubectl('get', 'pods', '-n', OPERATOR_NAMESPACE, '--no-headers')
+        .split('\n')
+        .filter((l) => / 1\/1 /.test(l)).length >= 5,
+  );
+  await fresh();
+  const out: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}`,
+    trials,
+  };
+  if (only.has('checkpoint')) out.checkpoint = await checkpointLatency(trials);
+  if (only.has('failover')) out.failover = await failover(trials, true);
+  if (only.has('baseline')) out.baseline = await failover(trials, false);
+  if (only.has('scale')) out.scale = await scale(flags.quick ? 30 : 100);
+  const f = out.failover as Awaited<ReturnType<typeof failover>> | undefined;
+  const base = out.baseline as Awaited<ReturnType<typeof failover>> | undefined;
+  const cp = out.checkpoint as Awaited<ReturnType<typeof checkpointLatency>> | undefined;
+  Object.assign(out, {
+    crashFailoverP50Ms: f && median(f.crash.ms),
+    deleteFailoverP50Ms: f && median(f.delete.ms),
+    partitionFailoverP50Ms: f && median(f.partition.ms),
+    maxLostUpdates: f && Math.max(...f.crash.lost, ...f.delete.lost, ...f.partition.lost),
+    checkpoint1MiBP50Ms: cp?.['1MiB']?.p50Ms,
+    baselineCrashP50Ms: base && median(base.crash.ms),
+    baselineDeleteP50Ms: base && median(base.delete.ms),
+    baselinePartitionP50Ms: base && median(base.partition.ms),
+  });
+  mkdirSync('.local/bench', { recursive: true });
+  writeFileSync('.local/bench/latest.json', JSON.stringify(out, null, 2));
+  const rows: string[] = [
+    '| scenario | with operator (p50) | lost updates (max) | plain Kubernetes (p50) | state kept (plain) |',
+    '|---|---|---|---|---|',
+  ];
+  for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
+    if (!f && !base) break;
+    rows.push(
+      `| ${fault} → Ready | ${f ? `${median(f[fault].ms)} ms` : '-'} | ${f ? Math.max(...f[fault].lost) : '-'} | ${base ? `${median(base[fault].ms)} ms` : '-'} | none |`,
+    );
+  }
+  if (cp)
+    for (const [k, v] of Object.entries(cp))
+      rows.push(`| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms) | | | |`);
+  if (out.scale) rows.push(`| ${JSON.stringify(out.scale)} | | | | |`);
+  process.stdout.write(
+    `Benchmark ${out.date} on ${out.machine}, ${trials} trials\n\n${rows.join('\n')}\n\nJSON: .local/bench/latest.json\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `bench: ${err instanceof UsageError ? 'error: ' : ''}${err instanceof Error ? err.message : String(err)}\n`,
+  );
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,322 @@
+// Pure logic of the controller: scheduling, placement, pairing, status and condition rules.
+import { backoffDelay, jittered } from '../../src/controller/backoff.js';
+import type { CheckpointRecord } from '../../src/controller/checkpoint-book.js';
+import { CheckpointBook, nextSequence } from '../../src/controller/checkpoint-book.js';
+import { setCondition } from '../../src/controller/conditions.js';
+import { probeTarget, withFence } from '../../src/controller/fault-detector.js';
+import { matchesSelector } from '../../src/controller/label-selector.js';
+import { leaseExpired } from '../../src/controller/leader-election.js';
+import { expiredOrphans } from '../../src/controller/orphan-collector.js';
+import { buildStatus } from '../../src/controller/policy-status.js';
+import { pairOrphans } from '../../src/controller/restore-plan.js';
+import { nextWriteAt } from '../../src/controller/status-writer.js';
+import { chooseTargets } from '../../src/controller/target-nodes.js';
+import { WorkQueue } from '../../src/controller/workqueue.js';
+
+function record(
+  pod: string,
+  copies: [string, number][],
+  extra: Partial<CheckpointRecord> = {},
+): CheckpointRecord {
+  return {
+    namespace: 'ns',
+    policy: 'p',
+    pod,
+    podUID: `uid-${pod}`,
+    copies: new Map(
+      copies.map(([node, sequence]) => [
+        node,
+        {
+          node,
+          sequence,
+          digest: `sha256:${'a'.repeat(64)}`,
+          sizeBytes: 10,
+          storedAt: new Date(sequence).toISOString(),
+        },
+      ]),
+    ),
+    lastSequence: 0,
+    ...extra,
+  };
+}
+
+describe('backoff', () => {
+  it('doubles from the base up to the cap, and jitter stays within its fraction', () => {
+    expect([1, 2, 3, 4].map((n) => backoffDelay(n, { baseMs: 5, maxMs: 30 }))).toEqual([5, 10, 20, 30]);
+    expect(backoffDelay(0)).toBe(0);
+    expect(backoffDelay(1000)).toBe(1_000_000);
+    expect(jittered(1000, 0.05, () => 0)).toBe(950);
+    expect(jittered(1000, 0.05, () => 1)).toBe(1050);
+  });
+});
+
+describe('chooseTargets', () => {
+  const candidates = [
+    { node: 'a', load: 0 },
+    { node: 'b', load: 5 },
+    { node: 'c', load: 1 },
+  ];
+  it("never picks the Pod's own node and prefers the least loaded", () => {
+    expect(chooseTargets({ podNode: 'a', copies: 1, current: [], candidates, key: 'x' })).toEqual(['c']);
+    expect(chooseTargets({ podNode: 'a', copies: 2, current: [], candidates, key: 'x' })).toEqual(['c', 'b']);
+  });
+  it('keeps a valid current target (sticky) and replaces one that went away', () => {
+    expect(chooseTargets({ podNode: 'a', copies: 1, current: ['b'], candidates, key: 'x' })).toEqual(['b']);
+    expect(chooseTargets({ podNode: 'c', copies: 1, current: ['gone'], candidates, key: 'x' })).toEqual([
+      'a',
+    ]);
+  });
+  it('returns fewer nodes than asked when there are not enough, and none when only the own node is left', () => {
+    expect(chooseTargets({ podNode: 'a', copies: 5, current: [], candidates, key: 'x' })).toHaveLength(2);
+    expect(
+      chooseTargets({ podNode: 'a', copies: 1, current: [], candidates: [{ node: 'a', load: 0 }], key: 'x' }),
+    ).toEqual([]);
+  });
+  it('spreads Pods with equal loads over different nodes', () => {
+    const equal = ['n1', 'n2', 'n3', 'n4'].map((node) => ({ node, load: 0 }));
+    const picks = new Set(
+      Array.from(
+        { length: 40 },
+        (_, i) =>
+          chooseTargets({ podNode: 'x', copies: 1, current: [], candidates: equal, key: `pod-${i}` })[0],
+      ),
+    );
+    expect(picks.size).toBeGreaterThan(2);
+  });
+});
+
+describe('WorkQueue', () => {
+  it('de-duplicates waiting keys, re-runs a key added while it runs, and retries failures with backoff', async () => {
+    const runs: string[] = [];
+    let failOnce = true;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new WorkQueue(
+      async (key) => {
+        runs.push(key);
+        if (key === 'slow' && runs.filter((k) => k === 'slow').length === 1) await gate;
+        if (key === 'flaky' && failOnce) {
+          failOnce = false;
+          throw new Error('boom');
+        }
+      },
+      { concurrency: 2, backoff: { baseMs: 10, maxMs: 10 } },
+    );
+    q.add('slow');
+    q.add('slow'); // running: remembered once
+    q.add('flaky');
+    q.add('flaky'); // waiting or running: no duplicate
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    q.stop();
+    expect(runs.filter((k) => k === 'slow')).toHaveLength(2);
+    expect(runs.filter((k) => k === 'flaky')).toHaveLength(2);
+  });
+});
+
+describe('matchesSelector', () => {
+  it('applies matchLabels and every operator', () => {
+    const labels = { app: 'x', tier: 'db' };
+    expect(matchesSelector({ matchLabels: { app: 'x' } }, labels)).toBe(true);
+    expect(matchesSelector({ matchLabels: { app: 'y' } }, labels)).toBe(false);
+    expect(
+      matchesSelector({ matchExpressions: [{ key: 'tier', operator: 'In', values: ['db'] }] }, labels),
+    ).toBe(true);
+    expect(
+      matchesSelector({ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['db'] }] }, labels),
+    ).toBe(false);
+    expect(matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }, labels)).toBe(
+      true,
+    );
+    expect(matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }, labels)).toBe(false);
+    expect(matchesSelector(undefined, labels)).toBe(false);
+  });
+});
+
+describe('pairOrphans', () => {
+  it('matches StatefulSet Pods by name, then oldest orphan to newest Pod, each orphan once', () => {
+    const o1 = record('web-0', [['a', 1]], { orphanedSince: 100 });
+    const o2 = record('rs-abc', [['a', 1]], { orphanedSince: 50 });
+    const o3 = record('rs-def', [['a', 1]], { orphanedSince: 200 });
+    const pairs = pairOrphans(
+      [o1, o2, o3],
+      [
+        { uid: 'new-web-0', name: 'web-0', createdAt: 1, statefulSet: true },
+        { uid: 'old', name: 'rs-1', createdAt: 10, statefulSet: false },
+        { uid: 'newest', name: 'rs-2', createdAt: 20, statefulSet: false },
+      ],
+    );
+    expect(pairs.get('new-web-0')).toBe(o1);
+    expect(pairs.get('newest')).toBe(o2);
+    expect(pairs.get('old')).toBe(o3);
+  });
+  it('skips orphans with no copy unless their final checkpoint is still running', () => {
+    const empty = record('gone', []);
+    const finalizing = record('leaving', [], { finalizing: true });
+    const pairs = pairOrphans(
+      [empty, finalizing],
+      [{ uid: 'n', name: 'x', createdAt: 1, statefulSet: false }],
+    );
+    expect(pairs.get('n')).toBe(finalizing);
+  });
+});
+
+describe('checkpoint book', () => {
+  it('continues sequences above both the clock and the last one used', () => {
+    expect(nextSequence(record('p', [], { lastSequence: 5 }), 100)).toBe(100);
+    expect(nextSequence(record('p', [], { lastSequence: 500 }), 100)).toBe(501);
+  });
+  it('learns helper inventories, keeping the newest copy per node', () => {
+    const book = new CheckpointBook();
+    const meta = {
+      id: 'ns_u',
+      namespace: 'ns',
+      policy: 'p',
+      policyUID: 'pu',
+      pod: 'pod',
+      podUID: 'u',
+      sizeBytes: 3,
+      digest: 'd',
+      contentType: 't',
+      storedAt: 'x',
+    };
+    book.learnInventory('a', [{ ...meta, sequence: 7 }]);
+    book.learnInventory('a', [{ ...meta, sequence: 3 }]);
+    book.learnInventory('b', [{ ...meta, sequence: 9 }]);
+    const r = book.get('u')!;
+    expect(r.copies.get('a')!.sequence).toBe(7);
+    expect(r.lastSequence).toBe(9);
+    expect(book.loadByNode()).toEqual(
+      new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    );
+  });
+  it('expires orphans only after the retention', () => {
+    const rs = [
+      record('a', [], { orphanedSince: 0 }),
+      record('b', [], { orphanedSince: 900 }),
+      record('c', []),
+    ];
+    expect(expiredOrphans(rs, 1000, 500).map((r) => r.pod)).toEqual(['a']);
+  });
+});
+
+describe('status', () => {
+  const now = new Date('2026-01-01T00:00:00Z');
+  it('keeps lastTransitionTime while a condition keeps its status', () => {
+    const first = setCondition([], { type: 'Ready', status: 'True', reason: 'A', message: 'm' }, 1, now);
+    const same = setCondition(
+      first,
+      { type: 'Ready', status: 'True', reason: 'B', message: 'n' },
+      2,
+      new Date('2027-01-01T00:00:00Z'),
+    );
+    expect(same[0]!.lastTransitionTime).toBe(first[0]!.lastTransitionTime);
+    expect(same[0]!.observedGeneration).toBe(2);
+    const flipped = setCondition(
+      first,
+      { type: 'Ready', status: 'False', reason: 'C', message: 'o' },
+      2,
+      new Date('2027-01-01T00:00:00Z'),
+    );
+    expect(flipped[0]!.lastTransitionTime).toBe('2027-01-01T00:00:00Z');
+  });
+
+  it('reports checkpoints, orphans, readiness and the first failure', () => {
+    const ok = record('a', [
+      ['n1', 2000],
+      ['n2', 1000],
+    ]);
+    const failing = record('b', [['n1', 1500]], {
+      lastFailure: { reason: 'PullFailed', message: 'GET answered 500', at: 0 },
+    });
+    const orphan = record('c', [['n3', 500]]);
+    const s = buildStatus({
+      generation: 3,
+      previous: undefined,
+      protectedUIDs: new Set(['uid-a', 'uid-b']),
+      records: [ok, failing, orphan],
+      now,
+    });
+    expect(s.protectedPods).toBe(2);
+    expect(s.checkpoints!.map((c) => [c.pod, c.node, c.orphaned ?? false])).toEqual([
+      ['a', 'n1', false],
+      ['b', 'n1', false],
+      ['c', 'n3', true],
+    ]);
+    expect(s.lastCheckpointTime).toBe(new Date(2000).toISOString());
+    const ready = s.conditions!.find((c) => c.type === 'Ready')!;
+    const degraded = s.conditions!.find((c) => c.type === 'Degraded')!;
+    expect([ready.status, ready.reason]).toEqual(['True', 'Checkpointing']);
+    expect([degraded.status, degraded.reason]).toEqual(['True', 'PullFailed']);
+    expect(degraded.message).toContain('Pod b: GET answered 500');
+  });
+
+  it('is not Ready while a Pod waits for its first checkpoint, and says so for an invalid spec', () => {
+    const s = buildStatus({
+      generation: 1,
+      previous: undefined,
+      protectedUIDs: new Set(['uid-x']),
+      records: [],
+      now,
+    });
+    expect(s.conditions!.find((c) => c.type === 'Ready')!.reason).toBe('WaitingForFirstCheckpoint');
+    const bad = buildStatus({
+      generation: 1,
+      previous: undefined,
+      protectedUIDs: new Set(),
+      records: [],
+      now,
+      problem: { reason: 'InvalidSpec', message: 'spec.port bad', blocking: true },
+    });
+    expect(bad.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Degraded', 'True', 'InvalidSpec'],
+      ['Ready', 'False', 'InvalidSpec'],
+    ]);
+  });
+
+  it('coalesces writes: nothing when unchanged, at once for condition changes, else after the period', () => {
+    const prev = { json: 'a', conditions: 'c', at: 1000 };
+    expect(nextWriteAt(prev, { json: 'a', conditions: 'c' }, 5000)).toBeUndefined();
+    expect(nextWriteAt(prev, { json: 'b', conditions: 'd' }, 5000)).toBe(0);
+    expect(nextWriteAt(prev, { json: 'b', conditions: 'c' }, 5000)).toBe(6000);
+    expect(nextWriteAt(undefined, { json: 'b', conditions: 'c' }, 5000)).toBe(0);
+  });
+});
+
+describe('fault detection helpers', () => {
+  it('probes the liveness httpGet target (named ports resolved), else the state path', () => {
+    const pod = {
+      spec: {
+        containers: [
+          {
+            name: 'a',
+            ports: [{ name: 'http', containerPort: 9000 }],
+            livenessProbe: { httpGet: { path: '/healthz', port: 'http' } },
+          },
+        ],
+      },
+    };
+    expect(probeTarget(pod, { port: 8080, path: '/state' })).toEqual({ port: 9000, path: '/healthz' });
+    expect(probeTarget({ spec: { containers: [{ name: 'a' }] } }, { port: 8080, path: '/state' })).toEqual({
+      port: 8080,
+      path: '/state',
+    });
+  });
+  it("adds and removes only the operator's own taint", () => {
+    const other = { key: 'node.kubernetes.io/unreachable', effect: 'NoExecute' };
+    const fenced = withFence([other], true);
+    expect(fenced).toEqual([other, { key: 'pullstate.hitachienergy.com/unreachable', effect: 'NoSchedule' }]);
+    expect(withFence(fenced, true)).toHaveLength(2);
+    expect(withFence(fenced, false)).toEqual([other]);
+  });
+  it('treats a Lease as expired once renewTime + duration has passed or nobody holds it', () => {
+    const lease = { spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date(1_000_000) } };
+    expect(leaseExpired(lease, 1_010_000)).toBe(false);
+    expect(leaseExpired(lease, 1_016_000)).toBe(true);
+    expect(leaseExpired({ spec: {} }, 0)).toBe(true);
+  });
+});

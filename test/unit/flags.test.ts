@@ -1,0 +1,52 @@
+import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
+
+const specs = {
+  port: { kind: 'int', min: 1, max: 65535, default: 9500, env: 'PORT', help: 'port' },
+  name: {
+    kind: 'string',
+    env: 'NAME',
+    help: 'name',
+    pattern: { test: /^[a-z]+$/, allowed: 'lower-case letters' },
+  },
+  verbose: { kind: 'bool', default: false, help: 'more output' },
+} satisfies FlagSpecs;
+
+describe('parseFlags', () => {
+  it('reads flags in both forms, then the environment, then defaults', () => {
+    expect(parseFlags(['--port', '80', '--name=abc', '--verbose'], specs)).toEqual({
+      port: 80,
+      name: 'abc',
+      verbose: true,
+    });
+    expect(parseFlags([], specs, { PORT: '81', NAME: 'env' })).toEqual({
+      port: 81,
+      name: 'env',
+      verbose: false,
+    });
+  });
+  it.each([
+    [
+      ['--port', 'http', '--name', 'a'],
+      '--port "http" is not valid; allowed: a whole number from 1 to 65535',
+    ],
+    [['--port', '0', '--name', 'a'], 'allowed: a whole number from 1 to 65535'],
+    [['--name', 'A1'], '--name "A1" is not valid; allowed: lower-case letters'],
+    [['--nope', '1'], 'unknown flag --nope; allowed: --port, --name, --verbose'],
+    [['stray'], 'unexpected argument "stray"'],
+    [['--name'], 'flag --name needs a value'],
+    [[], 'flag --name is required (or set NAME)'],
+  ])('rejects %j with a message naming what is allowed', (args, message) => {
+    expect(() => parseFlags(args, specs)).toThrow(UsageError);
+    expect(() => parseFlags(args, specs)).toThrow(message);
+  });
+  it('names a bad environment variable', () => {
+    expect(() => parseFlags(['--name', 'a'], specs, { PORT: 'x' })).toThrow(
+      'environment variable PORT "x" is not valid',
+    );
+  });
+  it('lists every flag with its default and variable in --help', () => {
+    const help = helpText('x [flags]', 'does x', specs);
+    expect(help).toMatch(/--port <n>\s+port \(default 9500; env PORT\)/);
+    expect(help).toMatch(/--name <value>\s+name \(required; env NAME\)/);
+  });
+});

@@ -39,7 +39,6 @@ const LEASE_SECONDS = 40;
 const LEASE_RENEW_MS = 2000;
 const STATUS_REPORT_MS = 10_000;
 
-
 const key = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}`;
 
 /**

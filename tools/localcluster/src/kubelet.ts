@@ -403,6 +403,9 @@ export class Kubelet {
     // A stopped node has no Pods left; a partitioned one gets its links back before it reports again.
     for (const r of this.pods.values()) await setPodLink(r.ip, true).catch(() => undefined);
     await this.start();
+    // The node lifecycle controller marked our Pods not Ready while we were away: report them all again.
+    this.lastSent.clear();
+    for (const k of this.pods.keys()) this.queueStatus(k);
   }
 
   /** The node dies: every process is killed and nothing is reported. */

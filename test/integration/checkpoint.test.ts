@@ -55,10 +55,10 @@ const checkpointOf = async (pod: V1Pod) =>
   (await policy(ns, 'app')).status?.checkpoints?.find((c) => c.podUID === pod.metadata!.uid);
 
 async function control(pod: V1Pod, mode: Record<string, number>): Promise<void> {
-  const res = await fetch(`http://${pod.status!.podIP}:8080/control`, {
-    method: 'POST',
-    body: JSON.stringify(mode),
-  });
+  // The fixture closes idle kept-alive connections after 5 s; a request on such a socket is reset: retry.
+  const res = await eventually('control request accepted', () =>
+    fetch(`http://${pod.status!.podIP}:8080/control`, { method: 'POST', body: JSON.stringify(mode) }),
+  );
   expect(res.status).toBe(200);
 }
 

@@ -62,21 +62,6 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     expect(r.lostUpdates).toBe(0);
   });
 
-  it('a Pod without the readiness gate is restored too', async () => {
-    await applyExample('examples/count-app/policy.yaml', (d) => {
-      d.metadata.name = 'nogate';
-      if (d.kind === 'Deployment') {
-        d.metadata.labels = { app: 'nogate' };
-        d.spec.selector.matchLabels = { app: 'nogate' };
-        d.spec.template.metadata.labels = { app: 'nogate' };
-        delete d.spec.template.spec.readinessGates;
-      } else d.spec.selector.matchLabels = { app: 'nogate' };
-    });
-    await checkpointed('app=nogate', 'nogate');
-    const r = await failoverTrial(ns, 'app=nogate', 'delete');
-    expect(r.podAfter).not.toBe(r.podBefore);
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
-  });
   it('node partition: the node is fenced, the replacement runs elsewhere with the counter restored', async () => {
     await checkpointed('app=count-app', 'count-app');
     const r = await failoverTrial(ns, 'app=count-app', 'partition');

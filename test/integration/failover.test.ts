@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { failoverTrial } from '../support/failover.js';
-import { core, createNamespace, eventually, readyPods } from './cluster.js';
+import { createNamespace, eventually, readyPods } from './cluster.js';
 import { installOperator, policy } from './operator.js';
 
 const ns = 'it-failover';
@@ -60,23 +60,5 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     const r = await failoverTrial(ns, 'app=count-app', 'delete');
     expect(r.podAfter).not.toBe(r.podBefore);
     expect(r.lostUpdates).toBe(0);
-  });
-
-  it('node partition: the node is fenced, the replacement runs elsewhere with the counter restored', async () => {
-    await checkpointed('app=count-app', 'count-app');
-    const r = await failoverTrial(ns, 'app=count-app', 'partition');
-    expect(r.nodeAfter).not.toBe(r.nodeBefore);
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
-    await eventually(
-      'fence removed after heal',
-      async () => {
-        const n = await core.readNode({ name: r.nodeBefore });
-        const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-        return (
-          ready && !(n.spec?.taints ?? []).some((t) => t.key === 'pullstate.hitachienergy.com/unreachable')
-        );
-      },
-      90_000,
-    );
   });
 });

@@ -74,6 +74,7 @@ export async function failoverTrial(
   const ip = before.status!.podIP!;
   const name = before.metadata!.name!;
   const node = before.spec!.nodeName!;
+  const beforeUID = before.metadata!.uid;
 
   // Sample the counter until the fault, so "value at the fault" is at most one sample old.
   let last = (await stats(ip))?.count ?? 0;
@@ -95,38 +96,46 @@ export async function failoverTrial(
   }
   await o.hook?.();
 
-  const deadline = Date.now() + (o.timeoutMs ?? 120_000);
-  let after: { pod: V1Pod; s: CountStats } | undefined;
-  while (!after) {
-    if (Date.now() > deadline)
-      throw new Error(`${fault}: no restored Ready Pod within ${o.timeoutMs ?? 120_000} ms`);
-    const pod = await readyPod(namespace, selector).catch(() => undefined);
-    const sameAndRestarted = pod?.metadata?.uid === before.metadata?.uid;
-    if (pod && (!sameAndRestarted || fault === 'crash')) {
-      const s = await stats(pod.status!.podIP!);
-      // A crashed process comes back with fresh counters, so any restore seen now is the new one.
-      if (o.plain) {
-        // Without the operator: Ready again means a fresh process (its counter starts from zero).
-        if (s && (!sameAndRestarted || s.count < last)) after = { pod, s };
-      } else if (s && s.restores >= 1 && s.restoredCount !== null) after = { pod, s };
+  // Whatever happens next, a partitioned node is healed: later trials and tests need the whole cluster.
+  try {
+    return await awaitRestored();
+  } finally {
+    sampling = false;
+    await sampler;
+    if (fault === 'partition') await injectFault('heal', node);
+  }
+
+  async function awaitRestored(): Promise<TrialResult> {
+    const deadline = Date.now() + (o.timeoutMs ?? 120_000);
+    let after: { pod: V1Pod; s: CountStats } | undefined;
+    while (!after) {
+      if (Date.now() > deadline)
+        throw new Error(`${fault}: no restored Ready Pod within ${o.timeoutMs ?? 120_000} ms`);
+      const pod = await readyPod(namespace, selector).catch(() => undefined);
+      const sameAndRestarted = pod?.metadata?.uid === beforeUID;
+      if (pod && (!sameAndRestarted || fault === 'crash')) {
+        const s = await stats(pod.status!.podIP!);
+        // A crashed process comes back with fresh counters, so any restore seen now is the new one.
+        if (o.plain) {
+          // Without the operator: Ready again means a fresh process (its counter starts from zero).
+          if (s && (!sameAndRestarted || s.count < last)) after = { pod, s };
+        } else if (s && s.restores >= 1 && s.restoredCount !== null) after = { pod, s };
+      }
+      if (!after) await sleep(50);
     }
-    if (!after) await sleep(50);
+    const faultToReadyMs = Math.round(performance.now() - t0);
+    sampling = false;
+    await sampler;
+    return {
+      fault,
+      faultToReadyMs,
+      lostUpdates: after.s.restoredCount === null ? last : last - after.s.restoredCount,
+      countAtFault: last,
+      restoredCount: after.s.restoredCount,
+      podBefore: name,
+      podAfter: after.pod.metadata!.name!,
+      nodeBefore: node,
+      nodeAfter: after.pod.spec!.nodeName!,
+    };
   }
-  const faultToReadyMs = Math.round(performance.now() - t0);
-  sampling = false;
-  await sampler;
-  if (fault === 'partition') {
-    await injectFault('heal', node);
-  }
-  return {
-    fault,
-    faultToReadyMs,
-    lostUpdates: after.s.restoredCount === null ? last : last - after.s.restoredCount,
-    countAtFault: last,
-    restoredCount: after.s.restoredCount,
-    podBefore: name,
-    podAfter: after.pod.metadata!.name!,
-    nodeBefore: node,
-    nodeAfter: after.pod.spec!.nodeName!,
-  };
 }

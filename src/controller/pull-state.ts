@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
-import type { BlobMeta } from '../helper/blob-store.js';
+import type { BlobMeta, PutInput } from '../helper/blob-store.js';
 
 /** Keep-alive connections to Pods and helpers: a pull every second must not pay a TCP handshake each time. */
 export const pullAgent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
@@ -12,14 +12,8 @@ export interface PullRequest {
   timeoutMs: number;
   maxBytes: number;
   targets: { node: string; url: string }[];
-  blob: {
-    namespace: string;
-    policy: string;
-    policyUID: string;
-    pod: string;
-    podUID: string;
-    sequence: number;
-  };
+  /** What the helper records with the copy (the same fields its PUT takes). */
+  blob: Pick<PutInput, 'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence'>;
   authorization: string;
 }
 

@@ -1,0 +1,141 @@
+// The helper's HTTP answers to bad input, from a real server on loopback. The TokenReview side is
+// covered against the real API server in the integration tests; here `review` is a plain function.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobStore } from '../../src/helper/blob-store.js';
+import { buildHelperServer } from '../../src/helper/server.js';
+import { createLogger } from '../../src/runtime/logger.js';
+
+const uid = '0f4c2a1e-1111-2222-3333-444455556666';
+const auth = { authorization: 'Bearer good' };
+let dir: string;
+let app: ReturnType<typeof buildHelperServer>;
+let base: string;
+
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+  json: () => { error: string };
+}
+
+/** A request with fastify-inject-like options, sent over HTTP to the listening server. */
+async function call(o: {
+  method: string;
+  url: string;
+  payload?: unknown;
+  headers?: Record<string, string>;
+}): Promise<Answer> {
+  const json = o.payload !== undefined && typeof o.payload !== 'string';
+  const res = await fetch(`${base}${o.url}`, {
+    method: o.method,
+    headers: { ...(json ? { 'content-type': 'application/json' } : {}), ...o.headers },
+    ...(o.payload !== undefined ? { body: json ? JSON.stringify(o.payload) : (o.payload as string) } : {}),
+  });
+  const body = await res.text();
+  return {
+    statusCode: res.status,
+    headers: Object.fromEntries(res.headers),
+    body,
+    json: () => JSON.parse(body),
+  };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'helper-'));
+  const store = await BlobStore.open(dir, { maxBlobBytes: 100, quotaBytes: 1000 });
+  app = buildHelperServer({
+    store,
+    nodeName: 'n1',
+    log: createLogger('test', 'error'),
+    review: async (a) =>
+      a === 'Bearer good'
+        ? { ok: true, user: 'controller' }
+        : a
+          ? { ok: false, status: 403, message: 'other may not use the helper' }
+          : { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' },
+  });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterEach(async () => {
+  await app.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const put = (query: string, payload: string, headers: Record<string, string> = auth) =>
+  call({
+    method: 'PUT',
+    url: `/v1/blobs/apps/${uid}?${query}`,
+    payload,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+describe('helper API', () => {
+  it('refuses calls without a token (401) and with a foreign one (403)', async () => {
+    const none = await call({ method: 'GET', url: '/v1/blobs' });
+    expect(none.statusCode).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer');
+    const foreign = await call({
+      method: 'GET',
+      url: '/v1/blobs',
+      headers: { authorization: 'Bearer x' },
+    });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json().error).toContain('may not use the helper');
+    expect((await call({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
+  it('stores a JSON body as bytes (not parsed) and serves it back with its metadata', async () => {
+    const stored = await put('policy=p&policyUID=u&pod=c-0&sequence=5', '{"count":7}');
+    expect(stored.statusCode).toBe(201);
+    const got = await call({ method: 'GET', url: `/v1/blobs/apps/${uid}`, headers: auth });
+    expect(got.body).toBe('{"count":7}');
+    expect(got.headers['x-checkpoint-sequence']).toBe('5');
+  });
+
+  it.each([
+    ['a missing sequence', 'policy=p&policyUID=u&pod=c-0', 400, "must have required property 'sequence'"],
+    ['a non-numeric sequence', 'policy=p&policyUID=u&pod=c-0&sequence=soon', 400, 'sequence must be integer'],
+    [
+      'an oversized body',
+      'policy=p&policyUID=u&pod=c-0&sequence=1',
+      413,
+      "larger than the helper's limit of 100 bytes",
+    ],
+  ])('answers %s with %i naming the problem', async (what, query, status, text) => {
+    const res = await put(query, what === 'an oversized body' ? 'x'.repeat(101) : '{}');
+    expect(res.statusCode).toBe(status);
+    expect(res.json().error).toContain(text);
+  });
+
+  it('never lets an older sequence replace a newer copy (409)', async () => {
+    expect((await put('policy=p&policyUID=u&pod=c-0&sequence=9', '"new"')).statusCode).toBe(201);
+    const late = await put('policy=p&policyUID=u&pod=c-0&sequence=3', '"old"');
+    expect(late.statusCode).toBe(409);
+    expect(late.json().error).toBe('sequence 3 is not newer than the stored 9');
+    const got = await call({ method: 'GET', url: `/v1/blobs/apps/${uid}`, headers: auth });
+    expect(got.body).toBe('"new"');
+  });
+
+  it('rejects a bad restore request naming the field, and 404s a restore of nothing', async () => {
+    const bad = await call({
+      method: 'POST',
+      url: `/v1/blobs/apps/${uid}/restore`,
+      headers: auth,
+      payload: { podIP: 'not-an-ip', port: 8080, path: '/state' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toContain('podIP');
+    const missing = await call({
+      method: 'POST',
+      url: `/v1/blobs/apps/${uid}/restore`,
+      headers: auth,
+      payload: { podIP: '127.0.0.1', port: 8080, path: '/state' },
+    });
+    expect(missing.statusCode).toBe(404);
+    const badId = await call({ method: 'GET', url: '/v1/blobs/Bad_NS/xyz', headers: auth });
+    expect(badId.statusCode).toBe(400);
+    expect(badId.json().error).toContain('namespace must be a DNS label');
+  });
+});

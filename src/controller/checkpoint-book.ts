@@ -4,6 +4,8 @@ import type { BlobMeta } from '../helper/blob-store.js';
 export interface Copy {
   node: string;
   sequence: number;
+  /** The Pod's container restarts when this copy was pulled (absent in copies of older helpers). */
+  restartCount?: number;
   digest: string;
   sizeBytes: number;
   storedAt: string;
@@ -104,6 +106,7 @@ export class CheckpointBook {
         r.copies.set(node, {
           node,
           sequence: b.sequence,
+          ...(b.restartCount !== undefined ? { restartCount: b.restartCount } : {}),
           digest: b.digest,
           sizeBytes: b.sizeBytes,
           storedAt: b.storedAt,

@@ -3,7 +3,7 @@ import { API_VERSION, KIND, REASONS, type ResolvedSpec } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { jittered } from './backoff.js';
 import { nextSequence, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
-import type { ClusterView } from './cluster-view.js';
+import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -217,7 +217,15 @@ export class Checkpointer {
       timeoutMs: e.spec.timeoutSeconds * 1000,
       maxBytes: e.spec.maxStateBytes,
       targets: targets.map((node) => ({ node, url: usable.get(node)!.url })),
-      blob: { namespace, policy: e.policy, policyUID: e.policyUID, pod: r.pod, podUID: r.podUID, sequence },
+      blob: {
+        namespace,
+        policy: e.policy,
+        policyUID: e.policyUID,
+        pod: r.pod,
+        podUID: r.podUID,
+        sequence,
+        restartCount: restartCount(pod),
+      },
       authorization: await this.d.helpers.authorization(),
     });
     this.d.metrics.pullSeconds.observe(outcome.durationMs / 1000);
@@ -236,6 +244,7 @@ export class Checkpointer {
       r.copies.set(node, {
         node,
         sequence: meta.sequence,
+        ...(meta.restartCount !== undefined ? { restartCount: meta.restartCount } : {}),
         digest: meta.digest,
         sizeBytes: meta.sizeBytes,
         storedAt: meta.storedAt,

@@ -13,7 +13,7 @@ import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import type { ProtectedPod } from './checkpointer.js';
 import { podRef, policyRef } from './checkpointer.js';
-import type { ClusterView } from './cluster-view.js';
+import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { Informer } from './informer.js';
 
@@ -124,10 +124,7 @@ export class FaultDetector {
     for (const [uid, entry] of wanted) {
       const p = this.probes.get(uid);
       // A container restarting in place is the kubelet's job: its failed probes do not count.
-      const restarts = (entry.pod.status?.containerStatuses ?? []).reduce(
-        (n, c) => n + (c.restartCount ?? 0),
-        0,
-      );
+      const restarts = restartCount(entry.pod);
       if (p && this.restarts.get(uid) !== restarts) p.failures = 0;
       this.restarts.set(uid, restarts);
       if (p) p.entry = entry;

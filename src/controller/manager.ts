@@ -171,8 +171,11 @@ export class Manager {
     const depth = () => o.metrics.queueDepth.set(this.policyQueue.depth() + this.workloadQueue.depth());
     const onError = (key: string, err: unknown, retryInMs: number) =>
       log.warn('reconcile failed, will retry', { key, error: String(err), retryInMs });
+    // Policies are reconciled only once the helpers' inventories are known: a Pod looked at with an empty
+    // checkpoint book would be taken for a fresh one, and a restart the previous leader missed would be lost.
     this.policyQueue = new WorkQueue(async (key) => this.policyReconciler.reconcile(key), {
       concurrency: o.workers,
+      paused: true,
       onDepth: depth,
       onError,
     });
@@ -226,6 +229,7 @@ export class Manager {
     this.detector.start();
     for (const p of this.policies.list())
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
+    this.policyQueue.resume();
     const now = Date.now();
     // Copies on disk whose Pod nobody protects start their retention clock now.
     setTimeout(() => {

@@ -13,7 +13,7 @@ export interface PullRequest {
   maxBytes: number;
   targets: { node: string; url: string }[];
   /** What the helper records with the copy (the same fields its PUT takes). */
-  blob: Pick<PutInput, 'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence'>;
+  blob: Pick<PutInput, 'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence' | 'restartCount'>;
   authorization: string;
 }
 
@@ -71,6 +71,7 @@ function startUpload(target: { node: string; url: string }, r: PullRequest, cont
     pod: r.blob.pod,
     sequence: String(r.blob.sequence),
   });
+  if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
   const url = new URL(`${target.url}/v1/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
   const req = request(url, {
     method: 'PUT',

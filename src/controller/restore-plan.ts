@@ -1,4 +1,4 @@
-import type { CheckpointRecord } from './checkpoint-book.js';
+import type { CheckpointRecord, Copy } from './checkpoint-book.js';
 import { newestCopy } from './checkpoint-book.js';
 
 export interface NewPod {
@@ -40,4 +40,20 @@ export function pairOrphans(
     take(o);
   }
   return pairs;
+}
+
+/**
+ * Whether a Pod's containers restarted (lost their memory) since this process last looked or, after a
+ * takeover, since its newest copy was pulled (pure). Copies of older helpers carry no restart count; then
+ * only a container start after the copy tells, and Kubernetes keeps start times to the second.
+ */
+export function restartedSinceSeen(o: {
+  restarts: number;
+  seen: number | undefined;
+  newest: Copy | undefined;
+  startedAt: number;
+}): boolean {
+  const baseline = o.seen ?? o.newest?.restartCount;
+  if (baseline !== undefined) return o.restarts > baseline;
+  return o.restarts > 0 && !!o.newest && o.startedAt > Date.parse(o.newest.storedAt);
 }

@@ -11,11 +11,11 @@ import { errorMessage, type Logger } from '../runtime/logger.js';
 import { backoffDelay } from './backoff.js';
 import { newestCopy, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
 import { podRef, policyRef } from './checkpointer.js';
-import type { ClusterView } from './cluster-view.js';
+import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
-import { pairOrphans } from './restore-plan.js';
+import { pairOrphans, restartedSinceSeen } from './restore-plan.js';
 
 const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 /** Restore attempts back off from 100 ms to 2 s while the app is not listening yet. */
@@ -81,16 +81,21 @@ export class Restorer {
     for (const t of targets) {
       const uid = t.pod.metadata!.uid!;
       const restarts = restartCount(t.pod);
-      const seen = this.restartsSeen.get(uid);
-      this.restartsSeen.set(uid, restarts);
-      if (this.inProgress.has(uid)) continue;
       const own = this.d.book.get(uid);
       const newest = own && newestCopy(own);
-      // A restart this process saw happen, or (after a takeover) one newer than the Pod's last checkpoint.
-      const restarted =
-        seen !== undefined
-          ? restarts > seen
-          : restarts > 0 && !!newest && startedAt(t.pod) > Date.parse(newest.storedAt);
+      const seen = this.restartsSeen.get(uid);
+      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
+      this.restartsSeen.set(uid, restarts);
+      if (seen === undefined)
+        this.d.log.debug('first look at a protected Pod', {
+          pod: t.pod.metadata?.name,
+          restarts,
+          copyRestarts: newest?.restartCount,
+          copySequence: newest?.sequence,
+          restarted,
+          gate: gateTrue(t.pod),
+        });
+      if (this.inProgress.has(uid)) continue;
       if (restarted && own && newest) {
         // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
         this.settled.delete(uid);
@@ -105,7 +110,11 @@ export class Restorer {
       }
       if (this.settled.has(uid)) continue;
       if ((own && newestCopy(own)) || own?.restoredFrom || gateTrue(t.pod)) {
-        this.settled.add(uid); // already has state (e.g. the controller restarted)
+        // It has state already: a previous leader restored or checkpointed it, and may have died before
+        // opening the gate.
+        this.settled.add(uid);
+        if (!gateTrue(t.pod))
+          void this.setGate(t.pod, 'True', 'StateKept', 'the Pod has been checkpointed since it started');
         continue;
       }
       fresh.push(t);
@@ -294,10 +303,6 @@ function startedAt(pod: V1Pod): number {
     if (at) latest = Math.max(latest, new Date(at).getTime());
   }
   return latest;
-}
-
-function restartCount(pod: V1Pod): number {
-  return (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,6 +8,8 @@ export interface WorkQueueOptions {
   backoff?: BackoffOptions;
   onDepth?: (depth: number) => void;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
+  /** Collect keys but run nothing until `resume()`: reconcilers wait for the caches they read. */
+  paused?: boolean;
 }
 
 /**
@@ -24,11 +26,19 @@ export class WorkQueue {
   private timers = new Map<string, NodeJS.Timeout>();
   private running = 0;
   private stopped = false;
+  private paused: boolean;
 
   constructor(
     private readonly handler: (key: string) => Promise<ReconcileResult>,
     private readonly o: WorkQueueOptions,
-  ) {}
+  ) {
+    this.paused = o.paused ?? false;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
 
   add(key: string): void {
     if (this.stopped) return;
@@ -69,7 +79,7 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (!this.stopped && this.running < this.o.concurrency && this.queue.length > 0) {
+    while (!this.stopped && !this.paused && this.running < this.o.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
       this.queued.delete(key);
       this.active.add(key);

@@ -16,6 +16,8 @@ export interface BlobMeta {
   pod: string;
   podUID: string;
   sequence: number;
+  /** Container restarts of the Pod when its state was pulled: a higher count later means it restarted since. */
+  restartCount?: number;
   sizeBytes: number;
   digest: string;
   contentType: string;
@@ -185,6 +187,7 @@ export class BlobStore {
         pod: input.pod,
         podUID: input.podUID,
         sequence: input.sequence,
+        ...(input.restartCount !== undefined ? { restartCount: input.restartCount } : {}),
         sizeBytes: size,
         digest,
         contentType: input.contentType,

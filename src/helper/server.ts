@@ -56,6 +56,7 @@ const putQuerySchema = {
     policyUID: { type: 'string', minLength: 1, maxLength: 64 },
     pod: { type: 'string', minLength: 1, maxLength: 253 },
     sequence: { type: 'integer', minimum: 0 },
+    restartCount: { type: 'integer', minimum: 0 },
   },
 } as const;
 
@@ -189,7 +190,13 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
         raw.addContentTypeParser('*', (_req, _payload, done) => done(null));
         raw.put<{
           Params: BlobParams;
-          Querystring: { policy: string; policyUID: string; pod: string; sequence: number };
+          Querystring: {
+            policy: string;
+            policyUID: string;
+            pod: string;
+            sequence: number;
+            restartCount?: number;
+          };
         }>('/blobs/:namespace/:podUID', { schema: { querystring: putQuerySchema } }, async (req, reply) => {
           try {
             const digest = req.headers['x-checkpoint-digest'];
@@ -201,6 +208,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
                 policyUID: req.query.policyUID,
                 pod: req.query.pod,
                 sequence: req.query.sequence,
+                ...(req.query.restartCount !== undefined ? { restartCount: req.query.restartCount } : {}),
                 contentType: req.headers['content-type'] ?? 'application/octet-stream',
                 ...(typeof digest === 'string' ? { expectedDigest: digest } : {}),
               },

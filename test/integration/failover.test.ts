@@ -4,8 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { failoverTrial } from '../support/failover.js';
-import { createNamespace, eventually, readyPods } from './cluster.js';
-import { installOperator, policy } from './operator.js';
+import { core, createNamespace, eventually, readyPods } from './cluster.js';
+import { installOperator, leader, policy } from './operator.js';
+import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 
 const ns = 'it-failover';
 /** One interval of count-app updates (10 per second at 1 s), plus one for the sampling of the test itself. */
@@ -60,5 +61,50 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     const r = await failoverTrial(ns, 'app=count-app', 'delete');
     expect(r.podAfter).not.toBe(r.podBefore);
     expect(r.lostUpdates).toBe(0);
+  });
+
+  it('crash with the controller leader killed right after: the new leader restores the counter', async () => {
+    await checkpointed('app=count-app', 'count-app');
+    const old = (await eventually('a leader', () => leader()))!;
+    const r = await failoverTrial(ns, 'app=count-app', 'crash', {
+      hook: async () => {
+        await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
+      },
+    });
+    expect(r.restoredCount).not.toBeNull();
+    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    expect(await leader()).not.toBe(old);
+  });
+
+  it('node partition: the node is fenced, the replacement runs elsewhere with the counter restored', async () => {
+    await checkpointed('app=count-app', 'count-app');
+    const r = await failoverTrial(ns, 'app=count-app', 'partition');
+    expect(r.nodeAfter).not.toBe(r.nodeBefore);
+    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    await eventually(
+      'fence removed after heal',
+      async () => {
+        const n = await core.readNode({ name: r.nodeBefore });
+        const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return ready && !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT);
+      },
+      90_000,
+    );
+  });
+
+  it('a Pod without the readiness gate is restored too', async () => {
+    await applyExample('examples/count-app/policy.yaml', (d) => {
+      d.metadata.name = 'nogate';
+      if (d.kind === 'Deployment') {
+        d.metadata.labels = { app: 'nogate' };
+        d.spec.selector.matchLabels = { app: 'nogate' };
+        d.spec.template.metadata.labels = { app: 'nogate' };
+        delete d.spec.template.spec.readinessGates;
+      } else d.spec.selector.matchLabels = { app: 'nogate' };
+    });
+    await checkpointed('app=nogate', 'nogate');
+    const r = await failoverTrial(ns, 'app=nogate', 'delete');
+    expect(r.podAfter).not.toBe(r.podBefore);
+    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
   });
 });

@@ -1,6 +1,7 @@
 // One failover trial with the count app, shared by the end-to-end tests and `npm run bench`: inject a fault,
 // time it until a Pod of the Deployment is Ready again with its counter restored, and count lost updates.
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 
 export type Fault = 'crash' | 'delete' | 'partition';
@@ -39,13 +40,29 @@ export async function injectFault(action: 'crash' | 'partition' | 'heal', target
   if (!res.ok) throw new Error(`fault ${action} ${target}: ${res.status} ${await res.text()}`);
 }
 
-export async function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefined> {
-  try {
-    const res = await fetch(`http://${ip}:8080/stats`, { signal: AbortSignal.timeout(timeoutMs) });
-    return res.ok ? ((await res.json()) as CountStats) : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * The count app's counters, or undefined if it does not answer in time. A new connection every time: a
+ * kept-alive socket to a killed or partitioned process would hang the samples that follow.
+ */
+export function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefined> {
+  return new Promise((resolve) => {
+    const req = get({ host: ip, port: 8080, path: '/stats', agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', () => resolve(undefined));
+      res.on('end', () => {
+        try {
+          resolve(
+            res.statusCode === 200 ? (JSON.parse(Buffer.concat(chunks).toString()) as CountStats) : undefined,
+          );
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
 }
 
 const ready = (p: V1Pod) =>
@@ -77,17 +94,30 @@ export async function failoverTrial(
   const beforeUID = before.metadata!.uid;
 
   // Sample the counter until the fault, so "value at the fault" is at most one sample old.
-  let last = (await stats(ip))?.count ?? 0;
+  let first: CountStats | undefined;
+  for (let tries = 0; !first; tries++) {
+    if (tries === 50) throw new Error(`the count app in ${name} (${ip}) does not answer /stats`);
+    first = await stats(ip, 1000);
+    if (!first) await sleep(100);
+  }
+  let last = first.count;
+  let sampledAt = performance.now();
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       const s = await stats(ip, 200);
-      if (s) last = s.count;
+      if (s) {
+        last = s.count;
+        sampledAt = performance.now();
+      }
       await sleep(20);
     }
   })();
   await sleep(200);
   const t0 = performance.now();
+  // Lost updates are only meaningful against a fresh sample of the value at the fault.
+  if (t0 - sampledAt > 1000)
+    throw new Error(`no sample of ${name}'s counter in the last second before the fault`);
   if (fault === 'crash') await injectFault('crash', `${namespace}/${name}`);
   else if (fault === 'partition') await injectFault('partition', node);
   else await core.deleteNamespacedPod({ name, namespace });

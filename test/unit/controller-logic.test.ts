@@ -8,7 +8,7 @@ import { matchesSelector } from '../../src/controller/label-selector.js';
 import { leaseExpired } from '../../src/controller/leader-election.js';
 import { expiredOrphans } from '../../src/controller/orphan-collector.js';
 import { buildStatus } from '../../src/controller/policy-status.js';
-import { pairOrphans } from '../../src/controller/restore-plan.js';
+import { pairOrphans, restartedSinceSeen } from '../../src/controller/restore-plan.js';
 import { nextWriteAt } from '../../src/controller/status-writer.js';
 import { chooseTargets } from '../../src/controller/target-nodes.js';
 import { WorkQueue } from '../../src/controller/workqueue.js';
@@ -113,6 +113,20 @@ describe('WorkQueue', () => {
     expect(runs.filter((k) => k === 'slow')).toHaveLength(2);
     expect(runs.filter((k) => k === 'flaky')).toHaveLength(2);
   });
+
+  it('collects keys while paused and runs each once on resume', async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue(async (key) => void runs.push(key), { concurrency: 2, paused: true });
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toEqual([]);
+    q.resume();
+    await new Promise((r) => setTimeout(r, 20));
+    q.stop();
+    expect(runs.sort()).toEqual(['a', 'b']);
+  });
 });
 
 describe('matchesSelector', () => {
@@ -159,6 +173,38 @@ describe('pairOrphans', () => {
       [{ uid: 'n', name: 'x', createdAt: 1, statefulSet: false }],
     );
     expect(pairs.get('n')).toBe(finalizing);
+  });
+});
+
+describe('restartedSinceSeen', () => {
+  const copy = (restartCount?: number) => ({
+    node: 'b',
+    sequence: 1,
+    digest: 'sha256:x',
+    sizeBytes: 1,
+    storedAt: '2026-01-01T00:00:10.500Z',
+    ...(restartCount !== undefined ? { restartCount } : {}),
+  });
+  const at = (iso: string) => Date.parse(iso);
+  it('compares with the count this process saw last, before anything else', () => {
+    expect(restartedSinceSeen({ restarts: 2, seen: 1, newest: copy(2), startedAt: 0 })).toBe(true);
+    expect(restartedSinceSeen({ restarts: 1, seen: 1, newest: copy(0), startedAt: 0 })).toBe(false);
+  });
+  it("after a takeover, compares with the count stored with the newest copy, whatever the start time's precision", () => {
+    // The container started in the same second as the copy: a start-time comparison would miss it.
+    const startedAt = at('2026-01-01T00:00:10Z');
+    expect(restartedSinceSeen({ restarts: 1, seen: undefined, newest: copy(0), startedAt })).toBe(true);
+    expect(restartedSinceSeen({ restarts: 1, seen: undefined, newest: copy(1), startedAt })).toBe(false);
+  });
+  it('falls back to the start time for copies without a count, and never restarts a Pod without copies', () => {
+    const later = at('2026-01-01T00:00:11Z');
+    expect(restartedSinceSeen({ restarts: 1, seen: undefined, newest: copy(), startedAt: later })).toBe(true);
+    expect(restartedSinceSeen({ restarts: 0, seen: undefined, newest: copy(), startedAt: later })).toBe(
+      false,
+    );
+    expect(restartedSinceSeen({ restarts: 3, seen: undefined, newest: undefined, startedAt: later })).toBe(
+      false,
+    );
   });
 });
 

@@ -1,6 +1,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freeSlot, netnsName, nodeIp, podIp, vethNames } from '../../tools/localcluster/src/addressing.js';
+import {
+  freeSlot,
+  netnsName,
+  nodeIp,
+  podIp,
+  podMac,
+  vethNames,
+} from '../../tools/localcluster/src/addressing.js';
 import {
   expand,
   imageName,
@@ -22,6 +29,11 @@ describe('addressing', () => {
     expect(vethNames('10.244.251.254').host.length).toBeLessThanOrEqual(15);
     expect(netnsName('10.244.1.2')).toBe('psop-10-244-1-2');
     expect(() => podIp(0, 255)).toThrow(/slot 255 out of range 1..254/);
+  });
+
+  it('derives a locally administered MAC from the Pod IP, so a reused IP keeps its MAC', () => {
+    expect(podMac('10.244.2.3')).toBe('0a:58:0a:f4:02:03');
+    expect(podMac('10.244.251.254')).toBe('0a:58:0a:f4:fb:fe');
   });
 
   it('finds the lowest free slot and reports a full node', () => {

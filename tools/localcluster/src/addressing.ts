@@ -31,6 +31,15 @@ export function vethNames(ip: string): { host: string; pod: string } {
   return { host: `psh${c}x${d}`, pod: 'eth0' };
 }
 
+/**
+ * A Pod's MAC derived from its IP (the CNI bridge plugin's 0a:58 scheme). A replacement that reuses an IP
+ * then also has the old MAC, so neighbours' ARP caches stay right; with random MACs every peer would send
+ * to the dead Pod's address for ~8 s until its ARP entry failed.
+ */
+export function podMac(ip: string): string {
+  return ['0a', '58', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
 export function netnsName(ip: string): string {
   return NETNS_PREFIX + ip.replace(/\./g, '-');
 }

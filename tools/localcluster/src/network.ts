@@ -6,6 +6,7 @@ import {
   NETNS_PREFIX,
   POD_PREFIX_LENGTH,
   netnsName,
+  podMac,
   vethNames,
 } from './addressing.js';
 
@@ -55,6 +56,7 @@ export async function createPodNetwork(podIp: string): Promise<string> {
   await ip('link', 'add', host, 'type', 'veth', 'peer', 'name', pod, 'netns', ns);
   await ip('link', 'set', host, 'master', BRIDGE_NAME);
   await ip('link', 'set', host, 'up');
+  await ip('-n', ns, 'link', 'set', pod, 'address', podMac(podIp));
   await ip('-n', ns, 'addr', 'add', `${podIp}/${POD_PREFIX_LENGTH}`, 'dev', pod);
   await ip('-n', ns, 'link', 'set', pod, 'up');
   await ip('-n', ns, 'link', 'set', 'lo', 'up');

@@ -27,13 +27,19 @@ const FLAGS = {
     },
     help: 'scenarios to run',
   },
+  'baseline-partition-trials': {
+    kind: 'int',
+    min: 1,
+    max: 1000,
+    default: 3,
+    help: 'partition trials without the operator (each waits ~5 min for Kubernetes to evict the Pod)',
+  },
 } satisfies FlagSpecs;
 
-const kc = new KubeConfig();
-kc.loadFromFile('.local/kubeconfig');
-const core = kc.makeApiClient(CoreV1Api);
-const appsApi = kc.makeApiClient(AppsV1Api);
-const custom = kc.makeApiClient(CustomObjectsApi);
+// Clients are made in main(), once the local cluster (and so its kubeconfig) is up.
+let core: CoreV1Api;
+let appsApi: AppsV1Api;
+let custom: CustomObjectsApi;
 const NS = 'bench';
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -177,7 +183,7 @@ async function checkpointLatency(trials: number) {
   return out;
 }
 
-async function failover(trials: number, withOperator: boolean) {
+async function failover(trials: number, withOperator: boolean, partitionTrials = trials) {
   const name = withOperator ? 'count' : 'plain';
   await appsApi.createNamespacedDeployment({
     namespace: NS,
@@ -190,7 +196,7 @@ async function failover(trials: number, withOperator: boolean) {
     partition: { ms: [], lost: [] },
   };
   for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
-    for (let i = 0; i < trials; i++) {
+    for (let i = 0; i < (fault === 'partition' ? partitionTrials : trials); i++) {
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
       const r = await failoverTrial(NS, `app=${name}`, fault, {
@@ -298,6 +304,11 @@ async function main(): Promise<void> {
   execFileSync('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  const kc = new KubeConfig();
+  kc.loadFromFile('.local/kubeconfig');
+  core = kc.makeApiClient(CoreV1Api);
+  appsApi = kc.makeApiClient(AppsV1Api);
+  custom = kc.makeApiClient(CustomObjectsApi);
   kubectl('apply', '--server-side', '--force-conflicts', '-k', '.');
   await until(
     'operator Ready',
@@ -314,7 +325,8 @@ async function main(): Promise<void> {
   };
   if (only.has('checkpoint')) out.checkpoint = await checkpointLatency(trials);
   if (only.has('failover')) out.failover = await failover(trials, true);
-  if (only.has('baseline')) out.baseline = await failover(trials, false);
+  if (only.has('baseline'))
+    out.baseline = await failover(trials, false, Math.min(trials, flags['baseline-partition-trials']));
   if (only.has('scale')) out.scale = await scale(flags.quick ? 30 : 100);
   const f = out.failover as Awaited<ReturnType<typeof failover>> | undefined;
   const base = out.baseline as Awaited<ReturnType<typeof failover>> | undefined;
@@ -344,10 +356,67 @@ async function main(): Promise<void> {
   if (cp)
     for (const [k, v] of Object.entries(cp))
       rows.push(`| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms) | | | |`);
-  if (out.scale) rows.push(`| ${JSON.stringify(out.scale)} | | | | |`);
+  const sc = out.scale as Awaited<ReturnType<typeof scale>> | undefined;
+  if (sc) {
+    rows.push(`| controller CPU, ${sc.pods} Pods at 1 s | ${sc.cores.toFixed(3)} cores | | | |`);
+    rows.push(`| controller RSS, ${sc.pods} Pods at 1 s | ${sc.rssMiB} MiB | | | |`);
+    rows.push(
+      `| status writes per policy per minute | ${sc.statusWritesPerPolicyPerMinute.toFixed(1)} | | | |`,
+    );
+    rows.push(`| pulls per second | ${sc.pullsPerSecond.toFixed(1)} | | | |`);
+  }
+  if (f && base) {
+    writeFileSync('.local/bench/failover.svg', failoverChart(f, base));
+    rows.push('', 'Chart: .local/bench/failover.svg');
+  }
   process.stdout.write(
     `Benchmark ${out.date} on ${out.machine}, ${trials} trials\n\n${rows.join('\n')}\n\nJSON: .local/bench/latest.json\n`,
   );
+}
+
+type FailoverResults = Awaited<ReturnType<typeof failover>>;
+
+/** Every trial's fault-to-Ready time as a dot, per fault, with and without the operator (log scale). */
+function failoverChart(f: FailoverResults, base: FailoverResults): string {
+  const faults: Fault[] = ['crash', 'delete', 'partition'];
+  const all = [...faults.flatMap((k) => f[k].ms), ...faults.flatMap((k) => base[k].ms)].filter((x) => x > 0);
+  const lo = Math.log10(Math.max(100, Math.min(...all) / 1.5));
+  const hi = Math.log10(Math.max(...all) * 1.5);
+  const W = 720;
+  const left = 170;
+  const x = (ms: number) => left + ((Math.log10(Math.max(ms, 1)) - lo) / (hi - lo)) * (W - left - 20);
+  const rows = faults.flatMap((k) => [
+    { label: `${k}, operator`, ms: f[k].ms, color: '#1f77b4' },
+    { label: `${k}, plain Kubernetes`, ms: base[k].ms, color: '#d62728' },
+  ]);
+  const H = 40 + rows.length * 28 + 40;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<text x="10" y="20" font-size="14">Fault to Ready with state (ms, log scale), every trial; bar = median</text>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = 45 + i * 28;
+    parts.push(`<text x="10" y="${y + 4}">${r.label}</text>`);
+    parts.push(`<line x1="${left}" x2="${W - 20}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+    for (const ms of r.ms)
+      parts.push(`<circle cx="${x(ms).toFixed(1)}" cy="${y}" r="4" fill="${r.color}" fill-opacity="0.6"/>`);
+    if (r.ms.length)
+      parts.push(
+        `<line x1="${x(median(r.ms)).toFixed(1)}" x2="${x(median(r.ms)).toFixed(1)}" y1="${y - 9}" y2="${y + 9}" stroke="#000" stroke-width="2"/>`,
+      );
+  });
+  const axisY = 45 + rows.length * 28;
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {
+    const ms = 10 ** e;
+    parts.push(
+      `<line x1="${x(ms)}" x2="${x(ms)}" y1="35" y2="${axisY}" stroke="#ccc" stroke-dasharray="2,3"/>`,
+    );
+    parts.push(
+      `<text x="${x(ms)}" y="${axisY + 16}" text-anchor="middle">${ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`}</text>`,
+    );
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
 }
 
 main().catch((err: unknown) => {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { BlobMeta, PutInput } from '../helper/blob-store.js';
 
@@ -95,6 +94,19 @@ function startUpload(target: { node: string; url: string }, r: PullRequest, cont
   return upload;
 }
 
+/** Resolves when a backed-up upload can take more, or is gone; leaves no listener behind either way. */
+function drainedOrClosed(req: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.on('drain', done);
+    req.on('close', done);
+  });
+}
+
 /**
  * GETs a Pod's state and streams it into every target helper at once while hashing it: the state is never
  * held in memory as a whole. Only a complete 2xx body within `maxBytes` and `timeoutMs` is committed; on any
@@ -149,7 +161,7 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
         const waits: Promise<unknown>[] = [];
         for (const u of uploads) {
           if (u.error || u.req.destroyed) continue;
-          if (!u.req.write(chunk)) waits.push(Promise.race([once(u.req, 'drain'), once(u.req, 'close')]));
+          if (!u.req.write(chunk)) waits.push(drainedOrClosed(u.req));
         }
         if (waits.length) await Promise.all(waits);
       }

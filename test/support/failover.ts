@@ -26,9 +26,16 @@ export interface CountStats {
   counting: boolean;
 }
 
-const kc = new KubeConfig();
-kc.loadFromFile('.local/kubeconfig');
-const core = kc.makeApiClient(CoreV1Api);
+let client: CoreV1Api | undefined;
+/** Made on first use: the kubeconfig exists only once the local cluster is up. */
+function core(): CoreV1Api {
+  if (!client) {
+    const kc = new KubeConfig();
+    kc.loadFromFile('.local/kubeconfig');
+    client = kc.makeApiClient(CoreV1Api);
+  }
+  return client;
+}
 
 /** Asks the local cluster's daemon for a fault directly (the CLI would add a second of tsx start-up). */
 export async function injectFault(action: 'crash' | 'partition' | 'heal', target: string): Promise<void> {
@@ -70,7 +77,7 @@ const ready = (p: V1Pod) =>
   (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 export async function readyPod(namespace: string, selector: string): Promise<V1Pod | undefined> {
-  const pods = await core.listNamespacedPod({ namespace, labelSelector: selector });
+  const pods = await core().listNamespacedPod({ namespace, labelSelector: selector });
   return pods.items.find(ready);
 }
 
@@ -120,7 +127,7 @@ export async function failoverTrial(
     throw new Error(`no sample of ${name}'s counter in the last second before the fault`);
   if (fault === 'crash') await injectFault('crash', `${namespace}/${name}`);
   else if (fault === 'partition') await injectFault('partition', node);
-  else await core.deleteNamespacedPod({ name, namespace });
+  else await core().deleteNamespacedPod({ name, namespace });
   if (fault !== 'delete') {
     sampling = false; // the old process is dead or unreachable: the last sample is the value at the fault
   }

@@ -1,0 +1,39 @@
+# Both images of the project, built from the repository root:
+#   docker build --target operator  -t ghcr.io/hitachienergy/pull-state-operator:0.1.0 .
+#   docker build --target count-app -t ghcr.io/hitachienergy/pull-state-count-app:0.1.0 .
+# The operator image has two entry points (`controller`, `helper`), chosen by the manifests' args.
+# TypeScript is compiled in a full Node image; the runtimes are distroless (no shell, no package manager),
+# run as the non-root user 65532 the manifests also set, and hold production dependencies only.
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY examples ./examples
+RUN npm run build
+
+FROM node:22-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+FROM gcr.io/distroless/nodejs22-debian12:nonroot AS runtime
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+USER 65532:65532
+
+FROM runtime AS count-app
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/examples/count-app ./dist/examples/count-app
+EXPOSE 8080
+ENTRYPOINT ["/nodejs/bin/node", "dist/examples/count-app/main.js"]
+
+FROM runtime AS operator
+COPY --from=build /app/dist/src ./dist/src
+EXPOSE 9090 9500
+ENTRYPOINT ["/nodejs/bin/node", "dist/src/main.js"]
+CMD ["--help"]

@@ -1,0 +1,133 @@
+// Deployable (#6): what `kubectl apply -k .` installs, what its ServiceAccounts may do, and that every
+// example is accepted by the real API server.
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
+import { core, createNamespace } from './cluster.js';
+import { controllerPods, helperPods, installOperator, kubectl, leader } from './operator.js';
+
+const run = promisify(execFile);
+const ns = 'it-install';
+const controllerSA = `system:serviceaccount:${OPERATOR_NAMESPACE}:pull-state-controller`;
+const helperSA = `system:serviceaccount:${OPERATOR_NAMESPACE}:pull-state-helper`;
+
+/** `kubectl auth can-i` as a ServiceAccount: true for "yes", false for "no" (exit code 1). */
+async function canI(as: string, ...args: string[]): Promise<boolean> {
+  try {
+    await kubectl('auth', 'can-i', '--as', as, ...args);
+    return true;
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '').trim();
+    if (out === 'no') return false;
+    throw err;
+  }
+}
+
+async function dryRun(...args: string[]): Promise<string> {
+  const { stdout } = await run('kubectl', [
+    '--kubeconfig',
+    '.local/kubeconfig',
+    'apply',
+    '--dry-run=server',
+    ...args,
+  ]);
+  return stdout;
+}
+
+beforeAll(async () => {
+  await installOperator();
+  await createNamespace(ns);
+});
+
+describe('kubectl apply -k .', () => {
+  it('runs 2 controllers on different nodes with one leader, and a helper on every node', async () => {
+    const controllers = await controllerPods();
+    expect(controllers).toHaveLength(2);
+    expect(new Set(controllers.map((p) => p.spec?.nodeName)).size).toBe(2);
+    expect(controllers.map((p) => p.metadata?.name)).toContain(await leader());
+    const nodes = (await core.listNode()).items.map((n) => n.metadata!.name).sort();
+    expect((await helperPods()).map((p) => p.spec?.nodeName).sort()).toEqual(nodes);
+  });
+
+  it('is idempotent: applying it again changes nothing', async () => {
+    const out = await kubectl('apply', '--server-side', '-k', '.');
+    expect(out.split('\n').filter((l) => l && !/ (serverside-applied|unchanged)$/.test(l))).toEqual([]);
+  });
+});
+
+describe('least privilege', () => {
+  it.each([
+    ['get', 'secrets', '-A'],
+    ['list', 'secrets', '-A'],
+    ['delete', 'deployments', '-n', ns],
+    ['update', 'deployments', '-n', ns],
+    ['create', 'pods', '-n', ns],
+    ['delete', 'nodes'],
+  ])('the controller may not %s %s', async (...args) => {
+    expect(await canI(controllerSA, ...args)).toBe(false);
+  });
+
+  it.each([
+    ['delete', 'pods', '-n', ns],
+    ['patch', 'pods/status', '-n', ns],
+    ['patch', 'nodes'],
+    ['list', 'deployments', '-A'],
+    ['update', 'pullstatepolicies.pullstate.hitachienergy.com/status', '-n', ns],
+    ['create', 'leases', '-n', OPERATOR_NAMESPACE],
+  ])('the controller may %s %s', async (...args) => {
+    expect(await canI(controllerSA, ...args)).toBe(true);
+  });
+
+  it('the controller may not write Leases outside its own namespace', async () => {
+    expect(await canI(controllerSA, 'create', 'leases', '-n', ns)).toBe(false);
+  });
+
+  it('the helper may only review tokens', async () => {
+    expect(await canI(helperSA, 'create', 'tokenreviews')).toBe(true);
+    for (const args of [
+      ['get', 'secrets', '-A'],
+      ['list', 'pods', '-A'],
+      ['get', 'nodes'],
+    ])
+      expect(await canI(helperSA, ...args)).toBe(false);
+  });
+});
+
+describe('examples pass kubectl apply --dry-run=server', () => {
+  const files = readdirSync('examples/count-app').filter((f) => f.endsWith('.yaml'));
+
+  it.each(files)('examples/count-app/%s', async (file) => {
+    const out = await dryRun('-n', ns, '-f', `examples/count-app/${file}`);
+    expect(out).toMatch(/\(server dry run\)/);
+  });
+
+  it('the Argo CD health check is a valid argocd-cm ConfigMap', async () => {
+    await createNamespace('argocd');
+    const patch = parse(readFileSync('examples/argocd/argocd-cm-health.yaml', 'utf8')) as {
+      data: Record<string, string>;
+    };
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'argocd-cm', namespace: 'argocd' },
+      ...patch,
+    };
+    const child = execFile('kubectl', [
+      '--kubeconfig',
+      '.local/kubeconfig',
+      'apply',
+      '--dry-run=server',
+      '-f',
+      '-',
+    ]);
+    const out = new Promise<string>((resolve, reject) => {
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => (text += String(d)));
+      child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`kubectl exited ${code}`))));
+    });
+    child.stdin!.end(JSON.stringify(cm));
+    expect(await out).toMatch(/configmap\/argocd-cm created \(server dry run\)/);
+  });
+});

@@ -71,10 +71,10 @@ describe('least privilege', () => {
 
   it.each([
     ['delete', 'pods', '-n', ns],
-    ['patch', 'pods/status', '-n', ns],
+    ['patch', 'pods', '--subresource=status', '-n', ns],
     ['patch', 'nodes'],
     ['list', 'deployments', '-A'],
-    ['update', 'pullstatepolicies.pullstate.hitachienergy.com/status', '-n', ns],
+    ['update', 'pullstatepolicies.pullstate.hitachienergy.com', '--subresource=status', '-n', ns],
     ['create', 'leases', '-n', OPERATOR_NAMESPACE],
   ])('the controller may %s %s', async (...args) => {
     expect(await canI(controllerSA, ...args)).toBe(true);

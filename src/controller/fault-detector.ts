@@ -136,9 +136,11 @@ export class FaultDetector {
     }
   }
 
-  private arm(uid: string, p: PodProbe): void {
+  /** Probes run at a fixed rate: a probe that times out does not push the next one back by its timeout. */
+  private arm(uid: string, p: PodProbe, delayMs = p.entry.spec.failover.periodMilliseconds): void {
     p.timer = setTimeout(async () => {
       if (this.probes.get(uid) !== p) return;
+      const started = Date.now();
       const { pod, spec } = p.entry;
       const target = probeTarget(pod, spec);
       const period = spec.failover.periodMilliseconds;
@@ -152,8 +154,8 @@ export class FaultDetector {
       // While its restore runs (after a restart in place) the app may not answer yet: not a fault.
       p.failures = ok || this.d.restoring(uid) ? 0 : p.failures + 1;
       if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
-      if (this.probes.get(uid) === p) this.arm(uid, p);
-    }, p.entry.spec.failover.periodMilliseconds);
+      if (this.probes.get(uid) === p) this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
+    }, delayMs);
     p.timer.unref();
   }
 

@@ -94,6 +94,17 @@ describe('helper API', () => {
     expect(got.headers['x-checkpoint-sequence']).toBe('5');
   });
 
+  it("keeps the Pod's restart count with the copy and lists it in the inventory", async () => {
+    expect((await put('policy=p&policyUID=u&pod=c-0&sequence=5&restartCount=2', '{}')).statusCode).toBe(201);
+    const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+      blobs: { restartCount?: number; sequence: number }[];
+    };
+    expect(inv.blobs).toEqual([expect.objectContaining({ sequence: 5, restartCount: 2 })]);
+    const bad = await put('policy=p&policyUID=u&pod=c-0&sequence=6&restartCount=-1', '{}');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toContain('restartCount must be >= 0');
+  });
+
   it.each([
     ['a missing sequence', 'policy=p&policyUID=u&pod=c-0', 400, "must have required property 'sequence'"],
     ['a non-numeric sequence', 'policy=p&policyUID=u&pod=c-0&sequence=soon', 400, 'sequence must be integer'],
@@ -103,7 +114,7 @@ describe('helper API', () => {
       413,
       "larger than the helper's limit of 100 bytes",
     ],
-  ])('answers %s with %i naming the problem', async (what, query, status, text) => {
+  ])('answers %s (%s) with %i naming the problem', async (what, query, status, text) => {
     const res = await put(query, what === 'an oversized body' ? 'x'.repeat(101) : '{}');
     expect(res.statusCode).toBe(status);
     expect(res.json().error).toContain(text);

@@ -208,6 +208,15 @@ async function failover(trials: number, withOperator: boolean, partitionTrials =
       log(
         `${withOperator ? 'operator' : 'baseline'} ${fault} #${i + 1}: ready after ${r.faultToReadyMs} ms, lost ${r.lostUpdates} updates (pod ${pod.metadata!.name} -> ${r.podAfter})`,
       );
+      // The kubelet backs off restarting a container that keeps crashing (1 s doubling here, 10 s in
+      // Kubernetes): crash trials on one Pod would measure that back-off. Each trial gets a fresh Pod.
+      if (fault === 'crash') {
+        await core.deleteNamespacedPod({ name: r.podAfter, namespace: NS });
+        await until('the crashed Pod replaced', async () => {
+          const p = await readyPod(NS, `app=${name}`);
+          return p && p.metadata!.name !== r.podAfter;
+        });
+      }
       if (fault === 'partition')
         await until(
           'all nodes Ready',

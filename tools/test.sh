@@ -3,10 +3,7 @@
 # first use). Dependencies come from `npm cit`/`npm ci`; this script installs them itself if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/jest ]; then
-  echo "test: installing npm dependencies (npm ci)"
-  npm ci --no-fund --no-audit
-fi
+bash tools/with-deps.sh
 export NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}"
 npx jest --selectProjects unit "$@"
 if compgen -G "test/integration/*.test.ts" >/dev/null; then

@@ -51,7 +51,8 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     const r = await failoverTrial(ns, 'app=count-app', 'crash');
     expect(r.restoredCount).not.toBeNull();
     expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
-    expect(r.lostUpdates).toBeGreaterThanOrEqual(0);
+    // Not more than was there: the last sample before the kill may be one tick older than the checkpoint.
+    expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
     const p = await policy(ns, 'count-app');
     expect(p.status?.lastRestore).toMatchObject({ result: 'Succeeded', pod: r.podAfter });
   });

@@ -64,18 +64,21 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     expect(r.lostUpdates).toBe(0);
   });
 
-  it('crash with the controller leader killed right after: the new leader restores the counter', async () => {
-    await checkpointed('app=count-app', 'count-app');
-    const old = (await eventually('a leader', () => leader()))!;
-    const r = await failoverTrial(ns, 'app=count-app', 'crash', {
-      hook: async () => {
-        await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
-      },
-    });
-    expect(r.restoredCount).not.toBeNull();
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
-    expect(await leader()).not.toBe(old);
-  });
+  it.each(['crash', 'delete'] as const)(
+    '%s with the controller leader killed right after: the new leader restores the counter',
+    async (fault) => {
+      await checkpointed('app=count-app', 'count-app');
+      const old = (await eventually('a leader', () => leader()))!;
+      const r = await failoverTrial(ns, 'app=count-app', fault, {
+        hook: async () => {
+          await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
+        },
+      });
+      expect(r.restoredCount).not.toBeNull();
+      expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+      expect(await leader()).not.toBe(old);
+    },
+  );
 
   it('node partition: the node is fenced, the replacement runs elsewhere with the counter restored', async () => {
     await checkpointed('app=count-app', 'count-app');

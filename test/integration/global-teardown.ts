@@ -9,6 +9,10 @@ function keepOperatorLogs(): void {
   const nodesDir = '.local/cluster/nodes';
   if (!existsSync(nodesDir)) return;
   rmSync(keptLogs, { recursive: true, force: true });
+  mkdirSync(keptLogs, { recursive: true });
+  // The simulated nodes' own log (kubelets, faults) explains Pods that never started.
+  if (existsSync('.local/cluster/daemon.log'))
+    copyFileSync('.local/cluster/daemon.log', join(keptLogs, 'daemon.log'));
   for (const node of readdirSync(nodesDir)) {
     const podsDir = join(nodesDir, node, 'pods');
     if (!existsSync(podsDir)) continue;

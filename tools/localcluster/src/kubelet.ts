@@ -50,6 +50,8 @@ export class Kubelet {
   private coordination: CoordinationV1Api;
   private informer?: ListWatch<V1Pod>;
   private pods = new Map<string, PodRuntime>();
+  /** Pod IPs whose network is still being torn down. */
+  private releasing = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private pendingStatus = new Set<string>();
   private statusTimer?: NodeJS.Timeout;
@@ -239,7 +241,12 @@ export class Kubelet {
 
   private async run(pod: V1Pod): Promise<void> {
     const k = key(pod);
-    const used = new Set([...this.pods.values()].map((r) => Number(r.ip.split('.')[3])));
+    const used = new Set(
+      [...this.pods.values()]
+        .map((r) => r.ip)
+        .concat([...this.releasing])
+        .map((ip) => Number(ip.split('.')[3])),
+    );
     const slot = freeSlot(used);
     if (slot === undefined) throw new Error('no free Pod IP on this node');
     const ip = podIp(this.o.index, slot);
@@ -261,8 +268,18 @@ export class Kubelet {
     });
     this.pods.set(k, runtime);
     this.queueStatus(k);
-    await createPodNetwork(ip);
-    writeFileSync(kubeconfig, await this.podKubeconfig(pod), { mode: 0o600 });
+    // A failure here would leave the Pod without a process for good: retry a few times, as kubelet does.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await createPodNetwork(ip);
+        writeFileSync(kubeconfig, await this.podKubeconfig(pod), { mode: 0o600 });
+        break;
+      } catch (err) {
+        if (attempt === 5 || runtime.terminating) throw err;
+        this.o.log(`kubelet ${this.o.name}: ${k}: sandbox setup failed (${String(err)}); retrying`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
     if (runtime.terminating) return;
     await runtime.start();
   }
@@ -370,10 +387,17 @@ export class Kubelet {
     const k = key(pod);
     const runtime = this.pods.get(k);
     if (!runtime || runtime.pod.metadata?.uid !== pod.metadata?.uid) return;
+    // The IP stays taken until its namespace and link are gone: a new Pod given it earlier would have its
+    // network created while the old one is torn down, and lose it (or fail to start at all).
+    this.releasing.add(runtime.ip);
     this.pods.delete(k);
     this.lastSent.delete(k);
-    await runtime.stop(0);
-    await deletePodNetwork(runtime.ip);
+    try {
+      await runtime.stop(0);
+      await deletePodNetwork(runtime.ip);
+    } finally {
+      this.releasing.delete(runtime.ip);
+    }
   }
 
   runtimeOf(namespace: string, name: string): PodRuntime | undefined {

@@ -181,12 +181,7 @@ export class FaultDetector {
   private async nodeFailed(node: string): Promise<void> {
     this.d.log.warn('node failed: its helper and protected Pods are unreachable; fencing it', { node });
     try {
-      const n = await this.core.readNode({ name: node });
-      await this.core.patchNode(
-        { name: node, body: { spec: { taints: withFence(n.spec?.taints, true) } } },
-        merge,
-      );
-      this.fenced.add(node);
+      await this.setFence(node, true);
     } catch (err) {
       this.d.log.error('could not fence the node; deleting its Pods anyway', {
         node,
@@ -197,14 +192,20 @@ export class FaultDetector {
     await Promise.all(onNode.map((x) => this.deletePod(x.entry, `node ${node} is unreachable`)));
   }
 
+  /** Adds or removes the operator's NoSchedule taint, keeping every other taint of the node. */
+  private async setFence(node: string, on: boolean): Promise<void> {
+    const n = await this.core.readNode({ name: node });
+    await this.core.patchNode(
+      { name: node, body: { spec: { taints: withFence(n.spec?.taints, on) } } },
+      merge,
+    );
+    if (on) this.fenced.add(node);
+    else this.fenced.delete(node);
+  }
+
   private async unfence(node: string): Promise<void> {
     try {
-      const n = await this.core.readNode({ name: node });
-      await this.core.patchNode(
-        { name: node, body: { spec: { taints: withFence(n.spec?.taints, false) } } },
-        merge,
-      );
-      this.fenced.delete(node);
+      await this.setFence(node, false);
       this.d.log.info('node healthy again, fence removed', { node });
     } catch (err) {
       this.d.log.warn('could not remove the fence', { node, error: errorMessage(err) });

@@ -37,6 +37,19 @@ export interface CheckpointRecord {
 
 export const policyKey = (namespace: string, name: string) => `${namespace}/${name}`;
 
+/** What the controller keeps of a copy a helper reported (after a PUT, or in its inventory). */
+export function copyOf(node: string, meta: BlobMeta): Copy {
+  const { sequence, restartCount, digest, sizeBytes, storedAt } = meta;
+  return {
+    node,
+    sequence,
+    ...(restartCount !== undefined ? { restartCount } : {}),
+    digest,
+    sizeBytes,
+    storedAt,
+  };
+}
+
 /** The newest copy of a record (highest sequence), if any. */
 export function newestCopy(r: CheckpointRecord): Copy | undefined {
   let best: Copy | undefined;
@@ -103,14 +116,7 @@ export class CheckpointBook {
       });
       const known = r.copies.get(node);
       if (!known || known.sequence < b.sequence) {
-        r.copies.set(node, {
-          node,
-          sequence: b.sequence,
-          ...(b.restartCount !== undefined ? { restartCount: b.restartCount } : {}),
-          digest: b.digest,
-          sizeBytes: b.sizeBytes,
-          storedAt: b.storedAt,
-        });
+        r.copies.set(node, copyOf(node, b));
       }
       r.lastSequence = Math.max(r.lastSequence, b.sequence);
     }

@@ -2,7 +2,7 @@ import type { V1ObjectReference, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, KIND, REASONS, type ResolvedSpec } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { jittered } from './backoff.js';
-import { nextSequence, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
+import { copyOf, nextSequence, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
 import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
@@ -241,14 +241,7 @@ export class Checkpointer {
     this.d.metrics.pulls.inc({ result: 'success' });
     this.d.metrics.pullBytes.observe(outcome.sizeBytes);
     for (const { node, meta } of outcome.stored) {
-      r.copies.set(node, {
-        node,
-        sequence: meta.sequence,
-        ...(meta.restartCount !== undefined ? { restartCount: meta.restartCount } : {}),
-        digest: meta.digest,
-        sizeBytes: meta.sizeBytes,
-        storedAt: meta.storedAt,
-      });
+      r.copies.set(node, copyOf(node, meta));
     }
     // Copies on nodes that are no longer targets are stale now; drop them so restores never pick them.
     for (const node of [...r.copies.keys()]) {

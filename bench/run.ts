@@ -13,7 +13,8 @@ import {
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
 import { pullState } from '../src/controller/pull-state.js';
-import { failoverTrial, readyPod, type Fault } from '../test/support/failover.js';
+import { failoverTrial, nodesHealed, readyPod, type Fault } from '../test/support/failover.js';
+import { eventually } from '../test/support/poll.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
@@ -54,15 +55,8 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 const kubectl = (...args: string[]) =>
   execFileSync('kubectl', ['--kubeconfig', '.local/kubeconfig', ...args], { encoding: 'utf8' });
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms = 120_000) =>
+  eventually(what, f, ms);
 
 function deployment(
   name: string,
@@ -221,17 +215,7 @@ async function failover(trials: number, withOperator: boolean, partitionTrials =
           return p && p.metadata!.name !== r.podAfter;
         });
       }
-      if (fault === 'partition')
-        await until(
-          'all nodes Ready',
-          async () =>
-            (await core.listNode()).items.every(
-              (n) =>
-                n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
-                !(n.spec?.taints ?? []).some((t) => t.key.startsWith('pullstate')),
-            ),
-          120_000,
-        );
+      if (fault === 'partition') await until('all nodes Ready and unfenced', nodesHealed);
     }
   }
   await appsApi.deleteNamespacedDeployment({ name, namespace: NS });

@@ -5,6 +5,10 @@ import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client
 
 const run = promisify(execFile);
 
+import { eventually } from '../support/poll.js';
+
+export { eventually };
+
 export function kubeConfig(path = '.local/kubeconfig'): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(path);
@@ -14,30 +18,6 @@ export function kubeConfig(path = '.local/kubeconfig'): KubeConfig {
 export const kc = kubeConfig();
 export const core = kc.makeApiClient(CoreV1Api);
 export const apps = kc.makeApiClient(AppsV1Api);
-
-/** Polls until `check` returns a value other than undefined/false, or fails with the last observation. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-  intervalMs = 250,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 export async function cluster(...args: string[]): Promise<string> {
   const { stdout } = await run('npx', ['tsx', 'tools/localcluster/src/cli.ts', ...args]);

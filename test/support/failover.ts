@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { FENCE_TAINT } from '../../src/api/index.js';
 
 export type Fault = 'crash' | 'delete' | 'partition';
 
@@ -82,6 +83,15 @@ export async function readyPod(namespace: string, selector: string): Promise<V1P
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every node Ready and without the operator's fence: the cluster is whole again after a partition. */
+export async function nodesHealed(): Promise<boolean> {
+  return (await core().listNode()).items.every(
+    (n) =>
+      n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+      !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT),
+  );
+}
 
 /**
  * Runs one trial against the single Ready Pod selected by `selector`. `hook` runs right after the fault

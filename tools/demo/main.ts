@@ -14,7 +14,15 @@ import {
   type IPullStatePolicy,
 } from '../../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
-import { failoverTrial, readyPod, stats, type Fault, type TrialResult } from '../../test/support/failover.js';
+import {
+  failoverTrial,
+  nodesHealed,
+  readyPod,
+  stats,
+  type Fault,
+  type TrialResult,
+} from '../../test/support/failover.js';
+import { eventually } from '../../test/support/poll.js';
 
 const FLAGS = {
   keep: { kind: 'bool', default: false, help: 'leave the cluster running at the end, to explore it' },
@@ -42,21 +50,8 @@ async function step(title: string): Promise<void> {
   rl.close();
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> {
-  const end = Date.now() + ms;
-  let lastError = '';
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ''}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms = 180_000) =>
+  eventually(what, f, ms);
 
 interface Detection {
   /** Milliseconds from the fault until the operator's first visible reaction, and what it was. */
@@ -207,14 +202,7 @@ async function run(): Promise<void> {
     say(
       `   counter:          ${r.countAtFault} at the fault, ${r.restoredCount} restored: ${r.lostUpdates} updates lost`,
     );
-    if (fault === 'partition')
-      await until('the healed node Ready and unfenced', async () =>
-        (await core.listNode()).items.every(
-          (n) =>
-            n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
-            !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT),
-        ),
-      );
+    if (fault === 'partition') await until('the healed node Ready and unfenced', nodesHealed);
   }
 
   await step('Summary');

@@ -10,10 +10,11 @@ import {
   KubeConfig,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION } from '../src/api/index.js';
+import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
 import { pullState } from '../src/controller/pull-state.js';
 import { failoverTrial, nodesHealed, readyPod, type Fault } from '../test/support/failover.js';
+import { appDeployment } from '../test/support/deployment.js';
 import { eventually } from '../test/support/poll.js';
 
 const FLAGS = {
@@ -62,31 +63,19 @@ function deployment(
   name: string,
   opts: { image: string; command?: string[]; gate: boolean; replicas?: number; env?: Record<string, string> },
 ): V1Deployment {
-  return {
-    metadata: { name, namespace: NS },
-    spec: {
-      replicas: opts.replicas ?? 1,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 10,
-          ...(opts.gate
-            ? { readinessGates: [{ conditionType: 'pullstate.hitachienergy.com/restored' }] }
-            : {}),
-          containers: [
-            {
-              name: 'app',
-              image: opts.image,
-              ...(opts.command ? { command: opts.command } : {}),
-              env: Object.entries(opts.env ?? {}).map(([name, value]) => ({ name, value })),
-              readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-            },
-          ],
-        },
+  return appDeployment(name, NS, opts.replicas ?? 1, {
+    terminationGracePeriodSeconds: 10,
+    ...(opts.gate ? { readinessGates: [{ conditionType: READINESS_GATE }] } : {}),
+    containers: [
+      {
+        name: 'app',
+        image: opts.image,
+        ...(opts.command ? { command: opts.command } : {}),
+        env: Object.entries(opts.env ?? {}).map(([name, value]) => ({ name, value })),
+        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
       },
-    },
-  };
+    ],
+  });
 }
 
 async function policy(name: string, spec: Record<string, unknown>): Promise<void> {

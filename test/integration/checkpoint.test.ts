@@ -2,6 +2,7 @@
 // helpers as Pods with their own ServiceAccounts), real apps, real faults.
 import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { appDeployment } from '../support/deployment.js';
 import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, readyPods } from './cluster.js';
 import {
@@ -19,27 +20,17 @@ import {
 const ns = 'it-checkpoint';
 
 function stateApp(name: string, replicas: number): V1Deployment {
-  return {
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'app',
-              image: 'localcluster/exec',
-              command: ['node', 'test/fixtures/state-app.mjs'],
-              readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-            },
-          ],
-        },
+  return appDeployment(name, ns, replicas, {
+    terminationGracePeriodSeconds: 1,
+    containers: [
+      {
+        name: 'app',
+        image: 'localcluster/exec',
+        command: ['node', 'test/fixtures/state-app.mjs'],
+        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
       },
-    },
-  };
+    ],
+  });
 }
 
 async function controllerToken(): Promise<string> {

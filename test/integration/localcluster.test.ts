@@ -4,6 +4,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Deployment,
+  type V1PodSpec,
 } from '@kubernetes/client-node';
 import {
   apps,
@@ -17,39 +18,30 @@ import {
   readyPods,
 } from './cluster.js';
 import { readdirSync, existsSync } from 'node:fs';
+import { appDeployment } from '../support/deployment.js';
 import { join } from 'node:path';
 
 const ns = 'it-localcluster';
 
 /** A tiny HTTP app that answers with its Pod name, run through the verbatim-exec image. */
-function echoDeployment(name: string, replicas: number, extra: Record<string, unknown> = {}): V1Deployment {
-  return {
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 2,
-          containers: [
-            {
-              name: 'echo',
-              image: 'localcluster/exec',
-              command: [
-                'node',
-                '-e',
-                "require('http').createServer((q,r)=>r.end(process.env.POD_NAME)).listen(8080)",
-              ],
-              env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
-              readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 },
-            },
-          ],
-          ...extra,
-        },
+function echoDeployment(name: string, replicas: number, extra: Partial<V1PodSpec> = {}): V1Deployment {
+  return appDeployment(name, ns, replicas, {
+    terminationGracePeriodSeconds: 2,
+    containers: [
+      {
+        name: 'echo',
+        image: 'localcluster/exec',
+        command: [
+          'node',
+          '-e',
+          "require('http').createServer((q,r)=>r.end(process.env.POD_NAME)).listen(8080)",
+        ],
+        env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 },
       },
-    },
-  };
+    ],
+    ...extra,
+  });
 }
 
 beforeAll(async () => {

@@ -24,6 +24,8 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
+# The validators are compiled from the CRD's own schema when the program starts.
+COPY crds ./crds
 USER 65532:65532
 
 FROM runtime AS count-app

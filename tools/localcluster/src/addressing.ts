@@ -1,45 +1,39 @@
-// Pure address planning for the Pod network, kept apart from the `ip` commands so it is easy to test.
+// Pure address and name planning for the local cluster's network, kept apart from the `ip` commands so it
+// is easy to test. Every node is a network namespace on one host bridge; Pods live behind each node's own
+// CNI bridge on the node's podCIDR.
 
-/** The host side of the Pod network: the bridge address, where Pods reach the API server. */
+/** The host bridge every node's uplink joins; the API server listens on its address. */
 export const BRIDGE_NAME = 'psop0';
-export const NETNS_PREFIX = 'psop-';
-export const POD_CIDR_PREFIX = '10.244';
-export const BRIDGE_IP = `${POD_CIDR_PREFIX}.0.1`;
-export const POD_PREFIX_LENGTH = 16;
+export const CLUSTER_CIDR = '10.244.0.0/16';
+export const BRIDGE_IP = '10.244.0.1';
+export const NODE_PREFIX_LENGTH = 24;
+export const SERVICE_CIDR = '10.96.0.0/24';
+/** Prefix of every name the cluster gives to host-wide objects (netns, links, cgroups), for cleanup. */
+export const NAME_PREFIX = 'psop-';
 
-/** Node n (0 = control plane) owns 10.244.(n+1).0/24; host 1..254 in it are Pod IPs. */
-export function podIp(nodeIndex: number, slot: number): string {
-  if (nodeIndex < 0 || nodeIndex > 250) throw new Error(`node index ${nodeIndex} out of range 0..250`);
-  if (slot < 1 || slot > 254) throw new Error(`pod slot ${slot} out of range 1..254`);
-  return `${POD_CIDR_PREFIX}.${nodeIndex + 1}.${slot}`;
+export function checkIndex(nodeIndex: number): void {
+  if (!Number.isInteger(nodeIndex) || nodeIndex < 0 || nodeIndex > 200)
+    throw new Error(`node index ${nodeIndex} out of range 0..200`);
 }
 
-/** Node IPs (InternalIP) sit in 10.244.0.0/24 beside the bridge, so helpers and kubelets look like hosts. */
+/** Node n (0 = control plane) sits at 10.244.0.(10+n) on the host bridge. */
 export function nodeIp(nodeIndex: number): string {
-  return `${POD_CIDR_PREFIX}.0.${nodeIndex + 10}`;
+  checkIndex(nodeIndex);
+  return `10.244.0.${nodeIndex + 10}`;
 }
 
-/** Lowest free slot of a node, or undefined when the node's /24 is full. */
-export function freeSlot(used: ReadonlySet<number>): number | undefined {
-  for (let s = 1; s <= 254; s++) if (!used.has(s)) return s;
-  return undefined;
+/** Node n owns the Pod network 10.244.(n+1).0/24. */
+export function podCidr(nodeIndex: number): string {
+  checkIndex(nodeIndex);
+  return `10.244.${nodeIndex + 1}.0/24`;
 }
 
-/** Interface names are limited to 15 characters; derive short unique ones from the Pod IP. */
-export function vethNames(ip: string): { host: string; pod: string } {
-  const [, , c, d] = ip.split('.');
-  return { host: `psh${c}x${d}`, pod: 'eth0' };
+/** Network namespace, cgroup root and host-side link of a node; link names are limited to 15 characters. */
+export function nodeNames(nodeIndex: number, name: string): { netns: string; cgroup: string; link: string } {
+  checkIndex(nodeIndex);
+  return { netns: NAME_PREFIX + name, cgroup: NAME_PREFIX + name, link: `psopn${nodeIndex}` };
 }
 
-/**
- * A Pod's MAC derived from its IP (the CNI bridge plugin's 0a:58 scheme). A replacement that reuses an IP
- * then also has the old MAC, so neighbours' ARP caches stay right; with random MACs every peer would send
- * to the dead Pod's address for ~8 s until its ARP entry failed.
- */
-export function podMac(ip: string): string {
-  return ['0a', '58', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
-}
-
-export function netnsName(ip: string): string {
-  return NETNS_PREFIX + ip.replace(/\./g, '-');
+export function clusterNodeNames(workers: number): string[] {
+  return ['control-plane', ...Array.from({ length: workers }, (_, i) => `worker-${i + 1}`)];
 }

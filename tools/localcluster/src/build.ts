@@ -3,21 +3,50 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { KUBE_VERSION, cacheDir, controlPlaneModule } from './paths.js';
+import {
+  CONTAINERD_VERSION,
+  KUBE_VERSION,
+  cacheDir,
+  controlPlaneModule,
+  nodeRuntimeModule,
+} from './paths.js';
 
-export const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
+export const CONTROL_PLANE = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
+export const NODE_BINARIES = ['kubelet', 'kube-proxy'] as const;
+const CONTAINERD_BINARIES = ['containerd', 'ctr', 'containerd-shim-runc-v2'] as const;
+const OWN_BINARIES = ['pause', 'runc-shim'] as const;
+export const BINARIES = [
+  ...CONTROL_PLANE,
+  ...NODE_BINARIES,
+  ...CONTAINERD_BINARIES,
+  ...OWN_BINARIES,
+] as const;
 export type Binary = (typeof BINARIES)[number];
 
-/** A digest of the wrapper module, so an edited go.mod or main.go rebuilds instead of reusing stale binaries. */
-function sourceDigest(): string {
+/** Every file the binaries are built from, so an edit rebuilds instead of reusing stale binaries. */
+function sourceFiles(): string[] {
+  const files: string[] = [];
+  for (const mod of [controlPlaneModule, nodeRuntimeModule]) {
+    for (const f of ['go.mod', 'go.sum']) if (existsSync(join(mod, f))) files.push(join(mod, f));
+    for (const cmd of readdirSync(join(mod, 'cmd')).sort()) files.push(join(mod, 'cmd', cmd, 'main.go'));
+  }
+  return files;
+}
+
+/** One cache key for all binaries: a digest of every source file plus the flags they are built with. */
+export function sourceDigest(): string {
   const hash = createHash('sha256');
-  const files = ['go.mod', 'go.sum', ...BINARIES.map((b) => join('cmd', b, 'main.go'))];
-  for (const f of files) hash.update(f).update(readFileSync(join(controlPlaneModule, f)));
+  for (const f of sourceFiles()) hash.update(f.slice(f.indexOf('tools/'))).update(readFileSync(f));
+  hash.update(kubeLdflags()).update(containerdLdflags());
   return hash.digest('hex').slice(0, 16);
 }
 
 export function binaryPath(name: Binary): string {
   return join(cacheDir(), 'bin', name);
+}
+
+export function binDir(): string {
+  return join(cacheDir(), 'bin');
 }
 
 function cached(): boolean {
@@ -29,47 +58,76 @@ function cached(): boolean {
   );
 }
 
-function ldflags(): string {
+function kubeLdflags(): string {
   const [major, minor] = KUBE_VERSION.slice(1).split('.');
-  const set = (pkg: string, key: string, value: string) => `-X ${pkg}.${key}=${value}`;
   const flags = ['-s', '-w'];
   for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
     flags.push(
-      set(pkg, 'gitVersion', KUBE_VERSION),
-      set(pkg, 'gitMajor', major!),
-      set(pkg, 'gitMinor', minor!),
+      `-X ${pkg}.gitVersion=${KUBE_VERSION}`,
+      `-X ${pkg}.gitMajor=${major}`,
+      `-X ${pkg}.gitMinor=${minor}`,
+      `-X ${pkg}.gitTreeState=clean`,
     );
-    flags.push(set(pkg, 'gitTreeState', 'clean'));
   }
   return flags.join(' ');
 }
 
-/**
- * Builds the control plane into the cache unless a build of the same sources is there. The cold build
- * compiles about 2,000 Go packages; progress is printed as packages complete.
- */
-export async function ensureControlPlane(log: (line: string) => void = console.log): Promise<void> {
-  if (cached()) return;
-  const started = Date.now();
-  const out = cacheDir();
-  const staging = join(out, 'bin.partial');
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  const env = { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
+function containerdLdflags(): string {
+  const pkg = 'github.com/containerd/containerd/v2/version';
+  return `-s -w -X ${pkg}.Version=${CONTAINERD_VERSION} -X ${pkg}.Revision=localcluster`;
+}
 
-  log(
-    `localcluster: building Kubernetes ${KUBE_VERSION} control plane (etcd, kube-apiserver, kube-controller-manager,`,
-  );
-  log('localcluster: kube-scheduler) from Go modules into ' + out);
-  log(
-    'localcluster: a cold build downloads ~1 GB of modules and takes 15-30 minutes on 2 cores; it is cached afterwards',
-  );
+interface GoBuild {
+  what: string;
+  module: string;
+  packages: string[];
+  tags?: string;
+  ldflags: string;
+}
+
+const CONTAINERD = 'github.com/containerd/containerd/v2/cmd';
+const builds: GoBuild[] = [
+  {
+    what: `Kubernetes ${KUBE_VERSION} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy)`,
+    module: controlPlaneModule,
+    packages: ['./cmd/...'],
+    ldflags: kubeLdflags(),
+  },
+  {
+    what: `containerd ${CONTAINERD_VERSION} and ctr`,
+    module: nodeRuntimeModule,
+    packages: [`${CONTAINERD}/containerd`, `${CONTAINERD}/ctr`],
+    tags: 'urfave_cli_no_docs no_btrfs',
+    ldflags: containerdLdflags(),
+  },
+  {
+    // The shim is built without gRPC, as upstream builds it, so it stays small and quick to start.
+    what: `containerd-shim-runc-v2 ${CONTAINERD_VERSION}`,
+    module: nodeRuntimeModule,
+    packages: [`${CONTAINERD}/containerd-shim-runc-v2`],
+    tags: 'urfave_cli_no_docs no_grpc',
+    ldflags: containerdLdflags(),
+  },
+  {
+    what: 'the pause program and the runc shim of the local cluster',
+    module: nodeRuntimeModule,
+    packages: OWN_BINARIES.map((b) => `./cmd/${b}`),
+    ldflags: '-s -w',
+  },
+];
+
+async function goBuild(b: GoBuild, out: string, log: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  const env = { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
+  const tags = b.tags ? ['-tags', b.tags] : [];
+  log(`localcluster: building ${b.what}`);
   let total = 0;
   try {
-    const deps = execFileSync('go', ['list', '-deps', './cmd/...'], {
-      cwd: controlPlaneModule,
+    const deps = execFileSync('go', ['list', ...tags, '-deps', ...b.packages], {
+      cwd: b.module,
       env,
       maxBuffer: 64 << 20,
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
     total = deps.toString().split('\n').filter(Boolean).length;
   } catch {
@@ -77,15 +135,11 @@ export async function ensureControlPlane(log: (line: string) => void = console.l
   }
   const child = spawn(
     'go',
-    ['build', '-v', '-trimpath', '-ldflags', ldflags(), '-o', staging + '/', './cmd/...'],
-    {
-      cwd: controlPlaneModule,
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+    ['build', '-v', '-trimpath', ...tags, '-ldflags', b.ldflags, '-o', out + '/', ...b.packages],
+    { cwd: b.module, env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let done = 0;
-  let lastReport = 0;
+  let lastReport = Date.now();
   const errors: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     // `go build -v` prints each package as it is compiled; anything with a space is an error or a note.
@@ -96,17 +150,40 @@ export async function ensureControlPlane(log: (line: string) => void = console.l
       lastReport = now;
       const pct = total > 0 ? ` (~${Math.min(99, Math.round((done / total) * 100))}%)` : '';
       log(
-        `localcluster: build ${Math.round((now - started) / 1000)}s: ${done}${total ? '/' + total : ''} packages${pct}`,
+        `localcluster:   ${Math.round((now - started) / 1000)}s: ${done}${total ? '/' + total : ''} packages${pct}`,
       );
     }
   });
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   if (code !== 0) {
-    throw new Error(`control plane build failed (go build exit ${code}):\n${errors.slice(-40).join('\n')}`);
+    throw new Error(`building ${b.what} failed (go build exit ${code}):\n${errors.slice(-40).join('\n')}`);
+  }
+  log(`localcluster:   done in ${Math.round((Date.now() - started) / 1000)}s`);
+}
+
+/**
+ * Builds the control plane, the node components and containerd into the cache unless a build of the same
+ * sources is there. The cold build compiles about 3,000 Go packages (20-40 minutes on 2 cores).
+ */
+export async function ensureBinaries(log: (line: string) => void = console.log): Promise<void> {
+  if (cached()) return;
+  const started = Date.now();
+  const out = cacheDir();
+  const staging = join(out, 'bin.partial');
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  log(`localcluster: building the cluster's binaries from Go modules into ${out}`);
+  log('localcluster: a cold build downloads ~1.5 GB of modules and takes 20-40 minutes on 2 cores;');
+  log(
+    'localcluster: it is cached afterwards and rebuilt only when tools/localcluster/*/go.mod or cmd/ change',
+  );
+  for (const [i, b] of builds.entries()) {
+    log(`localcluster: step ${i + 1}/${builds.length}`);
+    await goBuild(b, staging, log);
   }
   mkdirSync(join(out, 'bin'), { recursive: true });
   for (const f of readdirSync(staging)) renameSync(join(staging, f), join(out, 'bin', f));
   rmSync(staging, { recursive: true, force: true });
   writeFileSync(join(out, 'stamp'), sourceDigest() + '\n');
-  log(`localcluster: control plane built in ${Math.round((Date.now() - started) / 1000)}s`);
+  log(`localcluster: binaries built in ${Math.round((Date.now() - started) / 1000)}s`);
 }

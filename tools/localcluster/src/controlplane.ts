@@ -4,8 +4,9 @@ import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { binaryPath } from './build.js';
-import { startLogged, stopProcess, type Managed, type PidFile } from './processes.js';
+import { SERVICE_CIDR } from './addressing.js';
+import { binaryPath, type Binary } from './build.js';
+import { alive, readPid, spawnDetached, stopPid } from './processes.js';
 
 export interface ControlPlaneOptions {
   dir: string;
@@ -13,7 +14,6 @@ export interface ControlPlaneOptions {
   address: string;
   nodeMonitorGracePeriodSeconds: number;
   tolerationSeconds: number;
-  pids: PidFile;
   log: (line: string) => void;
 }
 
@@ -21,7 +21,26 @@ export interface ControlPlane {
   server: string;
   caFile: string;
   token: string;
-  processes: Managed[];
+}
+
+export const CONTROL_PLANE_PROCESSES = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+] as const satisfies readonly Binary[];
+type Component = (typeof CONTROL_PLANE_PROCESSES)[number];
+
+const pidFile = (dir: string, c: Component) => join(dir, 'pids', `${c}.pid`);
+
+/** Starts a component detached from the CLI, logging to `<dir>/<name>.log`. */
+function start(dir: string, c: Component, args: string[]): number {
+  mkdirSync(join(dir, 'pids'), { recursive: true });
+  return spawnDetached(binaryPath(c), args, join(dir, `${c}.log`), pidFile(dir, c));
+}
+
+export function controlPlaneAlive(dir: string): Component[] {
+  return CONTROL_PLANE_PROCESSES.filter((c) => alive(readPid(pidFile(dir, c))));
 }
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -41,12 +60,11 @@ async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   timeoutMs: number,
-  proc?: Managed,
+  pid?: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc && proc.child.exitCode !== null)
-      throw new Error(`${what}: process exited with ${proc.child.exitCode}`);
+    if (pid !== undefined && !alive(pid)) throw new Error(`${what}: process exited; see its log`);
     if (await probe().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -97,62 +115,45 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const token = randomBytes(24).toString('hex');
   const tokens = join(pki, 'tokens.csv');
   writeFileSync(tokens, `${token},admin,admin-uid,"system:masters"\n`, { mode: 0o600 });
-  const processes: Managed[] = [];
-  const started = (p: Managed) => (processes.push(p), o.pids.add(p.child.pid), p);
 
   const etcdPort = await freePort();
   const peerPort = await freePort();
   o.log('localcluster: starting etcd');
-  const etcd = started(
-    startLogged(
-      'etcd',
-      binaryPath('etcd'),
-      [
-        '--name=local',
-        `--data-dir=${join(o.dir, 'etcd')}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=local=http://127.0.0.1:${peerPort}`,
-        '--unsafe-no-fsync',
-        '--logger=zap',
-        '--log-level=warn',
-      ],
-      join(o.dir, 'etcd.log'),
-    ),
-  );
+  const etcd = start(o.dir, 'etcd', [
+    '--name=local',
+    `--data-dir=${join(o.dir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-cluster=local=http://127.0.0.1:${peerPort}`,
+    '--unsafe-no-fsync',
+    '--logger=zap',
+    '--log-level=warn',
+  ]);
   await waitFor('etcd', () => httpOk(`http://127.0.0.1:${etcdPort}/health`), 30_000, etcd);
 
   const apiPort = await freePort(o.address);
   const server = `https://${o.address}:${apiPort}`;
   o.log(`localcluster: starting kube-apiserver on ${server}`);
-  const apiserver = started(
-    startLogged(
-      'kube-apiserver',
-      binaryPath('kube-apiserver'),
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        `--bind-address=${o.address}`,
-        `--advertise-address=${o.address}`,
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${pki}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        `--service-account-issuer=${server}`,
-        `--service-account-key-file=${saKey}`,
-        `--service-account-signing-key-file=${saKey}`,
-        `--token-auth-file=${tokens}`,
-        '--authorization-mode=RBAC',
-        '--allow-privileged=true',
-        '--endpoint-reconciler-type=none',
-        `--default-not-ready-toleration-seconds=${o.tolerationSeconds}`,
-        `--default-unreachable-toleration-seconds=${o.tolerationSeconds}`,
-        '--profiling=false',
-        '--v=1',
-      ],
-      join(o.dir, 'kube-apiserver.log'),
-    ),
-  );
+  const apiserver = start(o.dir, 'kube-apiserver', [
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    `--bind-address=${o.address}`,
+    `--advertise-address=${o.address}`,
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${pki}`,
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    `--service-account-issuer=${server}`,
+    `--service-account-key-file=${saKey}`,
+    `--service-account-signing-key-file=${saKey}`,
+    `--token-auth-file=${tokens}`,
+    '--authorization-mode=RBAC',
+    '--allow-privileged=true',
+    `--default-not-ready-toleration-seconds=${o.tolerationSeconds}`,
+    `--default-unreachable-toleration-seconds=${o.tolerationSeconds}`,
+    '--profiling=false',
+    '--v=1',
+  ]);
   const caFile = join(pki, 'apiserver.crt');
   await waitFor(
     'kube-apiserver',
@@ -164,37 +165,28 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const kubeconfig = join(o.dir, 'admin.kubeconfig');
   writeFileSync(kubeconfig, kubeconfigYaml(server, readFileSync(caFile), token), { mode: 0o600 });
   o.log('localcluster: starting kube-controller-manager and kube-scheduler');
-  started(
-    startLogged(
-      'kube-controller-manager',
-      binaryPath('kube-controller-manager'),
-      [
-        `--kubeconfig=${kubeconfig}`,
-        '--leader-elect=false',
-        '--controllers=*',
-        '--use-service-account-credentials=true',
-        `--service-account-private-key-file=${saKey}`,
-        `--root-ca-file=${caFile}`,
-        '--node-monitor-period=1s',
-        `--node-monitor-grace-period=${o.nodeMonitorGracePeriodSeconds}s`,
-        '--secure-port=0',
-        '--v=1',
-      ],
-      join(o.dir, 'kube-controller-manager.log'),
-    ),
-  );
-  started(
-    startLogged(
-      'kube-scheduler',
-      binaryPath('kube-scheduler'),
-      [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--v=1'],
-      join(o.dir, 'kube-scheduler.log'),
-    ),
-  );
-  return { server, caFile, token, processes };
+  start(o.dir, 'kube-controller-manager', [
+    `--kubeconfig=${kubeconfig}`,
+    '--leader-elect=false',
+    '--controllers=*',
+    '--use-service-account-credentials=true',
+    `--service-account-private-key-file=${saKey}`,
+    `--root-ca-file=${caFile}`,
+    '--node-monitor-period=1s',
+    `--node-monitor-grace-period=${o.nodeMonitorGracePeriodSeconds}s`,
+    '--secure-port=0',
+    '--v=1',
+  ]);
+  start(o.dir, 'kube-scheduler', [
+    `--kubeconfig=${kubeconfig}`,
+    '--leader-elect=false',
+    '--secure-port=0',
+    '--v=1',
+  ]);
+  return { server, caFile, token };
 }
 
-export async function stopControlPlane(cp: ControlPlane): Promise<void> {
+export async function stopControlPlane(dir: string): Promise<void> {
   // Reverse order: clients of the API server first, etcd last.
-  for (const p of [...cp.processes].reverse()) await stopProcess(p, 5000);
+  for (const c of [...CONTROL_PLANE_PROCESSES].reverse()) await stopPid(readPid(pidFile(dir, c)), 5000);
 }

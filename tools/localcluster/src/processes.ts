@@ -1,74 +1,99 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 
-/** A child process whose output goes to a log file and whose pid is recorded so `down` can reap leftovers. */
-export interface Managed {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-export function startLogged(
-  name: string,
+/**
+ * Starts a long-running process that outlives the CLI: its own session, output appended to `logFile`, pid
+ * written to `pidFile` so `down` and faults can find it.
+ */
+export function spawnDetached(
   command: string,
   args: string[],
   logFile: string,
+  pidFile: string,
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Managed {
+): number {
   mkdirSync(dirname(logFile), { recursive: true });
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (err) => {
-      log.write(`localcluster: failed to start ${command}: ${err.message}\n`);
-      resolve(null);
-    });
-    child.on('exit', (code, signal) => {
-      log.write(`localcluster: ${name} exited (code ${code}, signal ${signal})\n`);
-      resolve(code);
-    });
-  });
-  return { name, child, exited };
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], ...options });
+  closeSync(fd);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
+  writeFileSync(pidFile, `${child.pid}\n`);
+  return child.pid;
 }
+
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    // A zombie answers signal 0; it is dead for every purpose here.
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function readPid(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+export function signal(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function stopProcess(p: Managed, graceMs = 5000): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
-  await p.exited;
-  clearTimeout(timer);
+export async function stopPid(pid: number | undefined, graceMs = 5000): Promise<void> {
+  if (!alive(pid)) return;
+  signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(50);
+  signal(pid, 'SIGKILL');
+  while (alive(pid)) await sleep(20);
 }
 
-/** Pid registry, so a later `up` or `down` can kill what a crashed daemon left behind. */
-export class PidFile {
-  constructor(private readonly path: string) {}
-
-  read(): number[] {
-    if (!existsSync(this.path)) return [];
-    return readFileSync(this.path, 'utf8')
-      .split('\n')
-      .map(Number)
-      .filter((n) => Number.isInteger(n) && n > 0);
+/** The namespace inode a process is in (`net`, `mnt`), or undefined once it is gone. */
+export function namespaceOf(pid: number | string, kind: 'net' | 'mnt'): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return undefined;
   }
+}
 
-  add(pid: number | undefined): void {
-    if (pid === undefined) return;
-    mkdirSync(dirname(this.path), { recursive: true });
-    writeFileSync(this.path, [...this.read(), pid].join('\n') + '\n');
+/** Every pid on the machine that `match` selects. */
+export function findPids(match: (pid: number) => boolean): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid !== process.pid && match(pid)) pids.push(pid);
   }
+  return pids;
+}
 
-  killAll(): void {
-    for (const pid of this.read()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    if (existsSync(this.path)) writeFileSync(this.path, '');
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
   }
 }

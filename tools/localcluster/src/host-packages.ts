@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/**
+ * Debian packages the nodes need from the host, by a file each installs. runc and the CNI plugins come from
+ * Debian because they build with cgo or are plain binaries; nftables is what kube-proxy's nftables mode
+ * drives; iptables and conntrack are what the kubelet and the CNI portmap plugin call.
+ */
+export const HOST_PACKAGES: Record<string, string> = {
+  runc: '/usr/sbin/runc',
+  'containernetworking-plugins': '/usr/lib/cni/bridge',
+  nftables: '/usr/sbin/nft',
+  iptables: '/usr/sbin/iptables',
+  conntrack: '/usr/sbin/conntrack',
+  iproute2: '/usr/sbin/ip',
+  'util-linux': '/usr/bin/nsenter',
+};
+
+export const RUNC = HOST_PACKAGES.runc!;
+export const CNI_BIN_DIR = '/usr/lib/cni';
+
+export function missingPackages(exists: (path: string) => boolean = existsSync): string[] {
+  return Object.entries(HOST_PACKAGES)
+    .filter(([, file]) => !exists(file))
+    .map(([pkg]) => pkg);
+}
+
+/** Installs what is missing with apt-get, so a new machine needs nothing done by hand. */
+export function ensureHostPackages(log: (line: string) => void = console.log): void {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  if (!existsSync('/usr/bin/apt-get')) {
+    throw new Error(
+      `the local cluster needs these Debian packages and there is no apt-get: ${missing.join(', ')}`,
+    );
+  }
+  log(`localcluster: installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env,
+  });
+  const still = missingPackages();
+  if (still.length) throw new Error(`apt-get did not install: ${still.join(', ')}`);
+}

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { appDeployment } from '../support/deployment.js';
+import { createFixtures, fixturePod } from '../support/fixture-app.js';
 import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, readyPods } from './cluster.js';
 import {
@@ -20,17 +21,14 @@ import {
 const ns = 'it-checkpoint';
 
 function stateApp(name: string, replicas: number): V1Deployment {
-  return appDeployment(name, ns, replicas, {
-    terminationGracePeriodSeconds: 1,
-    containers: [
-      {
-        name: 'app',
-        image: 'localcluster/exec',
-        command: ['node', 'test/fixtures/state-app.mjs'],
-        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-      },
-    ],
-  });
+  return appDeployment(
+    name,
+    ns,
+    replicas,
+    fixturePod('state-app.mjs', {
+      readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+    }),
+  );
 }
 
 async function controllerToken(): Promise<string> {
@@ -58,6 +56,7 @@ let pods: V1Pod[];
 beforeAll(async () => {
   await installOperator();
   await createNamespace(ns);
+  await createFixtures(core, ns);
   await apps.createNamespacedDeployment({ namespace: ns, body: stateApp('app', 2) });
   await createPolicy(ns, 'app', {
     selector: { matchLabels: { app: 'app' } },

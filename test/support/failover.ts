@@ -1,9 +1,9 @@
 // One failover trial with the count app, shared by the end-to-end tests and `npm run bench`: inject a fault,
 // time it until a Pod of the Deployment is Ready again with its counter restored, and count lost updates.
-import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { FENCE_TAINT } from '../../src/api/index.js';
+import { fault } from '../../tools/localcluster/src/cluster.js';
 
 export type Fault = 'crash' | 'delete' | 'partition';
 
@@ -38,14 +38,9 @@ function core(): CoreV1Api {
   return client;
 }
 
-/** Asks the local cluster's daemon for a fault directly (the CLI would add a second of tsx start-up). */
+/** Injects a fault in this process (the CLI would add a second of tsx start-up to every trial). */
 export async function injectFault(action: 'crash' | 'partition' | 'heal', target: string): Promise<void> {
-  const { port } = JSON.parse(readFileSync('.local/cluster/daemon.json', 'utf8')) as { port: number };
-  const res = await fetch(
-    `http://127.0.0.1:${port}/fault?action=${action}&target=${encodeURIComponent(target)}`,
-    { method: 'POST' },
-  );
-  if (!res.ok) throw new Error(`fault ${action} ${target}: ${res.status} ${await res.text()}`);
+  await fault(action, target);
 }
 
 /**

@@ -1,126 +1,149 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { clusterNodeNames, nodeIp, nodeNames, podCidr } from '../../tools/localcluster/src/addressing.js';
+import { missingPackages } from '../../tools/localcluster/src/host-packages.js';
 import {
-  freeSlot,
-  netnsName,
-  nodeIp,
-  podIp,
-  podMac,
-  vethNames,
-} from '../../tools/localcluster/src/addressing.js';
-import {
-  expand,
+  appImageConfigs,
+  dockerfileInstruction,
   imageName,
-  resolveCommand,
-  resolveEnv,
-  restartDelayMs,
-  shouldRestart,
-} from '../../tools/localcluster/src/container-spec.js';
+  referencedImages,
+} from '../../tools/localcluster/src/images.js';
+import { criLogText } from '../../tools/localcluster/src/node.js';
+import {
+  cniConfList,
+  containerdConfig,
+  kubeProxyConfig,
+  kubeletConfig,
+  type NodeConfigInput,
+} from '../../tools/localcluster/src/node-config.js';
 import { microTime } from '../../src/kube/micro-time.js';
 
 const run = promisify(execFile);
-const images = { 'ghcr.io/x/app': { command: ['node', 'dist/app.js'] } };
 
 describe('addressing', () => {
-  it('gives each node its own /24 and keeps interface names within 15 characters', () => {
-    expect(podIp(0, 1)).toBe('10.244.1.1');
-    expect(podIp(3, 254)).toBe('10.244.4.254');
+  it('gives each node an IP on the host bridge and its own /24 Pod network', () => {
+    expect(nodeIp(0)).toBe('10.244.0.10');
     expect(nodeIp(2)).toBe('10.244.0.12');
-    expect(vethNames('10.244.251.254').host.length).toBeLessThanOrEqual(15);
-    expect(netnsName('10.244.1.2')).toBe('psop-10-244-1-2');
-    expect(() => podIp(0, 255)).toThrow(/slot 255 out of range 1..254/);
+    expect(podCidr(0)).toBe('10.244.1.0/24');
+    expect(podCidr(3)).toBe('10.244.4.0/24');
+    expect(() => podCidr(201)).toThrow(/node index 201 out of range 0..200/);
   });
 
-  it('derives a locally administered MAC from the Pod IP, so a reused IP keeps its MAC', () => {
-    expect(podMac('10.244.2.3')).toBe('0a:58:0a:f4:02:03');
-    expect(podMac('10.244.251.254')).toBe('0a:58:0a:f4:fb:fe');
-  });
-
-  it('finds the lowest free slot and reports a full node', () => {
-    expect(freeSlot(new Set([1, 2, 4]))).toBe(3);
-    expect(freeSlot(new Set(Array.from({ length: 254 }, (_, i) => i + 1)))).toBeUndefined();
+  it('names host objects with one prefix and keeps link names within 15 characters', () => {
+    const names = nodeNames(200, 'worker-200');
+    expect(names.netns).toBe('psop-worker-200');
+    expect(names.cgroup).toBe('psop-worker-200');
+    expect(names.link.length).toBeLessThanOrEqual(15);
+    expect(clusterNodeNames(2)).toEqual(['control-plane', 'worker-1', 'worker-2']);
   });
 });
 
-describe('container spec', () => {
+describe('node configuration', () => {
+  const input: NodeConfigInput = {
+    name: 'worker-1',
+    ip: '10.244.0.11',
+    podCidr: '10.244.2.0/24',
+    dir: '/x/nodes/worker-1',
+    cgroupRoot: 'psop-worker-1',
+    controlPlane: false,
+    pauseImage: 'docker.io/localcluster/pause:1',
+    runtimeBinary: '/cache/bin/runc-shim',
+    cniBinDir: '/usr/lib/cni',
+    kubeconfig: '/x/nodes/worker-1/kubeconfig',
+  };
+
+  it('points containerd at the runc shim, the pinned pause image, the node CNI dir and a closed registry', () => {
+    const toml = containerdConfig(input);
+    expect(toml).toContain("BinaryName = '/cache/bin/runc-shim'");
+    expect(toml).toContain("sandbox = 'docker.io/localcluster/pause:1'");
+    expect(toml).toContain("conf_dir = '/x/nodes/worker-1/cni'");
+    expect(toml).toContain("config_path = '/x/nodes/worker-1/registry'");
+    expect(toml).toContain('restrict_oom_score_adj = true');
+  });
+
+  it('gives the CNI bridge the node podCIDR', () => {
+    const conf = JSON.parse(cniConfList(input)) as {
+      plugins: { ipam?: { ranges: { subnet: string }[][] } }[];
+    };
+    expect(conf.plugins[0]!.ipam!.ranges[0]![0]!.subnet).toBe('10.244.2.0/24');
+  });
+
+  it('runs the kubelet under its own cgroup root with the documented non-defaults; taints only the control plane', () => {
+    const worker = parse(kubeletConfig(input)) as Record<string, unknown>;
+    expect(worker).toMatchObject({
+      cgroupRoot: '/psop-worker-1',
+      failCgroupV1: false,
+      nodeLeaseDurationSeconds: 8,
+      address: '10.244.0.11',
+    });
+    // The restart back-off stays the kubelet's default (10 s doubling to 5 min): what users get.
+    expect(worker).not.toHaveProperty('crashLoopBackOff');
+    expect(worker).not.toHaveProperty('registerWithTaints');
+    const cp = parse(kubeletConfig({ ...input, controlPlane: true })) as Record<string, unknown>;
+    expect(cp.registerWithTaints).toEqual([
+      { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' },
+    ]);
+  });
+
+  it('runs kube-proxy in nftables mode for the node without host-wide sysctls', () => {
+    const proxy = parse(kubeProxyConfig(input)) as Record<string, unknown>;
+    expect(proxy).toMatchObject({
+      mode: 'nftables',
+      hostnameOverride: 'worker-1',
+      clusterCIDR: '10.244.0.0/16',
+    });
+    expect(proxy.conntrack).toMatchObject({ maxPerCore: 0, min: 0 });
+  });
+});
+
+describe('host packages', () => {
+  it('lists the Debian packages whose files are missing', () => {
+    expect(missingPackages(() => true)).toEqual([]);
+    expect(missingPackages((f) => f !== '/usr/sbin/runc' && f !== '/usr/sbin/nft')).toEqual([
+      'runc',
+      'nftables',
+    ]);
+  });
+});
+
+describe('images', () => {
   it('strips tags and digests from image names', () => {
     expect(imageName('ghcr.io/x/app:1.2')).toBe('ghcr.io/x/app');
     expect(imageName('localhost:5000/app')).toBe('localhost:5000/app');
     expect(imageName('app@sha256:abc')).toBe('app');
   });
 
-  it('follows Docker semantics for command and args', () => {
-    const env = { PORT: '9' };
-    expect(
-      resolveCommand({ name: 'c', image: 'ghcr.io/x/app:1', args: ['--port=$(PORT)'] }, images, env),
-    ).toEqual({
-      ok: true,
-      argv: ['node', 'dist/app.js', '--port=9'],
-    });
-    expect(
-      resolveCommand({ name: 'c', image: 'ghcr.io/x/app', command: ['sh'], args: ['-c', 'x'] }, images, env),
-    ).toEqual({
-      ok: true,
-      argv: ['sh', '-c', 'x'],
-    });
-    expect(
-      resolveCommand({ name: 'c', image: 'localcluster/exec', command: ['sleep', '1'] }, images, env),
-    ).toEqual({
-      ok: true,
-      argv: ['sleep', '1'],
-    });
+  it("reads a stage's ENTRYPOINT and CMD from a Dockerfile", () => {
+    const dockerfile =
+      'FROM a AS one\nENTRYPOINT ["/x", "y"]\nCMD ["--help"]\nFROM b AS two\nENTRYPOINT ["/z"]\n';
+    expect(dockerfileInstruction(dockerfile, 'one', 'ENTRYPOINT')).toEqual(['/x', 'y']);
+    expect(dockerfileInstruction(dockerfile, 'one', 'CMD')).toEqual(['--help']);
+    expect(dockerfileInstruction(dockerfile, 'two', 'CMD')).toBeUndefined();
+    expect(() => dockerfileInstruction(dockerfile, 'three', 'CMD')).toThrow(/no stage three/);
   });
 
-  it('explains unknown images and exec without a command', () => {
-    expect(resolveCommand({ name: 'c', image: 'nginx:1' }, images, {})).toEqual({
-      ok: false,
-      reason: 'ErrImagePull',
-      message:
-        'image nginx:1 is not known to the local cluster; known images: localcluster/exec, ghcr.io/x/app',
-    });
-    expect(resolveCommand({ name: 'c', image: 'localcluster/exec' }, images, {})).toMatchObject({
-      ok: false,
-      reason: 'CreateContainerConfigError',
-    });
+  it('assembles every image the install and the examples name, with the Dockerfile entry points', () => {
+    const refs = referencedImages();
+    expect(refs).toEqual(
+      expect.arrayContaining([
+        'ghcr.io/hitachienergy/pull-state-operator:0.1.0',
+        'ghcr.io/hitachienergy/pull-state-count-app:0.1.0',
+      ]),
+    );
+    const configs = appImageConfigs();
+    expect(configs.map((c) => c.ref).sort()).toEqual(refs.filter((r) => r.startsWith('ghcr.io/')).sort());
+    const operator = configs.find((c) => c.ref.includes('pull-state-operator'))!;
+    expect(operator.entrypoint).toEqual(['/nodejs/bin/node', 'dist/src/main.js']);
+    expect(operator.user).toBe('65532:65532');
   });
+});
 
-  it('expands $(VAR) but not $$(VAR) or unknown names', () => {
-    expect(expand('$(A)-$$(A)-$(B)', { A: 'x' })).toBe('x-$(A)-$(B)');
-  });
-
-  it('resolves downward-API fieldRefs and rejects unsupported sources by name', () => {
-    const pod = { metadata: { name: 'p', namespace: 'n' }, spec: { containers: [] } };
-    const facts = { podIP: '10.244.1.1', hostIP: '10.244.0.11', nodeName: 'worker-1' };
-    const container = {
-      name: 'c',
-      env: [
-        { name: 'A', value: 'a' },
-        { name: 'IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-        { name: 'NODE', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
-      ],
-    };
-    expect(resolveEnv(container, pod, facts)).toEqual({
-      ok: true,
-      env: { A: 'a', IP: '10.244.1.1', NODE: 'worker-1' },
-    });
-    const bad = {
-      name: 'c',
-      env: [{ name: 'L', valueFrom: { fieldRef: { fieldPath: 'metadata.labels' } } }],
-    };
-    expect(resolveEnv(bad, pod, facts)).toMatchObject({
-      ok: false,
-      message: expect.stringMatching(
-        /env L: fieldRef metadata.labels is not supported; supported: metadata.name/,
-      ),
-    });
-  });
-
-  it('backs off restarts from 1 s to 60 s and honours restartPolicy', () => {
-    expect([1, 2, 3, 7, 20].map(restartDelayMs)).toEqual([1000, 2000, 4000, 60_000, 60_000]);
-    expect(shouldRestart('Always', 0)).toBe(true);
-    expect(shouldRestart('OnFailure', 0)).toBe(false);
-    expect(shouldRestart('OnFailure', 137)).toBe(true);
-    expect(shouldRestart('Never', 1)).toBe(false);
+describe('pod logs', () => {
+  it('joins CRI log lines, partial ones included, into the program output', () => {
+    const raw =
+      '2026-11-24T12:00:00.1Z stdout F hello\n2026-11-24T12:00:00.2Z stderr P par\n2026-11-24T12:00:00.3Z stderr F tial\n';
+    expect(criLogText(raw)).toBe('hello\npartial\n');
   });
 });
 
@@ -154,7 +177,7 @@ describe('cluster CLI', () => {
     [['up', '--nodes', '0'], /--nodes must be a whole number from 1 to 20, got "0"/],
     [['up', '--bogus'], /unknown option --bogus; allowed: --nodes/],
     [['launch'], /unknown command "launch"; commands: up, down, status, logs, fault/],
-    [['fault', 'explode', 'x'], /fault needs one of crash, partition, heal, stop/],
+    [['fault', 'explode', 'x'], /fault needs one of crash, partition, heal, stop, start/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const r = await cli(...args);
     expect(r.code).toBe(2);

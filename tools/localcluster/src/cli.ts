@@ -1,9 +1,6 @@
 // `npm run cluster -- <command>`: a real Kubernetes cluster (control plane and nodes) on this machine.
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { FAULTS, UsageError, down, fault, status, up, type FaultAction } from './cluster.js';
-import { readLog } from './node.js';
-import { kubeconfigPath, nodesDir } from './paths.js';
+import { FAULTS, UsageError, down, fault, podLogs, status, up, type FaultAction } from './cluster.js';
+import { kubeconfigPath } from './paths.js';
 
 const HELP: Record<string, string> = {
   '': `Usage: npm run cluster -- <command> [options]
@@ -43,7 +40,7 @@ Prints each node with its state (Running, Partitioned, Stopped), its Ready condi
   logs: `Usage: npm run cluster -- logs <namespace>/<pod> [-c <container>]
 
 Prints the output of a Pod's container (default: the first one), every restart oldest first, read from the
-node's /var/log/pods. Works for Pods already deleted as long as the node keeps their logs.`,
+node's /var/log/pods. The kubelet removes them with the Pod, as on any node.`,
   fault: `Usage: npm run cluster -- fault <crash|partition|heal|stop|start> <target> [-c <container>]
 
   crash <ns>/<pod>     SIGKILL the container's main process; the kubelet restarts it with its own back-off
@@ -130,27 +127,7 @@ function logsCommand(args: string[]): void {
   const { positional, flags } = parseFlags(args, { c: 'value', container: 'value' });
   const target = positional[0];
   if (!target || !target.includes('/')) throw new UsageError('logs needs <namespace>/<pod>');
-  const [ns, pod] = target.split('/', 2);
-  // The kubelet keeps a Pod's logs in /var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log.
-  const dirs = (existsSync(nodesDir) ? readdirSync(nodesDir) : [])
-    .flatMap((node) => {
-      const pods = join(nodesDir, node, 'varlog', 'pods');
-      return existsSync(pods)
-        ? readdirSync(pods)
-            .filter((d) => d.startsWith(`${ns}_${pod}_`) && d.split('_').length === 3)
-            .map((d) => join(pods, d))
-        : [];
-    })
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  if (!dirs[0]) throw new UsageError(`no logs for ${target} on any node`);
-  const containers = readdirSync(dirs[0]).sort();
-  const container = flags.c ?? flags.container ?? containers[0];
-  if (!container || !containers.includes(container))
-    throw new UsageError(`no container ${container} in ${target}; containers: ${containers.join(', ')}`);
-  const files = readdirSync(join(dirs[0], container))
-    .filter((f) => /^\d+\.log$/.test(f))
-    .sort((a, b) => parseInt(a) - parseInt(b));
-  for (const f of files) process.stdout.write(readLog(join(dirs[0], container, f)));
+  process.stdout.write(podLogs(target, flags.c ?? flags.container));
 }
 
 async function faultCommand(args: string[]): Promise<void> {

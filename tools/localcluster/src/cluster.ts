@@ -1,7 +1,7 @@
 // The local cluster as a whole: bring-up, teardown, status and faults. The CLI (cli.ts) is a thin shell
 // around these; tests, the demo and the benchmark call the faults directly.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { BRIDGE_IP, NAME_PREFIX, clusterNodeNames, nodeIp } from './addressing.js';
@@ -17,6 +17,7 @@ import {
   nodeState,
   partitionNode,
   prepareNode,
+  readLog,
   restartNode,
   shutdownNode,
   startNode,
@@ -280,4 +281,32 @@ export async function fault(action: FaultAction, target: string, container?: str
   else if (action === 'stop') await stopNode(node);
   else await restartNode(node, state.archive);
   return `${action} ${node.name}: node is now ${await nodeState(node)}`;
+}
+
+/**
+ * The output of a Pod's container (default: its first), every restart oldest first, from the kubelet's
+ * /var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log on whichever node ran it last.
+ */
+export function podLogs(target: string, container?: string): string {
+  const [ns, pod] = target.split('/', 2);
+  const dirs = (existsSync(nodesDir) ? readdirSync(nodesDir) : [])
+    .flatMap((node) => {
+      const pods = join(nodesDir, node, 'varlog', 'pods');
+      return existsSync(pods)
+        ? readdirSync(pods)
+            .filter((d) => d.startsWith(`${ns}_${pod}_`) && d.split('_').length === 3)
+            .map((d) => join(pods, d))
+        : [];
+    })
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!dirs[0]) throw new UsageError(`no logs for ${target} on any node`);
+  const containers = readdirSync(dirs[0]).sort();
+  const name = container ?? containers[0];
+  if (!name || !containers.includes(name))
+    throw new UsageError(`no container ${name} in ${target}; containers: ${containers.join(', ')}`);
+  return readdirSync(join(dirs[0], name))
+    .filter((f) => /^\d+\.log$/.test(f))
+    .sort((a, b) => parseInt(a) - parseInt(b))
+    .map((f) => readLog(join(dirs[0]!, name, f)))
+    .join('');
 }

@@ -2,7 +2,7 @@
 // private /run and the node's own /var/lib and /var/log, and in it containerd, the kubelet and kube-proxy.
 // Faults act on these real processes: a partition takes the uplink down, a stop kills every process at once.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeIp, nodeNames, podCidr } from './addressing.js';
@@ -236,23 +236,6 @@ export async function restartNode(spec: NodeSpec, archive: string): Promise<void
   await setUplink(spec.index, spec.name, true);
   createCgroupRoot(nodeNames(spec.index, spec.name).cgroup);
   await startNode(spec, archive);
-}
-
-/** Log files of a Pod's container on a node (the kubelet's /var/log/pods layout), oldest restart first. */
-export function podLogFiles(
-  node: string,
-  namespace: string,
-  pod: string,
-  uid: string,
-  container: string,
-): string[] {
-  const dir = join(nodeDir(node), 'varlog', 'pods', `${namespace}_${pod}_${uid}`, container);
-  if (!existsSync(dir)) return [];
-  return execFileSync('ls', ['-1', dir], { encoding: 'utf8' })
-    .split('\n')
-    .filter((f) => /^\d+\.log$/.test(f))
-    .sort((a, b) => parseInt(a) - parseInt(b))
-    .map((f) => join(dir, f));
 }
 
 /** The text of CRI log lines (`<time> <stream> <P|F> <text>`), joined back into the program's output. */

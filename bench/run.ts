@@ -15,6 +15,7 @@ import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/fla
 import { pullState } from '../src/controller/pull-state.js';
 import { failoverTrial, nodesHealed, readyPod, type Fault } from '../test/support/failover.js';
 import { appDeployment } from '../test/support/deployment.js';
+import { createFixtures, fixturePod } from '../test/support/fixture-app.js';
 import { eventually } from '../test/support/poll.js';
 
 const FLAGS = {
@@ -212,14 +213,17 @@ async function failover(trials: number, withOperator: boolean, partitionTrials =
 }
 
 async function scale(pods: number) {
+  await createFixtures(core, NS);
   await appsApi.createNamespacedDeployment({
     namespace: NS,
-    body: deployment('many', {
-      image: 'localcluster/exec',
-      command: ['node', 'test/fixtures/state-app.mjs'],
-      gate: false,
-      replicas: pods,
-    }),
+    body: appDeployment(
+      'many',
+      NS,
+      pods,
+      fixturePod('state-app.mjs', {
+        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+      }),
+    ),
   });
   await policy('many', { mode: 'http', intervalSeconds: 1 });
   await until(

@@ -10,6 +10,10 @@ import type { ControllerMetrics } from './metrics.js';
 import { pullState } from './pull-state.js';
 import { chooseTargets } from './target-nodes.js';
 
+/** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
+const FINAL_PULL_GAP_MS = 100;
+const FINAL_PULLS_MAX_MS = 30_000;
+
 export interface ProtectedPod {
   policyKey: string;
   policy: string;
@@ -186,7 +190,8 @@ export class Checkpointer {
     }
   }
 
-  private async pullOnce(e: ProtectedPod): Promise<void> {
+  /** One pull; false if it failed (reported as a failure unless `quiet`). */
+  private async pullOnce(e: ProtectedPod, quiet = false): Promise<boolean> {
     const pod = e.pod;
     const namespace = pod.metadata!.namespace!;
     const r = this.d.book.ensure({
@@ -208,7 +213,9 @@ export class Checkpointer {
       key: r.podUID,
     });
     if (targets.length === 0) {
-      return this.failed(e, r, REASONS.noTargetNode, 'no other node has a Ready helper to hold the copy');
+      if (!quiet)
+        this.failed(e, r, REASONS.noTargetNode, 'no other node has a Ready helper to hold the copy');
+      return false;
     }
     const sequence = nextSequence(r);
     r.lastSequence = sequence;
@@ -236,7 +243,8 @@ export class Checkpointer {
           : outcome.reason === 'HelperUnavailable'
             ? REASONS.helperUnavailable
             : REASONS.pullFailed;
-      return this.failed(e, r, reason, outcome.message);
+      if (!quiet) this.failed(e, r, reason, outcome.message);
+      return false;
     }
     this.d.metrics.pulls.inc({ result: 'success' });
     this.d.metrics.pullBytes.observe(outcome.sizeBytes);
@@ -260,6 +268,7 @@ export class Checkpointer {
     if (outcome.failed.length > 0) {
       this.d.log.warn('some copies failed', { pod: r.pod, failed: outcome.failed });
     }
+    return true;
   }
 
   /** The orphan a Pod was restored from is redundant once that Pod has a checkpoint of its own. */
@@ -276,7 +285,9 @@ export class Checkpointer {
 
   /**
    * A protected Pod is being deleted while its process may still serve (drain, rollout, `kubectl delete`):
-   * take one last checkpoint now, then let it become an orphan for its replacement.
+   * keep pulling it until its replacement claims the copy, so the copy restored is the one taken after the
+   * app got SIGTERM and stopped changing its state. The kubelet delivers SIGTERM a moment after the
+   * deletion shows in the watch; a single pull at once would miss what the app did in that moment.
    */
   async finalize(podUID: string): Promise<void> {
     const s = this.schedules.get(podUID);
@@ -284,15 +295,25 @@ export class Checkpointer {
     if (!s || !r || r.finalizing) return;
     r.finalizing = true;
     clearTimeout(s.timer);
+    const graceMs = (s.entry.pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;
+    const deadline = Date.now() + Math.min(graceMs, FINAL_PULLS_MAX_MS);
     try {
       while (s.busy) await new Promise((res) => setTimeout(res, 10));
       s.busy = true;
-      await this.acquire();
-      try {
-        await this.pullOnce(s.entry);
-      } finally {
-        this.release();
-        s.busy = false;
+      for (let first = true; ; first = false) {
+        r.finalizing = true;
+        await this.acquire();
+        let ok: boolean;
+        try {
+          // Only the first final pull reports a failure: an app that exits at SIGTERM stops answering.
+          ok = await this.pullOnce(s.entry, !first);
+        } finally {
+          this.release();
+          r.finalizing = false;
+        }
+        if (!ok || r.claimedBy || this.stopped || Date.now() > deadline) break;
+        await new Promise((res) => setTimeout(res, FINAL_PULL_GAP_MS));
+        if (r.claimedBy) break;
       }
     } catch (err) {
       this.d.log.warn('final checkpoint failed; the previous one will be restored', {
@@ -300,6 +321,7 @@ export class Checkpointer {
         error: errorMessage(err),
       });
     } finally {
+      s.busy = false;
       r.finalizing = false;
       this.unschedule(podUID);
       this.d.onChange(s.entry.policyKey);

@@ -9,9 +9,19 @@ export interface NewPod {
   statefulSet: boolean;
 }
 
+/** When an orphan's state was taken: a final pull still running is the newest of all. */
+function stateTime(o: CheckpointRecord): number {
+  if (o.finalizing) return Number.POSITIVE_INFINITY;
+  const newest = newestCopy(o);
+  return newest ? Date.parse(newest.storedAt) || 0 : 0;
+}
+
 /**
  * Pairs orphaned checkpoints with new Pods that have no state (pure): a StatefulSet Pod takes the orphan
- * with its own name; the rest go oldest orphan to newest Pod. An orphan is used at most once.
+ * with its own name; the rest go newest state to newest Pod. The time a copy was stored is used, not when
+ * this process saw the Pod go: after a takeover every orphan looks equally old, and an orphan already
+ * restored into a Pod that has since failed too must never beat that Pod's own, newer state. An orphan is
+ * used at most once.
  */
 export function pairOrphans(
   orphans: readonly CheckpointRecord[],
@@ -20,7 +30,7 @@ export function pairOrphans(
   const pairs = new Map<string, CheckpointRecord>();
   const free = orphans
     .filter((o) => newestCopy(o) || o.finalizing)
-    .sort((a, b) => (a.orphanedSince ?? 0) - (b.orphanedSince ?? 0) || a.pod.localeCompare(b.pod));
+    .sort((a, b) => stateTime(b) - stateTime(a) || a.pod.localeCompare(b.pod));
   const take = (o: CheckpointRecord) => free.splice(free.indexOf(o), 1);
   for (const pod of pods) {
     if (!pod.statefulSet) continue;

@@ -10,9 +10,14 @@ export type Fault = 'crash' | 'delete' | 'partition';
 export interface TrialResult {
   fault: Fault;
   faultToReadyMs: number;
-  /** Count-app updates (10 per second) lost: value at the fault minus the value restored. */
+  /**
+   * Count-app updates (10 per second) lost: the app's last value minus the value restored. After a delete
+   * the app counts on until the kubelet delivers SIGTERM, so its last value is the one it stopped at.
+   */
   lostUpdates: number;
   countAtFault: number;
+  /** The last sample before the fault was injected (for a delete: before the API request). */
+  countBeforeFault: number;
   restoredCount: number | null;
   podBefore: string;
   podAfter: string;
@@ -127,6 +132,7 @@ export async function failoverTrial(
   })();
   await sleep(200);
   const t0 = performance.now();
+  const countBeforeFault = last;
   // Lost updates are only meaningful against a fresh sample of the value at the fault.
   if (t0 - sampledAt > 1000)
     throw new Error(`no sample of ${name}'s counter in the last second before the fault`);
@@ -173,6 +179,7 @@ export async function failoverTrial(
       faultToReadyMs,
       lostUpdates: after.s.restoredCount === null ? last : last - after.s.restoredCount,
       countAtFault: last,
+      countBeforeFault,
       restoredCount: after.s.restoredCount,
       podBefore: name,
       podAfter: after.pod.metadata!.name!,

@@ -149,10 +149,10 @@ describe('matchesSelector', () => {
 });
 
 describe('pairOrphans', () => {
-  it('matches StatefulSet Pods by name, then oldest orphan to newest Pod, each orphan once', () => {
+  it('matches StatefulSet Pods by name, then newest state to newest Pod, each orphan once', () => {
     const o1 = record('web-0', [['a', 1]], { orphanedSince: 100 });
-    const o2 = record('rs-abc', [['a', 1]], { orphanedSince: 50 });
-    const o3 = record('rs-def', [['a', 1]], { orphanedSince: 200 });
+    const o2 = record('rs-abc', [['a', 3000]], { orphanedSince: 50 });
+    const o3 = record('rs-def', [['a', 2000]], { orphanedSince: 200 });
     const pairs = pairOrphans(
       [o1, o2, o3],
       [
@@ -165,6 +165,17 @@ describe('pairOrphans', () => {
     expect(pairs.get('newest')).toBe(o2);
     expect(pairs.get('old')).toBe(o3);
   });
+  it('after a takeover (all orphans seen at once) restores the newest state, not the first name', () => {
+    // An older orphan was already restored into a Pod that has failed too; that Pod's own copy is newer.
+    const stale = record('app-2vwvr', [['a', 1000]], { orphanedSince: 5 });
+    const newer = record('app-g4m6q', [['b', 9000]], { orphanedSince: 5 });
+    const pairs = pairOrphans(
+      [stale, newer],
+      [{ uid: 'r', name: 'app-x', createdAt: 1, statefulSet: false }],
+    );
+    expect(pairs.get('r')).toBe(newer);
+  });
+
   it('skips orphans with no copy unless their final checkpoint is still running', () => {
     const empty = record('gone', []);
     const finalizing = record('leaving', [], { finalizing: true });

@@ -165,7 +165,7 @@ describe('cluster CLI', () => {
     );
 
   it('prints help for every command', async () => {
-    for (const command of ['', 'up', 'down', 'status', 'logs', 'fault']) {
+    for (const command of ['', 'up', 'down', 'status', 'images', 'logs', 'fault']) {
       const r = await cli(...(command ? [command] : []), '--help');
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^Usage: npm run cluster -- /);
@@ -176,7 +176,7 @@ describe('cluster CLI', () => {
     [['up', '--nodes', 'abc'], /--nodes must be a whole number from 1 to 20, got "abc"/],
     [['up', '--nodes', '0'], /--nodes must be a whole number from 1 to 20, got "0"/],
     [['up', '--bogus'], /unknown option --bogus; allowed: --nodes/],
-    [['launch'], /unknown command "launch"; commands: up, down, status, logs, fault/],
+    [['launch'], /unknown command "launch"; commands: up, down, status, images, logs, fault/],
     [['fault', 'explode', 'x'], /fault needs one of crash, partition, heal, stop, start/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const r = await cli(...args);

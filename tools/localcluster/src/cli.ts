@@ -1,5 +1,15 @@
 // `npm run cluster -- <command>`: a real Kubernetes cluster (control plane and nodes) on this machine.
-import { FAULTS, UsageError, down, fault, podLogs, status, up, type FaultAction } from './cluster.js';
+import {
+  FAULTS,
+  UsageError,
+  down,
+  fault,
+  podLogs,
+  reloadImages,
+  status,
+  up,
+  type FaultAction,
+} from './cluster.js';
 import { kubeconfigPath } from './paths.js';
 
 const HELP: Record<string, string> = {
@@ -13,6 +23,7 @@ Commands:
   up [--nodes N]                start the cluster (idempotent); prints the kubeconfig path
   down                          stop everything and remove what the cluster made (safe to repeat)
   status                        nodes, their state, and the Pods running on each
+  images                        rebuild this project's images and import them into every node
   logs <ns>/<pod> [-c name]     print a Pod container's output (every restart, oldest first)
   fault crash <ns>/<pod>        SIGKILL a container's main process (the kubelet restarts it)
   fault partition <node>        cut the node's link: the API and other nodes lose it, it keeps running
@@ -37,6 +48,11 @@ reports anything still left. Safe to repeat, also after a crashed run.`,
   status: `Usage: npm run cluster -- status
 
 Prints each node with its state (Running, Partitioned, Stopped), its Ready condition, and its Pods.`,
+  images: `Usage: npm run cluster -- images [--no-build]
+
+Runs \`npm run build\`, assembles this project's images again and imports them into every running node, as
+\`kind load\` does; restart the Pods (\`kubectl rollout restart\`) to run the new code.
+  --no-build                do not run \`npm run build\` first`,
   logs: `Usage: npm run cluster -- logs <namespace>/<pod> [-c <container>]
 
 Prints the output of a Pod's container (default: the first one), every restart oldest first, read from the
@@ -147,7 +163,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!(command in HELP))
-    throw new UsageError(`unknown command "${command}"; commands: up, down, status, logs, fault`);
+    throw new UsageError(`unknown command "${command}"; commands: up, down, status, images, logs, fault`);
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(HELP[command]);
     return;
@@ -155,6 +171,8 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'up') await upCommand(rest);
   else if (command === 'down') await down();
   else if (command === 'status') await statusCommand();
+  else if (command === 'images')
+    await reloadImages(!parseFlags(rest, { 'no-build': 'bool' }).flags['no-build']);
   else if (command === 'logs') logsCommand(rest);
   else await faultCommand(rest);
 }

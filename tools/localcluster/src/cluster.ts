@@ -13,6 +13,7 @@ import { assembleImages } from './images.js';
 import { assertRoot, cleanupNetwork, createBridge, leftoverNetwork } from './network.js';
 import {
   healNode,
+  importImages,
   inNode,
   nodeState,
   partitionNode,
@@ -143,6 +144,19 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
   log(`localcluster: up in ${((Date.now() - started) / 1000).toFixed(1)}s; use it with:`);
   log(`  export KUBECONFIG=${kubeconfigPath}`);
   return state;
+}
+
+/** Rebuilds this project's images and imports them into every running node (after a code change). */
+export async function reloadImages(build: boolean, log: Log = console.log): Promise<void> {
+  const state = requireRunning();
+  if (build) execFileSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+  const { archive } = assembleImages(log);
+  const running = [];
+  for (const n of state.nodes) if ((await nodeState(n)) !== 'Stopped') running.push(n);
+  await Promise.all(running.map((n) => importImages(n.name, archive)));
+  log(
+    `localcluster: images imported into ${running.map((n) => n.name).join(', ')}; restart Pods to use them`,
+  );
 }
 
 /** Node specs of the running cluster, or of whatever a crashed run left in .local/cluster/nodes. */

@@ -85,7 +85,12 @@ export async function inNode(node: string, argv: string[], timeoutMs = 60_000): 
 
 function daemonEnv(): NodeJS.ProcessEnv {
   // containerd finds its shim on PATH; nothing else of the caller's environment belongs in a node.
-  return { PATH: `${binDir()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: '/root' };
+  // The runc shim finds the real runc through LOCALCLUSTER_RUNC (containerd passes it on to its shims).
+  return {
+    PATH: `${binDir()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+    HOME: '/root',
+    LOCALCLUSTER_RUNC: RUNC,
+  };
 }
 
 async function startAnchor(spec: NodeSpec): Promise<void> {

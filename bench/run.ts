@@ -8,12 +8,21 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  Watch,
   type V1Deployment,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
 import { pullState } from '../src/controller/pull-state.js';
-import { failoverTrial, nodesHealed, readyPod, type Fault } from '../test/support/failover.js';
+import {
+  failoverTrial,
+  injectFault,
+  nodesHealed,
+  readyPod,
+  stats,
+  type Fault,
+} from '../test/support/failover.js';
 import { appDeployment } from '../test/support/deployment.js';
 import { createFixtures, fixturePod } from '../test/support/fixture-app.js';
 import { eventually } from '../test/support/poll.js';
@@ -23,10 +32,10 @@ const FLAGS = {
   trials: { kind: 'int', min: 1, max: 1000, default: 10, help: 'trials per scenario' },
   only: {
     kind: 'string',
-    default: 'checkpoint,failover,baseline,scale',
+    default: 'race,checkpoint,failover,baseline,scale',
     pattern: {
-      test: /^(checkpoint|failover|baseline|scale)(,(checkpoint|failover|baseline|scale))*$/,
-      allowed: 'a comma list of checkpoint, failover, baseline, scale',
+      test: /^(race|checkpoint|failover|baseline|scale)(,(race|checkpoint|failover|baseline|scale))*$/,
+      allowed: 'a comma list of race, checkpoint, failover, baseline, scale',
     },
     help: 'scenarios to run',
   },
@@ -212,6 +221,81 @@ async function failover(trials: number, withOperator: boolean, partitionTrials =
   return results;
 }
 
+/**
+ * The real kubelet's restart race for the count app, and Pod start-up: for each sample a fresh Pod (so the
+ * restart back-off does not count) is created and timed to Ready, then its container is SIGKILLed and two
+ * moments are taken: when the new process first answers, and when a watch sees restartCount go up.
+ * windowMs > 0 means the app answered before the API showed the restart.
+ */
+async function restartRace(samples: number) {
+  const results: { createToReadyMs: number; appAnswersMs: number; apiRestartMs: number; windowMs: number }[] =
+    [];
+  const kc = new KubeConfig();
+  kc.loadFromFile('.local/kubeconfig');
+  for (let i = 0; i < samples; i++) {
+    const name = `race-${i}`;
+    const t0 = performance.now();
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name, namespace: NS },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'app',
+              image: COUNT_IMAGE,
+              readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    });
+    const pod = await until(
+      `${name} Ready`,
+      async () => {
+        const p = await core.readNamespacedPod({ name, namespace: NS });
+        return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
+      },
+      60_000,
+    );
+    const createToReadyMs = Math.round(performance.now() - t0);
+    await sleep(2000);
+    const ip = pod.status!.podIP!;
+    const before = (await stats(ip, 1000))?.count ?? 0;
+    let apiAt = 0;
+    const watch = await new Watch(kc).watch(
+      `/api/v1/namespaces/${NS}/pods`,
+      { fieldSelector: `metadata.name=${name}` },
+      (_type: string, obj: V1Pod) => {
+        if (!apiAt && (obj.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0) apiAt = performance.now();
+      },
+      () => undefined,
+    );
+    await sleep(300);
+    const k0 = performance.now();
+    await injectFault('crash', `${NS}/${name}`);
+    let answerAt = 0;
+    while (!answerAt && performance.now() - k0 < 60_000) {
+      const s = await stats(ip, 100);
+      if (s && s.count < before) answerAt = performance.now();
+      else await sleep(5);
+    }
+    while (!apiAt && performance.now() - k0 < 60_000) await sleep(5);
+    watch.abort();
+    const r = {
+      createToReadyMs,
+      appAnswersMs: Math.round(answerAt - k0),
+      apiRestartMs: Math.round(apiAt - k0),
+      windowMs: Math.round(apiAt - answerAt),
+    };
+    log(`race ${i + 1}/${samples}: ${JSON.stringify(r)}`);
+    results.push(r);
+    await core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 });
+  }
+  return results;
+}
+
 async function scale(pods: number) {
   await createFixtures(core, NS);
   await appsApi.createNamespacedDeployment({
@@ -313,6 +397,7 @@ async function main(): Promise<void> {
     machine: `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}`,
     trials,
   };
+  if (only.has('race')) out.race = await restartRace(5);
   if (only.has('checkpoint')) out.checkpoint = await checkpointLatency(trials);
   if (only.has('failover')) out.failover = await failover(trials, true);
   if (only.has('baseline'))
@@ -323,7 +408,7 @@ async function main(): Promise<void> {
     ? (JSON.parse(readFileSync(LATEST, 'utf8')) as Record<string, unknown>)
     : {};
   const carriedOver: Record<string, unknown> = {};
-  for (const key of ['checkpoint', 'failover', 'baseline', 'scale'])
+  for (const key of ['race', 'checkpoint', 'failover', 'baseline', 'scale'])
     if (!only.has(key) && previous[key] !== undefined) {
       out[key] = previous[key];
       carriedOver[key] =
@@ -358,6 +443,15 @@ async function main(): Promise<void> {
   if (cp)
     for (const [k, v] of Object.entries(cp))
       rows.push(`| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms) | | | |`);
+  const race = out.race as Awaited<ReturnType<typeof restartRace>> | undefined;
+  if (race) {
+    rows.push(`| Pod create → Ready (count app) | ${median(race.map((r) => r.createToReadyMs))} ms | | | |`);
+    rows.push(
+      `| SIGKILL → app answers again | ${median(race.map((r) => r.appAnswersMs))} ms | | | |`,
+      `| SIGKILL → restartCount in a watch | ${median(race.map((r) => r.apiRestartMs))} ms | | | |`,
+      `| restart race windows (API − app; > 0: app first) | ${race.map((r) => r.windowMs).join(', ')} ms | | | |`,
+    );
+  }
   const sc = out.scale as Awaited<ReturnType<typeof scale>> | undefined;
   if (sc) {
     rows.push(`| controller CPU, ${sc.pods} Pods at 1 s | ${sc.cores.toFixed(3)} cores | | | |`);

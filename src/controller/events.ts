@@ -1,16 +1,18 @@
 import { CoreV1Api, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
 import type { Logger } from '../runtime/logger.js';
+import { RecentKeys } from './recent-keys.js';
 
 const COMPONENT = 'pull-state-operator';
 /** The same event for the same object is not repeated within this window (no Event storms at 1 s). */
 const REPEAT_WINDOW_MS = 5 * 60_000;
+const MAX_REMEMBERED = 10_000;
 
 export type EventType = 'Normal' | 'Warning';
 
 /** Writes core/v1 Events, de-duplicated per object, reason and message. Failures are logged, never thrown. */
 export class EventRecorder {
   private api: CoreV1Api;
-  private recent = new Map<string, number>();
+  private recent = new RecentKeys(REPEAT_WINDOW_MS, MAX_REMEMBERED);
 
   constructor(
     kc: KubeConfig,
@@ -22,10 +24,7 @@ export class EventRecorder {
 
   record(object: V1ObjectReference, type: EventType, reason: string, message: string): void {
     const key = `${object.uid ?? `${object.namespace}/${object.name}`}|${reason}|${message}`;
-    const now = Date.now();
-    if ((this.recent.get(key) ?? 0) > now - REPEAT_WINDOW_MS) return;
-    if (this.recent.size > 10_000) this.recent.clear();
-    this.recent.set(key, now);
+    if (this.recent.seenRecently(key)) return;
     const namespace = object.namespace ?? 'default';
     const at = new Date();
     this.api

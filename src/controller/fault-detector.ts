@@ -1,13 +1,5 @@
 import { request } from 'node:http';
-import {
-  CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type V1Node,
-  type V1Pod,
-  type V1Taint,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { FENCE_TAINT } from '../api/index.js';
 import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
@@ -16,8 +8,8 @@ import { podRef, policyRef } from './checkpointer.js';
 import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { Informer } from './informer.js';
+import { setFence } from './node-fence.js';
 
-const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
 const HELPER_PROBE_MS = 500;
 const HELPER_FAILURES = 3;
@@ -37,10 +29,32 @@ export function probeTarget(
   return spec;
 }
 
-/** The node's taints with the operator's fence added or removed (pure). */
-export function withFence(taints: readonly V1Taint[] | undefined, fenced: boolean): V1Taint[] {
-  const rest = (taints ?? []).filter((t) => t.key !== FENCE_TAINT);
-  return fenced ? [...rest, { key: FENCE_TAINT, effect: 'NoSchedule' }] : rest;
+/** Whether the kubelet reports every container of the Pod started (its startupProbe, if any, passed). */
+export function containersStarted(pod: V1Pod): boolean {
+  const statuses = pod.status?.containerStatuses ?? [];
+  return statuses.length > 0 && statuses.every((c) => c.started === true && !!c.state?.running);
+}
+
+export interface ProbeState {
+  failures: number;
+  /** The app has answered a probe since its (re)start: only then can a failed probe mean a fault. */
+  answered: boolean;
+}
+
+/**
+ * One probe's effect on a Pod's state (pure). A slow-starting app (a JVM, heavy imports, data loaded at
+ * start) is not a failed one: failures count only once the kubelet reports the containers started and the
+ * app has answered since then; an app that never comes up is the kubelet's business (its own probes and
+ * back-off). While a restore runs the app may be busy: not a fault either.
+ */
+export function probeVerdict(
+  s: ProbeState,
+  o: { ok: boolean; started: boolean; restoring: boolean },
+): ProbeState {
+  if (!o.started) return { failures: 0, answered: false };
+  if (o.ok) return { failures: 0, answered: true };
+  if (!s.answered || o.restoring) return { failures: 0, answered: s.answered };
+  return { failures: s.failures + 1, answered: true };
 }
 
 function probe(ip: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
@@ -55,9 +69,8 @@ function probe(ip: string, port: number, path: string, timeoutMs: number): Promi
   });
 }
 
-interface PodProbe {
+interface PodProbe extends ProbeState {
   entry: ProtectedPod;
-  failures: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -121,15 +134,23 @@ export class FaultDetector {
         this.restarts.delete(uid);
       }
     }
+    // A deleted Pod leaves the wanted set (it is terminating or gone): its uid need not be kept.
+    for (const uid of this.deleted) if (!wanted.has(uid)) this.deleted.delete(uid);
+    const helperNodes = this.d.view.helpers();
+    for (const node of this.helperFailures.keys())
+      if (!helperNodes.has(node)) this.helperFailures.delete(node);
     for (const [uid, entry] of wanted) {
       const p = this.probes.get(uid);
-      // A container restarting in place is the kubelet's job: its failed probes do not count.
+      // A container restarting in place is the kubelet's job: the new process has to answer first.
       const restarts = restartCount(entry.pod);
-      if (p && this.restarts.get(uid) !== restarts) p.failures = 0;
+      if (p && this.restarts.get(uid) !== restarts) {
+        p.failures = 0;
+        p.answered = false;
+      }
       this.restarts.set(uid, restarts);
       if (p) p.entry = entry;
       else {
-        const fresh: PodProbe = { entry, failures: 0 };
+        const fresh: PodProbe = { entry, failures: 0, answered: false };
         this.probes.set(uid, fresh);
         this.arm(uid, fresh);
       }
@@ -151,8 +172,13 @@ export class FaultDetector {
         Math.max(100, Math.round(period * 0.8)),
       );
       if (this.probes.get(uid) !== p) return;
-      // While its restore runs (after a restart in place) the app may not answer yet: not a fault.
-      p.failures = ok || this.d.restoring(uid) ? 0 : p.failures + 1;
+      const next = probeVerdict(p, {
+        ok,
+        started: containersStarted(p.entry.pod),
+        restoring: this.d.restoring(uid),
+      });
+      p.failures = next.failures;
+      p.answered = next.answered;
       if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
       if (this.probes.get(uid) === p) this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
     }, delayMs);
@@ -192,13 +218,8 @@ export class FaultDetector {
     await Promise.all(onNode.map((x) => this.deletePod(x.entry, `node ${node} is unreachable`)));
   }
 
-  /** Adds or removes the operator's NoSchedule taint, keeping every other taint of the node. */
   private async setFence(node: string, on: boolean): Promise<void> {
-    const n = await this.core.readNode({ name: node });
-    await this.core.patchNode(
-      { name: node, body: { spec: { taints: withFence(n.spec?.taints, on) } } },
-      merge,
-    );
+    await setFence(this.core, node, on);
     if (on) this.fenced.add(node);
     else this.fenced.delete(node);
   }

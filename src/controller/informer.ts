@@ -22,7 +22,8 @@ export interface InformerOptions<T extends KubernetesObject> {
 }
 
 /**
- * A cache kept current by list + watch. client-node's ListWatch relists by itself after 410 Gone and
+ * A cache kept current by list + watch. `start` resolves only once a list has succeeded (controller-runtime's
+ * "wait for cache sync"): a controller must never act on an empty cache it takes for the truth. client-node's ListWatch relists by itself after 410 Gone and
  * resumes from its resourceVersion when a watch ends, but stops for good on any other error: this wrapper
  * restarts it with backoff (1 s doubling to 30 s) and restarts watches that went quiet for too long.
  */
@@ -34,10 +35,20 @@ export class Informer<T extends KubernetesObject> {
   private restartTimer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private stopped = false;
-  synced = false;
+  /** A list has succeeded since the last start: the cache holds what the API holds. */
+  private listed = false;
+  private markSynced!: () => void;
+  private readonly synced = new Promise<void>((resolve) => (this.markSynced = resolve));
 
   constructor(private readonly o: InformerOptions<T>) {
-    this.lw = new ListWatch<T>(o.path, new Watch(o.kc), o.list, false, o.labelSelector);
+    // ListWatch reports a failed list through its error event and still resolves start(): remember
+    // whether the list itself succeeded, so a failed first list never counts as a synced cache.
+    const list = async () => {
+      const result = await o.list();
+      this.listed = true;
+      return result;
+    };
+    this.lw = new ListWatch<T>(o.path, new Watch(o.kc), list, false, o.labelSelector);
     const emit = (kind: 'add' | 'update' | 'delete') => (obj: T) => {
       this.lastEvent = Date.now();
       this.failures = 0;
@@ -73,8 +84,22 @@ export class Informer<T extends KubernetesObject> {
       Math.min(idle, 30_000),
     );
     this.watchdog.unref();
-    await this.lw.start().catch((err: unknown) => this.restartLater(err));
-    this.synced = true;
+    await this.startListWatch();
+    await this.synced;
+  }
+
+  /** Resolves once the cache has been filled by a successful list (retried with backoff until then). */
+  whenSynced(): Promise<void> {
+    return this.synced;
+  }
+
+  private async startListWatch(): Promise<void> {
+    try {
+      await this.lw.start();
+      if (this.listed) this.markSynced();
+    } catch (err) {
+      this.restartLater(err);
+    }
   }
 
   async stop(): Promise<void> {
@@ -104,7 +129,7 @@ export class Informer<T extends KubernetesObject> {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;
-      this.lw.start().catch((e: unknown) => this.restartLater(e));
+      void this.startListWatch();
     }, delay);
     this.restartTimer.unref();
   }

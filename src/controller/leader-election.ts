@@ -14,14 +14,43 @@ export interface LeaderElectionOptions {
   /** The leader gives up when it could not renew for this long (so two leaders never overlap). */
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  clock?: Clock;
 }
 
-/** Whether a Lease held by someone else has run out (pure). */
-export function leaseExpired(lease: V1Lease, now: number): boolean {
-  const spec = lease.spec;
-  if (!spec?.holderIdentity) return true;
-  const renewed = spec.renewTime ? new Date(spec.renewTime as unknown as string).getTime() : 0;
-  return renewed + (spec.leaseDurationSeconds ?? 15) * 1000 < now;
+/** A monotonic clock in milliseconds; tests pass a fake one. */
+export type Clock = () => number;
+export const monotonicClock: Clock = () => performance.now();
+
+/**
+ * Judges expiry as client-go does: by the local time at which this replica last saw the Lease record change,
+ * never by the `renewTime` written with the holder's clock. With skewed clocks the holder's timestamps can
+ * look stale (two leaders) or fresh forever (no leader); a record that has not changed for a whole lease
+ * duration of local time has expired, whatever it says.
+ */
+export class LeaseObserver {
+  private record?: string;
+  private observedAt = 0;
+
+  constructor(private readonly clock: Clock = monotonicClock) {}
+
+  /** Records the Lease as read now; returns whether someone else's hold on it has run out. */
+  observe(lease: V1Lease): boolean {
+    const spec = lease.spec ?? {};
+    const record = JSON.stringify([
+      spec.holderIdentity ?? '',
+      String(spec.renewTime ?? ''),
+      String(spec.acquireTime ?? ''),
+      spec.leaseDurationSeconds ?? 0,
+      spec.leaseTransitions ?? 0,
+    ]);
+    const now = this.clock();
+    if (record !== this.record) {
+      this.record = record;
+      this.observedAt = now;
+    }
+    if (!spec.holderIdentity) return true;
+    return this.observedAt + (spec.leaseDurationSeconds ?? 15) * 1000 <= now;
+  }
 }
 
 /**
@@ -34,9 +63,11 @@ export class LeaderElector {
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly observer: LeaseObserver;
 
   constructor(private readonly o: LeaderElectionOptions) {
     this.api = o.kc.makeApiClient(CoordinationV1Api);
+    this.observer = new LeaseObserver(o.clock);
   }
 
   get isLeader(): boolean {
@@ -129,7 +160,8 @@ export class LeaderElector {
     // Read MicroTimes come back as Dates, which would be written with three fractional digits and refused.
     const asMicro = (d: Date | undefined) => (d ? (microTime(new Date(d)) as unknown as Date) : undefined);
     const mine = spec.holderIdentity === this.o.identity;
-    if (!mine && !leaseExpired(lease, Date.now())) return false;
+    const expired = this.observer.observe(lease);
+    if (!mine && !expired) return false;
     lease.spec = {
       ...spec,
       acquireTime: asMicro(spec.acquireTime),

@@ -62,6 +62,7 @@ export class PolicyReconciler {
       this.d.checkpointer.stopPolicy(key);
       this.d.detector.sync(this.d.checkpointer.protectedPods());
       this.d.status.forget(key);
+      this.d.restorer.forgetPolicy(key);
       this.invalid.delete(key);
       return;
     }

@@ -3,9 +3,11 @@ import { backoffDelay, jittered } from '../../src/controller/backoff.js';
 import type { CheckpointRecord } from '../../src/controller/checkpoint-book.js';
 import { CheckpointBook, nextSequence } from '../../src/controller/checkpoint-book.js';
 import { setCondition } from '../../src/controller/conditions.js';
-import { probeTarget, withFence } from '../../src/controller/fault-detector.js';
+import { containersStarted, probeTarget, probeVerdict } from '../../src/controller/fault-detector.js';
+import { withFence } from '../../src/controller/node-fence.js';
+import { RecentKeys } from '../../src/controller/recent-keys.js';
 import { matchesSelector } from '../../src/controller/label-selector.js';
-import { leaseExpired } from '../../src/controller/leader-election.js';
+import { LeaseObserver } from '../../src/controller/leader-election.js';
 import { expiredOrphans } from '../../src/controller/orphan-collector.js';
 import { buildStatus } from '../../src/controller/policy-status.js';
 import { pairOrphans, restartedSinceSeen } from '../../src/controller/restore-plan.js';
@@ -370,10 +372,100 @@ describe('fault detection helpers', () => {
     expect(withFence(fenced, true)).toHaveLength(2);
     expect(withFence(fenced, false)).toEqual([other]);
   });
-  it('treats a Lease as expired once renewTime + duration has passed or nobody holds it', () => {
-    const lease = { spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date(1_000_000) } };
-    expect(leaseExpired(lease, 1_010_000)).toBe(false);
-    expect(leaseExpired(lease, 1_016_000)).toBe(true);
-    expect(leaseExpired({ spec: {} }, 0)).toBe(true);
+  it('judges Lease expiry by the local time the record last changed, not by the holder clock', () => {
+    let now = 0;
+    const observer = new LeaseObserver(() => now);
+    // The holder's clock runs an hour behind: its renewTime looks stale to us, yet it renews every 2 s.
+    const lease = (renewed: string) => ({
+      spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date(renewed) },
+    });
+    expect(observer.observe(lease('2026-01-01T00:00:00Z'))).toBe(false);
+    for (let s = 2; s <= 60; s += 2) {
+      now = s * 1000;
+      expect(observer.observe(lease(`2026-01-01T00:00:${String(s).padStart(2, '0')}Z`))).toBe(false);
+    }
+    // The holder stops renewing: expired once the unchanged record is a whole lease duration old locally,
+    // even though its renewTime (an hour in the future, say) would never expire by the clocks.
+    const last = lease('2099-01-01T00:00:00Z');
+    now = 61_000;
+    expect(observer.observe(last)).toBe(false);
+    now = 75_000;
+    expect(observer.observe(last)).toBe(false);
+    now = 76_000;
+    expect(observer.observe(last)).toBe(true);
+    expect(new LeaseObserver(() => 0).observe({ spec: {} })).toBe(true);
+  });
+});
+
+describe('fast-failover probes', () => {
+  const step = (s: { failures: number; answered: boolean }, ok: boolean, started = true, restoring = false) =>
+    probeVerdict(s, { ok, started, restoring });
+
+  it('never counts failures of an app that has not answered since it started (a slow start)', () => {
+    let s = { failures: 0, answered: false };
+    for (let i = 0; i < 100; i++) s = step(s, false);
+    expect(s).toEqual({ failures: 0, answered: false });
+    s = step(s, true);
+    expect(s).toEqual({ failures: 0, answered: true });
+    s = step(step(step(s, false), false), false);
+    expect(s.failures).toBe(3);
+  });
+
+  it('counts nothing before the kubelet reports the containers started (startupProbe), and re-arms then', () => {
+    let s = step({ failures: 2, answered: true }, true, false);
+    expect(s).toEqual({ failures: 0, answered: false });
+    s = step(s, false, true);
+    expect(s.failures).toBe(0);
+  });
+
+  it('counts nothing while a restore runs', () => {
+    expect(step({ failures: 1, answered: true }, false, true, true)).toEqual({ failures: 0, answered: true });
+  });
+
+  it('takes containers as started only when every one is running and started', () => {
+    const pod = (started: boolean[]) => ({
+      status: {
+        containerStatuses: started.map((st, i) => ({
+          name: `c${i}`,
+          image: 'x',
+          imageID: '',
+          ready: st,
+          restartCount: 0,
+          started: st,
+          state: { running: {} },
+        })),
+      },
+    });
+    expect(containersStarted(pod([true, true]))).toBe(true);
+    expect(containersStarted(pod([true, false]))).toBe(false);
+    expect(containersStarted(pod([]))).toBe(false);
+  });
+});
+
+describe('RecentKeys', () => {
+  it('de-duplicates within the window and forgets after it', () => {
+    let now = 0;
+    const keys = new RecentKeys(1000, 100, () => now);
+    expect(keys.seenRecently('a')).toBe(false);
+    now = 500;
+    expect(keys.seenRecently('a')).toBe(true);
+    now = 1500;
+    expect(keys.seenRecently('a')).toBe(false);
+  });
+
+  it('stays bounded by dropping expired and then the oldest keys, never the recent ones wholesale', () => {
+    let now = 0;
+    const keys = new RecentKeys(60_000, 3, () => now);
+    for (const k of ['a', 'b', 'c', 'd']) {
+      now += 10;
+      keys.seenRecently(k);
+    }
+    expect(keys.size).toBe(3);
+    // 'a' was dropped as the oldest; 'b'..'d' are still de-duplicated.
+    expect(keys.seenRecently('d')).toBe(true);
+    expect(keys.seenRecently('a')).toBe(false);
+    now += 120_000;
+    keys.seenRecently('e');
+    expect(keys.size).toBe(1);
   });
 });

@@ -1,0 +1,112 @@
+// Fast failover (http-sf) and apps that start slowly: a Python app that listens only 8 s after it starts,
+// with and without a startupProbe, is never taken for a failed one; it becomes Ready, is checkpointed, and
+// is restored after a crash (the restarted process is slow again) and after a node partition.
+import type { V1Container } from '@kubernetes/client-node';
+import { READINESS_GATE } from '../../src/api/index.js';
+import { appDeployment } from '../support/deployment.js';
+import { createFixtures, fixturePod } from '../support/fixture-app.js';
+import { failoverTrial } from '../support/failover.js';
+import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
+import { createPolicy, installOperator, policy, warningEvents } from './operator.js';
+
+const ns = 'it-slow-start';
+const MAX_LOST = 11;
+
+const variants: { name: string; container: Partial<V1Container> }[] = [
+  { name: 'slow', container: {} },
+  {
+    name: 'slow-startup',
+    container: {
+      startupProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 60 },
+    },
+  },
+];
+
+async function firstReadyPod(app: string) {
+  const [pod] = await eventually(
+    `${app} Ready`,
+    async () => {
+      const p = await readyPods(ns, `app=${app}`);
+      return p.length === 1 ? p : undefined;
+    },
+    120_000,
+  );
+  return pod!;
+}
+
+beforeAll(async () => {
+  await installOperator();
+  await createNamespace(ns);
+  await createFixtures(core, ns);
+  for (const v of variants) {
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: appDeployment(
+        v.name,
+        ns,
+        1,
+        fixturePod(
+          'slow-app.py',
+          {
+            command: ['python3', '/fixtures/slow-app.py'],
+            env: [{ name: 'START_DELAY', value: '8' }],
+            readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+            ...v.container,
+          },
+          { readinessGates: [{ conditionType: READINESS_GATE }] },
+        ),
+      ),
+    });
+    await createPolicy(ns, v.name, {
+      selector: { matchLabels: { app: v.name } },
+      mode: 'http-sf',
+      intervalSeconds: 1,
+      port: 8080,
+    });
+  }
+});
+
+describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ name }) => {
+  it('is never deleted by the operator; it becomes Ready and is checkpointed', async () => {
+    const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}` });
+    expect(pods.items).toHaveLength(1);
+    const uid = pods.items[0]!.metadata!.uid;
+    const pod = await firstReadyPod(name);
+    // The same Pod that started slowly, not a replacement the operator forced.
+    expect(pod.metadata!.uid).toBe(uid);
+    expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    await eventually('a checkpoint of the Pod', async () =>
+      (await policy(ns, name)).status?.checkpoints?.some((c) => c.podUID === uid && !c.orphaned),
+    );
+    expect((await warningEvents(ns, pod.metadata!.name!)).filter((e) => e.startsWith('PodFailed'))).toEqual(
+      [],
+    );
+  });
+
+  it('is restored after a crash, while the restarted process takes 8 s to listen again', async () => {
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await failoverTrial(ns, `app=${name}`, 'crash');
+    expect(r.podAfter).toBe(r.podBefore);
+    expect(r.restoredCount).not.toBeNull();
+    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
+    expect((await warningEvents(ns, r.podAfter)).filter((e) => e.startsWith('PodFailed'))).toEqual([]);
+  });
+
+  it('is restored on another node after its node is partitioned', async () => {
+    await firstReadyPod(name);
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await failoverTrial(ns, `app=${name}`, 'partition');
+    expect(r.nodeAfter).not.toBe(r.nodeBefore);
+    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    // Back to the whole cluster for the next test.
+    await eventually(
+      `${r.nodeBefore} Ready again`,
+      async () =>
+        (await core.readNode({ name: r.nodeBefore })).status?.conditions?.some(
+          (c) => c.type === 'Ready' && c.status === 'True',
+        ),
+      90_000,
+    );
+  });
+});

@@ -49,11 +49,18 @@ export interface ProbeState {
  */
 export function probeVerdict(
   s: ProbeState,
-  o: { ok: boolean; started: boolean; restoring: boolean },
+  o: {
+    ok: boolean;
+    started: boolean;
+    restoring: boolean;
+    /** A checkpoint was pulled from this process (same restart count): known even after a takeover. */
+    pulledSinceStart: boolean;
+  },
 ): ProbeState {
   if (!o.started) return { failures: 0, answered: false };
   if (o.ok) return { failures: 0, answered: true };
-  if (!s.answered || o.restoring) return { failures: 0, answered: s.answered };
+  const answered = s.answered || o.pulledSinceStart;
+  if (!answered || o.restoring) return { failures: 0, answered };
   return { failures: s.failures + 1, answered: true };
 }
 
@@ -82,6 +89,8 @@ export interface FaultDetectorDeps {
   log: Logger;
   /** True while the Pod's state is being restored. */
   restoring: (podUID: string) => boolean;
+  /** True if a checkpoint was pulled from the Pod's current process (its app has answered). */
+  pulledSinceStart: (pod: V1Pod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
 }
@@ -176,6 +185,7 @@ export class FaultDetector {
         ok,
         started: containersStarted(p.entry.pod),
         restoring: this.d.restoring(uid),
+        pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
       });
       p.failures = next.failures;
       p.answered = next.answered;

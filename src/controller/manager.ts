@@ -22,7 +22,7 @@ import {
 import type { Logger } from '../runtime/logger.js';
 import { CheckpointBook, policyKey } from './checkpoint-book.js';
 import { Checkpointer } from './checkpointer.js';
-import { ClusterView, helperEndpoint, isHelperPod } from './cluster-view.js';
+import { ClusterView, helperEndpoint, isHelperPod, restartCount } from './cluster-view.js';
 import { EventRecorder } from './events.js';
 import { HelperClient } from './helper-client.js';
 import { Informer } from './informer.js';
@@ -143,6 +143,12 @@ export class Manager {
       events: this.events,
       log,
       restoring: (uid) => !this.restorer.isSettled(uid),
+      // A new leader has not probed anything yet; a copy pulled from the current process says it answered.
+      pulledSinceStart: (pod) => {
+        const restarts = restartCount(pod);
+        const copies = this.book.get(pod.metadata?.uid ?? '')?.copies.values() ?? [];
+        return [...copies].some((c) => c.restartCount === restarts);
+      },
       onFault: (key) => this.faultAt.set(key, Date.now()),
     });
     this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log);

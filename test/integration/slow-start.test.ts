@@ -22,6 +22,25 @@ const variants: { name: string; container: Partial<V1Container> }[] = [
   },
 ];
 
+/** The app's Pod once it has been Ready for 3 s in a row (after a restart the readiness gate and the
+ * kubelet's probes settle one after the other). */
+async function stablyReady(app: string) {
+  let since = 0;
+  return eventually(
+    `${app} Ready for 3 s`,
+    async () => {
+      const p = await readyPods(ns, `app=${app}`);
+      if (p.length !== 1) {
+        since = 0;
+        return undefined;
+      }
+      since ||= Date.now();
+      return Date.now() - since >= 3000 ? p[0] : undefined;
+    },
+    120_000,
+  );
+}
+
 async function firstReadyPod(app: string) {
   const [pod] = await eventually(
     `${app} Ready`,
@@ -84,7 +103,7 @@ describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ na
   });
 
   it('is restored after a crash, while the restarted process takes 8 s to listen again', async () => {
-    await new Promise((r) => setTimeout(r, 1500));
+    await stablyReady(name);
     const r = await failoverTrial(ns, `app=${name}`, 'crash');
     expect(r.podAfter).toBe(r.podBefore);
     expect(r.restoredCount).not.toBeNull();
@@ -94,8 +113,7 @@ describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ na
   });
 
   it('is restored on another node after its node is partitioned', async () => {
-    await firstReadyPod(name);
-    await new Promise((r) => setTimeout(r, 1500));
+    await stablyReady(name);
     const r = await failoverTrial(ns, `app=${name}`, 'partition');
     expect(r.nodeAfter).not.toBe(r.nodeBefore);
     expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);

@@ -398,8 +398,13 @@ describe('fault detection helpers', () => {
 });
 
 describe('fast-failover probes', () => {
-  const step = (s: { failures: number; answered: boolean }, ok: boolean, started = true, restoring = false) =>
-    probeVerdict(s, { ok, started, restoring });
+  const step = (
+    s: { failures: number; answered: boolean },
+    ok: boolean,
+    started = true,
+    restoring = false,
+    pulledSinceStart = false,
+  ) => probeVerdict(s, { ok, started, restoring, pulledSinceStart });
 
   it('never counts failures of an app that has not answered since it started (a slow start)', () => {
     let s = { failures: 0, answered: false };
@@ -416,6 +421,14 @@ describe('fast-failover probes', () => {
     expect(s).toEqual({ failures: 0, answered: false });
     s = step(s, false, true);
     expect(s.failures).toBe(0);
+  });
+
+  it('after a takeover, counts failures of a Pod whose current process was checkpointed (it answered)', () => {
+    // A new leader never saw the app answer, but a copy with the current restart count proves it did.
+    let s = { failures: 0, answered: false };
+    s = step(s, false, true, false, true);
+    s = step(s, false, true, false, true);
+    expect(s).toEqual({ failures: 2, answered: true });
   });
 
   it('counts nothing while a restore runs', () => {

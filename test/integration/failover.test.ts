@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { failoverTrial } from '../support/failover.js';
+import { failoverTrial, stats } from '../support/failover.js';
 import { core, createNamespace, eventually, readyPods } from './cluster.js';
 import { installOperator, leader, policy } from './operator.js';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
@@ -51,6 +51,10 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     const r = await failoverTrial(ns, 'app=count-app', 'crash');
     expect(r.restoredCount).not.toBeNull();
     expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    // Exactly one restore into the new process: a second one would roll back what it did since.
+    await new Promise((res) => setTimeout(res, 3000));
+    const pod = await core.readNamespacedPod({ name: r.podAfter, namespace: ns });
+    expect((await stats(pod.status!.podIP!, 1000))?.restores).toBe(1);
     // Not more than was there: the last sample before the kill may be one tick older than the checkpoint.
     expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
     const p = await policy(ns, 'count-app');

@@ -5,7 +5,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
 import { appDeployment } from '../support/deployment.js';
 import { createFixtures, fixturePod } from '../support/fixture-app.js';
-import { failoverTrial } from '../support/failover.js';
+import { failoverTrial, stats } from '../support/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, policy, warningEvents } from './operator.js';
 
@@ -107,6 +107,10 @@ describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ na
     const r = await failoverTrial(ns, `app=${name}`, 'crash');
     expect(r.podAfter).toBe(r.podBefore);
     expect(r.restoredCount).not.toBeNull();
+    // Exactly one restore into the new process: a second one would roll back what it did since.
+    await new Promise((res) => setTimeout(res, 3000));
+    const pod = await core.readNamespacedPod({ name: r.podAfter, namespace: ns });
+    expect((await stats(pod.status!.podIP!, 1000))?.restores).toBe(1);
     expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
     expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
     expect((await warningEvents(ns, r.podAfter)).filter((e) => e.startsWith('PodFailed'))).toEqual([]);

@@ -243,7 +243,15 @@ export class Checkpointer {
           : outcome.reason === 'HelperUnavailable'
             ? REASONS.helperUnavailable
             : REASONS.pullFailed;
-      if (!quiet) this.failed(e, r, reason, outcome.message);
+      // An app that has not answered since it (re)started is starting, not failing: a JVM or an app that
+      // loads data may need minutes. Its first good pull starts the clock; the kubelet judges its start-up.
+      const starting =
+        reason === REASONS.pullFailed &&
+        ![...r.copies.values()].some((c) => c.restartCount === restartCount(pod));
+      if (starting) {
+        this.d.metrics.pulls.inc({ result: 'failure' });
+        this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace });
+      } else if (!quiet) this.failed(e, r, reason, outcome.message);
       return false;
     }
     this.d.metrics.pulls.inc({ result: 'success' });

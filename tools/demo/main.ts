@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
 async function run(): Promise<void> {
   await step(
-    'Starting the local cluster (the first run builds Kubernetes and containerd from source: about 10 minutes on 2 cores)',
+    'Starting the local cluster (the first run builds Kubernetes and containerd from source: 4-10 minutes on 2 cores)',
   );
   execFileSync('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up'], {
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -163,7 +163,7 @@ async function goBuild(b: GoBuild, out: string, log: (line: string) => void): Pr
 
 /**
  * Builds the control plane, the node components and containerd into the cache unless a build of the same
- * sources is there. The cold build compiles about 3,000 Go packages (20-40 minutes on 2 cores).
+ * sources is there. The cold build compiles about 3,000 Go packages (4-10 minutes on 2 cores).
  */
 export async function ensureBinaries(log: (line: string) => void = console.log): Promise<void> {
   if (cached()) return;
@@ -173,7 +173,7 @@ export async function ensureBinaries(log: (line: string) => void = console.log):
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   log(`localcluster: building the cluster's binaries from Go modules into ${out}`);
-  log('localcluster: a cold build downloads ~1.5 GB of modules and takes 20-40 minutes on 2 cores;');
+  log('localcluster: a cold build downloads ~1.2 GB of modules and takes 4-10 minutes on 2 cores;');
   log(
     'localcluster: it is cached afterwards and rebuilt only when tools/localcluster/*/go.mod or cmd/ change',
   );

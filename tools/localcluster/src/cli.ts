@@ -35,7 +35,7 @@ Run \`npm run cluster -- <command> --help\` for a command's options.`,
   up: `Usage: npm run cluster -- up [--nodes N] [--grace-period S] [--toleration-seconds S] [--no-build]
 
 Starts the cluster unless it is already running. The first run builds Kubernetes, containerd and two small
-helpers from Go modules (20-40 min on 2 cores, cached in ~/.cache/pull-state-operator) and installs missing
+helpers from Go modules (4-10 min on 2 cores, cached in ~/.cache/pull-state-operator) and installs missing
 Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrack).
   --nodes N                 worker nodes besides the control-plane node (default 3, 1..20)
   --grace-period S          node-monitor-grace-period of kube-controller-manager (default 8, 2..300)

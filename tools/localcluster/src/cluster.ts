@@ -170,13 +170,18 @@ function knownNodes(): NodeSpec[] {
   });
 }
 
-/** What the cluster left on the host: processes, network objects, cgroups. Empty after a clean `down`. */
-export async function leftovers(): Promise<string[]> {
+/** Processes started from the cache's binaries or inside .local/cluster: the cluster's, whoever started them. */
+function clusterProcesses(): number[] {
   const bin = binDir();
-  const left = findPids((p) => {
+  return findPids((p) => {
     const cmd = commandLine(p);
     return cmd.includes(bin) || cmd.includes(clusterDir);
-  }).map((p) => `process ${p}: ${commandLine(p).slice(0, 120)}`);
+  });
+}
+
+/** What the cluster left on the host: processes, network objects, cgroups. Empty after a clean `down`. */
+export async function leftovers(): Promise<string[]> {
+  const left = clusterProcesses().map((p) => `process ${p}: ${commandLine(p).slice(0, 120)}`);
   left.push(...(await leftoverNetwork()));
   left.push(...cgroupRoots(NAME_PREFIX).map((c) => `cgroup ${c}`));
   return left;
@@ -187,13 +192,9 @@ export async function down(log: Log = console.log): Promise<void> {
   const nodes = knownNodes();
   await Promise.all(nodes.map((n) => shutdownNode(n).catch(() => [])));
   await stopControlPlane(clusterDir);
-  // Whatever a crashed run left: processes started from the cache's binaries or inside .local/cluster.
-  const bin = binDir();
+  // Whatever a crashed run left.
   for (let round = 0; round < 20; round++) {
-    const pids = findPids((p) => {
-      const cmd = commandLine(p);
-      return cmd.includes(bin) || cmd.includes(clusterDir);
-    });
+    const pids = clusterProcesses();
     if (pids.length === 0) break;
     for (const p of pids) signal(p, 'SIGKILL');
     await sleep(100);

@@ -23,9 +23,10 @@ export interface InformerOptions<T extends KubernetesObject> {
 
 /**
  * A cache kept current by list + watch. `start` resolves only once a list has succeeded (controller-runtime's
- * "wait for cache sync"): a controller must never act on an empty cache it takes for the truth. client-node's ListWatch relists by itself after 410 Gone and
- * resumes from its resourceVersion when a watch ends, but stops for good on any other error: this wrapper
- * restarts it with backoff (1 s doubling to 30 s) and restarts watches that went quiet for too long.
+ * "wait for cache sync"): a controller must never act on an empty cache it takes for the truth.
+ * client-node's ListWatch relists by itself after 410 Gone and resumes from its resourceVersion when a watch
+ * ends, but stops for good on any other error: this wrapper restarts it with backoff (1 s doubling to 30 s)
+ * and restarts watches that went quiet for too long.
  */
 export class Informer<T extends KubernetesObject> {
   private lw: ListWatch<T>;
@@ -35,7 +36,7 @@ export class Informer<T extends KubernetesObject> {
   private restartTimer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private stopped = false;
-  /** A list has succeeded since the last start: the cache holds what the API holds. */
+  /** A list has succeeded at least once: the cache has been filled from the API. */
   private listed = false;
   private markSynced!: () => void;
   private readonly synced = new Promise<void>((resolve) => (this.markSynced = resolve));
@@ -86,11 +87,6 @@ export class Informer<T extends KubernetesObject> {
     this.watchdog.unref();
     await this.startListWatch();
     await this.synced;
-  }
-
-  /** Resolves once the cache has been filled by a successful list (retried with backoff until then). */
-  whenSynced(): Promise<void> {
-    return this.synced;
   }
 
   private async startListWatch(): Promise<void> {

@@ -1,6 +1,7 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { microTime } from '../kube/micro-time.js';
 import { statusCode } from '../kube/api-error.js';
+import { monotonicClock, type Clock } from './clock.js';
 import type { Logger } from '../runtime/logger.js';
 
 export interface LeaderElectionOptions {
@@ -16,10 +17,6 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   clock?: Clock;
 }
-
-/** A monotonic clock in milliseconds; tests pass a fake one. */
-export type Clock = () => number;
-export const monotonicClock: Clock = () => performance.now();
 
 /**
  * Judges expiry as client-go does: by the local time at which this replica last saw the Lease record change,

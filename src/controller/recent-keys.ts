@@ -1,4 +1,4 @@
-import { monotonicClock, type Clock } from './leader-election.js';
+import { monotonicClock, type Clock } from './clock.js';
 
 /**
  * Keys seen within a time window, with a hard cap, for de-duplication (Events, log lines). Entries are kept

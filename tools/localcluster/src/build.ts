@@ -11,16 +11,11 @@ import {
   nodeRuntimeModule,
 } from './paths.js';
 
-export const CONTROL_PLANE = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
-export const NODE_BINARIES = ['kubelet', 'kube-proxy'] as const;
+const CONTROL_PLANE = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
+const NODE_BINARIES = ['kubelet', 'kube-proxy'] as const;
 const CONTAINERD_BINARIES = ['containerd', 'ctr', 'containerd-shim-runc-v2'] as const;
 const OWN_BINARIES = ['pause', 'runc-shim'] as const;
-export const BINARIES = [
-  ...CONTROL_PLANE,
-  ...NODE_BINARIES,
-  ...CONTAINERD_BINARIES,
-  ...OWN_BINARIES,
-] as const;
+const BINARIES = [...CONTROL_PLANE, ...NODE_BINARIES, ...CONTAINERD_BINARIES, ...OWN_BINARIES] as const;
 export type Binary = (typeof BINARIES)[number];
 
 /** Every file the binaries are built from, so an edit rebuilds instead of reusing stale binaries. */
@@ -34,7 +29,7 @@ function sourceFiles(): string[] {
 }
 
 /** One cache key for all binaries: a digest of every source file plus the flags they are built with. */
-export function sourceDigest(): string {
+function sourceDigest(): string {
   const hash = createHash('sha256');
   for (const f of sourceFiles()) hash.update(f.slice(f.indexOf('tools/'))).update(readFileSync(f));
   hash.update(kubeLdflags()).update(containerdLdflags());

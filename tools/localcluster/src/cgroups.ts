@@ -62,14 +62,3 @@ export function cgroupRoots(prefix: string): string[] {
       if (e.isDirectory() && e.name.startsWith(prefix)) names.add(e.name);
   return [...names];
 }
-
-/** The cgroup directory of one container in the pids hierarchy, found by Pod UID and container ID. */
-export function containerCgroup(root: string, podUid: string, containerId: string): string | undefined {
-  const base = join(CGROUP_FS, 'pids', root, 'kubepods');
-  const podDir = `pod${podUid}`;
-  for (const qos of ['', 'burstable', 'besteffort']) {
-    const dir = join(base, qos, podDir, containerId);
-    if (existsSync(join(dir, 'cgroup.procs'))) return dir;
-  }
-  return undefined;
-}

@@ -67,9 +67,8 @@ export function referencedImages(root = repoRoot): string[] {
   };
   for (const i of kustomization.images ?? []) refs.add(`${i.newName ?? i.name}:${i.newTag ?? 'latest'}`);
   const examples = join(root, 'examples');
-  for (const dir of readdirSync(examples)) {
-    const d = join(examples, dir);
-    if (!existsSync(d) || !readdirSync(d).length) continue;
+  for (const dir of readdirSync(examples, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+    const d = join(examples, dir.name);
     for (const f of readdirSync(d).filter((x) => x.endsWith('.yaml'))) {
       for (const m of readFileSync(join(d, f), 'utf8').matchAll(/^\s*image:\s*["']?([^\s"']+)/gm))
         refs.add(m[1]!);

@@ -1,8 +1,8 @@
 // One real node: a network namespace with its uplink on the host bridge, a mount namespace ("anchor") with a
 // private /run and the node's own /var/lib and /var/log, and in it containerd, the kubelet and kube-proxy.
 // Faults act on these real processes: a partition takes the uplink down, a stop kills every process at once.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeIp, nodeNames, podCidr } from './addressing.js';
@@ -182,13 +182,8 @@ export function nodePids(spec: NodeSpec): number[] {
   const anchor = readPid(pidFile(spec.name, 'anchor'));
   const mnt = alive(anchor) ? namespaceOf(anchor!, 'mnt') : undefined;
   const netnsFile = `/run/netns/${nodeNames(spec.index, spec.name).netns}`;
-  let net: string | undefined;
-  try {
-    // The inode of the node's network namespace, in the `net:[n]` form /proc/<pid>/ns/net links show.
-    net = `net:[${execFileSync('stat', ['-L', '-c', '%i', netnsFile], { encoding: 'utf8' }).trim()}]`;
-  } catch {
-    net = undefined;
-  }
+  // The node's network namespace in the `net:[inode]` form that /proc/<pid>/ns/net links show.
+  const net = existsSync(netnsFile) ? `net:[${statSync(netnsFile).ino}]` : undefined;
   for (const pid of findPids(
     (p) =>
       (mnt !== undefined && namespaceOf(p, 'mnt') === mnt) ||

@@ -74,6 +74,23 @@ describe('local cluster', () => {
     );
   });
 
+  it('refuses a fault against an unknown node or Pod, or a node in the wrong state, saying what is allowed', async () => {
+    const stderr = (p: Promise<unknown>) =>
+      p.then(
+        () => 'exit 0',
+        (e: { code?: number; stderr?: string }) => `exit ${e.code}: ${e.stderr ?? ''}`,
+      );
+    expect(await stderr(cluster('fault', 'partition', 'worker-9'))).toMatch(
+      /^exit 2: [\s\S]*unknown node "worker-9"; nodes: control-plane, worker-1, worker-2, worker-3/,
+    );
+    expect(await stderr(cluster('fault', 'crash', `${ns}/nope`))).toMatch(
+      /^exit 2: [\s\S]*pod it-localcluster\/nope not found/,
+    );
+    expect(await stderr(cluster('fault', 'start', 'worker-1'))).toMatch(
+      /^exit 2: [\s\S]*node worker-1 is Running; only a stopped node can be started/,
+    );
+  });
+
   it('runs 2 replicas on one port, each answering on its own Pod IP', async () => {
     await apps.createNamespacedDeployment({ namespace: ns, body: probeDeployment('echo', 2) });
     const pods = await eventually('2 ready echo Pods', async () => {

@@ -291,6 +291,11 @@ export async function fault(action: FaultAction, target: string, container?: str
   const state = requireRunning();
   if (action === 'crash') return crash(state, target, container);
   const node = nodeSpec(state, target);
+  const now = await nodeState(node);
+  if (action === 'start' && now !== 'Stopped')
+    throw new UsageError(`node ${node.name} is ${now}; only a stopped node can be started`);
+  if ((action === 'partition' || action === 'stop') && now === 'Stopped')
+    throw new UsageError(`node ${node.name} is Stopped; start it first (fault start ${node.name})`);
   if (action === 'partition') await partitionNode(node);
   else if (action === 'heal') await healNode(node);
   else if (action === 'stop') await stopNode(node);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The counter of the original demo: +1 every 100 ms, state over HTTP. Follows the app contract for lossless
 // planned moves: on SIGTERM it stops counting but keeps serving GET /state for a few seconds.
+import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
 
@@ -21,6 +22,12 @@ const FLAGS = {
     default: 0,
     env: 'STATE_PADDING_BYTES',
     help: 'extra bytes in the state, to test large states',
+  },
+  'instance-header': {
+    kind: 'bool',
+    default: true,
+    env: 'INSTANCE_HEADER',
+    help: 'send Pull-State-Instance (an id new with every process start) so a restart is seen at the first pull',
   },
   'drain-seconds': {
     kind: 'int',
@@ -67,6 +74,12 @@ async function main(): Promise<void> {
   let restoredCount: number | null = null;
   let counting = true;
   const app = Fastify({ logger: false, bodyLimit: flags['padding-bytes'] + 1024 * 1024 });
+  // Changes with every process start: the operator then never stores the empty state of a restarted process.
+  const instance = randomUUID();
+  if (flags['instance-header'])
+    app.addHook('onSend', async (_req, reply) => {
+      reply.header('pull-state-instance', instance);
+    });
   const timer = setInterval(() => {
     if (counting) count++;
   }, flags['tick-ms']);

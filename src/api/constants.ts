@@ -62,3 +62,11 @@ export const REASONS = {
 
 export const FIELD_MANAGER = 'pull-state-operator';
 export const OPERATOR_NAMESPACE = 'pull-state-operator-system';
+
+/**
+ * Response header an app may send with its state: an id that changes with every process start. A pull whose
+ * id differs from the last copy's is a restart seen at once, before the API shows it.
+ */
+export const INSTANCE_HEADER = 'pull-state-instance';
+/** What an instance id may be: printable, short (it is stored with every copy). */
+export const INSTANCE_PATTERN = /^[\x21-\x7e]{1,128}$/;

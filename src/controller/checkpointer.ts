@@ -2,7 +2,15 @@ import type { V1ObjectReference, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, KIND, REASONS, type ResolvedSpec } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { jittered } from './backoff.js';
-import { copyOf, nextSequence, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
+import {
+  addCopy,
+  copyOf,
+  dropCopiesOnNode,
+  keepOnNode,
+  nextSequence,
+  type CheckpointBook,
+  type CheckpointRecord,
+} from './checkpoint-book.js';
 import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
@@ -42,6 +50,8 @@ export interface CheckpointerDeps {
   onChange: (policyKey: string) => void;
   /** False while a Pod must not be pulled (its restore is not done yet). */
   mayPull?: (pod: V1Pod) => boolean;
+  /** A pull was answered by a new process of the app (its identity changed): it restarted, restore it now. */
+  onRestart?: (entry: ProtectedPod, instance: string) => void;
 }
 
 export const podRef = (pod: V1Pod): V1ObjectReference => ({
@@ -234,8 +244,20 @@ export class Checkpointer {
         restartCount: restartCount(pod),
       },
       authorization: await this.d.helpers.authorization(),
+      ...(r.instance !== undefined ? { expectedInstance: r.instance } : {}),
     });
     this.d.metrics.pullSeconds.observe(outcome.durationMs / 1000);
+    if (!outcome.ok && outcome.reason === 'Restarted') {
+      // Seen before the API shows the restart: nothing was stored, the copies still hold the old process's state.
+      this.d.log.info('the app restarted (new process identity); restoring its last checkpoint', {
+        pod: r.pod,
+        namespace,
+        instance: outcome.instance,
+        was: r.instance,
+      });
+      this.d.onRestart?.(e, outcome.instance!);
+      return false;
+    }
     if (!outcome.ok) {
       const reason =
         outcome.reason === 'StateTooLarge'
@@ -256,13 +278,15 @@ export class Checkpointer {
     }
     this.d.metrics.pulls.inc({ result: 'success' });
     this.d.metrics.pullBytes.observe(outcome.sizeBytes);
+    r.instance = outcome.instance;
     for (const { node, meta } of outcome.stored) {
-      r.copies.set(node, copyOf(node, meta));
+      addCopy(r, copyOf(node, meta));
+      if (meta.kept) keepOnNode(r, node, meta.kept);
     }
     // Copies on nodes that are no longer targets are stale now; drop them so restores never pick them.
     for (const node of [...r.copies.keys()]) {
       if (!targets.includes(node)) {
-        r.copies.delete(node);
+        dropCopiesOnNode(r, node);
         const ep = this.d.view.helpers().get(node);
         if (ep) void this.d.helpers.delete(ep.url, namespace, r.podUID).catch(() => undefined);
       }

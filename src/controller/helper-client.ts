@@ -1,9 +1,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
-import type { Inventory, RestoreRequest } from '../helper/server.js';
-import type { PushResult } from '../helper/restore-push.js';
+import type { Inventory, RestoreRequest, RestoreResult } from '../helper/server.js';
 
-export type RestoreAnswer = PushResult & { sequence?: number; digest?: string; sizeBytes?: number };
+/** A helper's restore answer; NotStored: it does not hold that generation (any more). */
+export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
 
 /** How often the bearer token is re-read (projected ServiceAccount tokens rotate). */
 const TOKEN_REFRESH_MS = 60_000;
@@ -37,8 +37,10 @@ export class HelperClient {
     return (await res.json()) as Inventory;
   }
 
-  async delete(base: string, namespace: string, podUID: string): Promise<void> {
-    const res = await this.call(`${base}/v1/blobs/${namespace}/${podUID}`, { method: 'DELETE' });
+  /** Deletes a Pod's copies on a helper: all of them, or only the generations after `newerThan`. */
+  async delete(base: string, namespace: string, podUID: string, newerThan?: number): Promise<void> {
+    const query = newerThan === undefined ? '' : `?newerThan=${newerThan}`;
+    const res = await this.call(`${base}/v1/blobs/${namespace}/${podUID}${query}`, { method: 'DELETE' });
     if (!res.ok && res.status !== 404)
       throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
   }
@@ -56,7 +58,11 @@ export class HelperClient {
       body: JSON.stringify(target),
       timeoutMs: target.timeoutMs + 2000,
     });
-    if (res.status === 200 || res.status === 502) return (await res.json()) as RestoreAnswer;
+    if (res.status === 200 || res.status === 502) return (await res.json()) as RestoreResult;
+    if (res.status === 404) {
+      const { error } = (await res.json().catch(() => ({}))) as { error?: string };
+      return { result: 'Failed', reason: 'NotStored', message: error ?? `helper ${base} answered 404` };
+    }
     throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
   }
 }

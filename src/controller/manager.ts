@@ -116,6 +116,8 @@ export class Manager {
       concurrency: o.pullConcurrency,
       onChange: (key) => this.status.request(key),
       mayPull: (pod) => this.restorer.isSettled(pod.metadata!.uid!),
+      onRestart: (entry, instance) =>
+        this.restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
     });
     this.restorer = new Restorer({
       kc,
@@ -130,6 +132,7 @@ export class Manager {
         const pod = this.pods.get(name, namespace);
         return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
       },
+      requeue: (key) => this.policyQueue.add(key),
       faultDetectedAt: (key) => {
         const at = this.faultAt.get(key);
         this.faultAt.delete(key);

@@ -1,5 +1,5 @@
 import type { Logger } from '../runtime/logger.js';
-import { policyKey, type CheckpointBook } from './checkpoint-book.js';
+import { dropCopiesOnNode, policyKey, type CheckpointBook } from './checkpoint-book.js';
 import type { ClusterView } from './cluster-view.js';
 import type { HelperClient } from './helper-client.js';
 
@@ -32,7 +32,7 @@ export async function collectOrphans(
       if (!ep) continue; // the node is gone; its helper's disk goes with it
       try {
         await helpers.delete(ep.url, r.namespace, r.podUID);
-        r.copies.delete(node);
+        dropCopiesOnNode(r, node);
       } catch (err) {
         left++;
         log.warn('could not delete an expired copy', { pod: r.pod, node, error: String(err) });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { INSTANCE_HEADER, INSTANCE_PATTERN } from '../api/index.js';
 import type { BlobMeta, PutInput } from '../helper/blob-store.js';
 
 /** Keep-alive connections to Pods and helpers: a pull every second must not pay a TCP handshake each time. */
@@ -14,9 +15,17 @@ export interface PullRequest {
   /** What the helper records with the copy (the same fields its PUT takes). */
   blob: Pick<PutInput, 'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence' | 'restartCount'>;
   authorization: string;
+  /**
+   * The process identity of the last copy: an answer with another one comes from a restarted process and is
+   * never stored (its state is the empty start state).
+   */
+  expectedInstance?: string;
 }
 
-export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable';
+export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'Restarted';
+
+/** A helper's answer to a PUT: the copy, and the generations it keeps of the Pod now. */
+export type StoredCopy = BlobMeta & { kept?: number[] };
 
 export type PullOutcome =
   | {
@@ -24,7 +33,9 @@ export type PullOutcome =
       sizeBytes: number;
       digest: string;
       contentType: string;
-      stored: { node: string; meta: BlobMeta }[];
+      /** The app's process identity, if it sent one. */
+      instance?: string;
+      stored: { node: string; meta: StoredCopy }[];
       failed: { node: string; message: string }[];
       durationMs: number;
     }
@@ -32,6 +43,8 @@ export type PullOutcome =
       ok: false;
       reason: PullFailureReason;
       message: string;
+      /** With reason Restarted: the new process's identity. */
+      instance?: string;
       failed?: { node: string; message: string }[];
       durationMs: number;
     };
@@ -40,6 +53,7 @@ class PullError extends Error {
   constructor(
     readonly reason: PullFailureReason,
     message: string,
+    readonly instance?: string,
   ) {
     super(message);
   }
@@ -63,14 +77,21 @@ interface Upload {
   error?: string;
 }
 
-function startUpload(target: { node: string; url: string }, r: PullRequest, contentType: string): Upload {
+function startUpload(
+  target: { node: string; url: string },
+  r: PullRequest,
+  answer: { contentType: string; pulledAt: number; instance?: string },
+): Upload {
+  const { contentType } = answer;
   const q = new URLSearchParams({
     policy: r.blob.policy,
     policyUID: r.blob.policyUID,
     pod: r.blob.pod,
     sequence: String(r.blob.sequence),
+    pulledAt: String(answer.pulledAt),
   });
   if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
+  if (answer.instance !== undefined) q.set('instance', answer.instance);
   const url = new URL(`${target.url}/v1/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
   const req = request(url, {
     method: 'PUT',
@@ -92,6 +113,18 @@ function startUpload(target: { node: string; url: string }, r: PullRequest, cont
   };
   upload.response.catch(() => undefined);
   return upload;
+}
+
+/** The app's process identity header, if any; one that is not a short printable id is an error. */
+function instanceOf(res: IncomingMessage, source: string): string | undefined {
+  const value = res.headers[INSTANCE_HEADER];
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && INSTANCE_PATTERN.test(value)) return value;
+  res.destroy();
+  throw new PullError(
+    'PullFailed',
+    `${source} sent a ${INSTANCE_HEADER} header that is not 1-128 printable ASCII characters without spaces`,
+  );
 }
 
 /** Resolves when a backed-up upload can take more, or is gone; leaves no listener behind either way. */
@@ -125,6 +158,8 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
     source?.destroy(err);
     for (const u of uploads) u.req.destroy(err);
   }, r.timeoutMs);
+  // Before the GET: a process started after this moment cannot have produced the answer.
+  const pulledAt = Date.now();
   try {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       source = request(r.source, { agent: pullAgent, headers: { accept: '*/*' } }, resolve);
@@ -146,7 +181,16 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
       throw new PullError('StateTooLarge', `state of ${declared} bytes exceeds maxStateBytes ${r.maxBytes}`);
     }
     const contentType = res.headers['content-type'] ?? 'application/octet-stream';
-    uploads = r.targets.map((t) => startUpload(t, r, contentType));
+    const instance = instanceOf(res, r.source);
+    if (instance !== undefined && r.expectedInstance !== undefined && instance !== r.expectedInstance) {
+      res.destroy();
+      throw new PullError(
+        'Restarted',
+        `${r.source} answered from process ${instance}, the copies are of ${r.expectedInstance}: the app restarted`,
+        instance,
+      );
+    }
+    uploads = r.targets.map((t) => startUpload(t, r, { contentType, pulledAt, instance }));
     const hash = createHash('sha256');
     let size = 0;
     try {
@@ -172,14 +216,14 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
     if (!res.complete) throw new PullError('PullFailed', `the answer of ${r.source} ended early`);
     const digest = `sha256:${hash.digest('hex')}`;
     for (const u of uploads) if (!u.error) u.req.end();
-    const stored: { node: string; meta: BlobMeta }[] = [];
+    const stored: { node: string; meta: StoredCopy }[] = [];
     const failed: { node: string; message: string }[] = [];
     await Promise.all(
       uploads.map(async (u) => {
         try {
           const answer = await u.response;
           if (answer.status !== 201) throw new Error(`helper answered ${answer.status}: ${answer.body}`);
-          const meta = JSON.parse(answer.body) as BlobMeta;
+          const meta = JSON.parse(answer.body) as StoredCopy;
           if (meta.digest !== digest || meta.sizeBytes !== size)
             throw new Error(`helper stored ${meta.digest}, expected ${digest}`);
           stored.push({ node: u.node, meta });
@@ -197,7 +241,16 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
         durationMs: elapsed(),
       };
     }
-    return { ok: true, sizeBytes: size, digest, contentType, stored, failed, durationMs: elapsed() };
+    return {
+      ok: true,
+      sizeBytes: size,
+      digest,
+      contentType,
+      ...(instance !== undefined ? { instance } : {}),
+      stored,
+      failed,
+      durationMs: elapsed(),
+    };
   } catch (err) {
     for (const u of uploads) u.req.destroy();
     source?.destroy();
@@ -206,7 +259,13 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
       : err instanceof PullError
         ? err
         : new PullError('PullFailed', (err as Error).message);
-    return { ok: false, reason: e.reason, message: e.message, durationMs: elapsed() };
+    return {
+      ok: false,
+      reason: e.reason,
+      message: e.message,
+      ...(e.instance !== undefined ? { instance: e.instance } : {}),
+      durationMs: elapsed(),
+    };
   } finally {
     clearTimeout(timer);
   }

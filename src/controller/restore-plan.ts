@@ -1,5 +1,5 @@
 import type { CheckpointRecord, Copy } from './checkpoint-book.js';
-import { newestCopy } from './checkpoint-book.js';
+import { newestCopy, pullTime } from './checkpoint-book.js';
 
 export interface NewPod {
   uid: string;
@@ -66,4 +66,32 @@ export function restartedSinceSeen(o: {
   const baseline = o.seen ?? o.newest?.restartCount;
   if (baseline !== undefined) return o.restarts > baseline;
   return o.restarts > 0 && !!o.newest && o.startedAt > Date.parse(o.newest.storedAt);
+}
+
+/** What is known of a restart in place when its restore is planned. */
+export interface RestartFacts {
+  /** Container restarts the restore is for (the API's count, or one more when the app's id showed it first). */
+  restarts: number;
+  /**
+   * When the restarted container started, as the API shows it (whole seconds, so the true start is at or
+   * after it); 0 when it is not running yet.
+   */
+  startedAt: number;
+}
+
+/**
+ * The generations a restore may use, newest first (pure). After an orphaned Pod: all. After a restart in
+ * place: an app that sends its process identity never had a pull of its new process stored, so all; for one
+ * that does not, only copies pulled before the new process could have started, and not pulled when the API
+ * already showed the restart. A copy of the new process would restore its empty start state.
+ */
+export function restorableCopies(r: CheckpointRecord, restart?: RestartFacts): Copy[] {
+  const all = [...r.generations].sort((a, b) => b.sequence - a.sequence);
+  const newest = all[0];
+  if (!restart || !newest || newest.instance !== undefined) return all;
+  return all.filter(
+    (c) =>
+      (c.restartCount === undefined || c.restartCount < restart.restarts) &&
+      (restart.startedAt === 0 || pullTime(c) < restart.startedAt),
+  );
 }

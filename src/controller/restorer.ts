@@ -9,13 +9,19 @@ import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec
 import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { backoffDelay } from './backoff.js';
-import { newestCopy, type CheckpointBook, type CheckpointRecord } from './checkpoint-book.js';
+import {
+  dropCopy,
+  dropNewerThan,
+  newestCopy,
+  type CheckpointBook,
+  type CheckpointRecord,
+} from './checkpoint-book.js';
 import { podRef, policyRef } from './checkpointer.js';
 import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
-import { pairOrphans, restartedSinceSeen } from './restore-plan.js';
+import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } from './restore-plan.js';
 
 const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 /** Restore attempts back off from 100 ms to 2 s while the app is not listening yet. */
@@ -47,6 +53,8 @@ export interface RestorerDeps {
   livePod: (namespace: string, name: string, uid: string) => V1Pod | undefined;
   /** When the fault behind a replacement was detected, for the detection-to-ready histogram. */
   faultDetectedAt?: (policyKey: string) => number | undefined;
+  /** Reconcile a policy soon (a restart was seen outside the API). */
+  requeue: (policyKey: string) => void;
 }
 
 export const hasGate = (pod: V1Pod) =>
@@ -64,6 +72,8 @@ export class Restorer {
   private settled = new Set<string>();
   private inProgress = new Set<string>();
   private restartsSeen = new Map<string, number>();
+  /** Pods whose app answered a pull from a new process (its identity changed) before the API showed it. */
+  private instanceRestarts = new Map<string, string>();
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
   private core: CoreV1Api;
 
@@ -83,6 +93,14 @@ export class Restorer {
   forget(podUID: string): void {
     this.settled.delete(podUID);
     this.restartsSeen.delete(podUID);
+    this.instanceRestarts.delete(podUID);
+  }
+
+  /** A pull was answered by a new process of the app: restore it now, without waiting for the API. */
+  restartSeen(policyKey: string, podUID: string, instance: string): void {
+    this.instanceRestarts.set(podUID, instance);
+    this.settled.delete(podUID); // no pull until its restore is done
+    this.d.requeue(policyKey);
   }
 
   /** Considers the Pods a policy protects now; orphans are the policy's records without a live Pod. */
@@ -94,8 +112,18 @@ export class Restorer {
       const own = this.d.book.get(uid);
       const newest = own && newestCopy(own);
       const seen = this.restartsSeen.get(uid);
-      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
-      this.restartsSeen.set(uid, restarts);
+      const newInstance = this.instanceRestarts.get(uid);
+      this.instanceRestarts.delete(uid);
+      // A restart seen by the app's identity is one the API will show later: count it now, so that showing
+      // it does not start a second restore into the same process.
+      const restartFor =
+        newInstance !== undefined
+          ? Math.max(restarts, (seen ?? newest?.restartCount ?? restarts) + 1)
+          : restarts;
+      const restarted =
+        newInstance !== undefined ||
+        restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
+      this.restartsSeen.set(uid, Math.max(restartFor, seen ?? 0));
       if (seen === undefined)
         this.d.log.debug('first look at a protected Pod', {
           pod: t.pod.metadata?.name,
@@ -115,7 +143,7 @@ export class Restorer {
           'RestoreInProgress',
           'the container restarted; restoring its last checkpoint',
         );
-        this.start(t, own, 'restart');
+        this.start(t, own, { restarts: restartFor, startedAt: startedAt(t.pod) });
         continue;
       }
       if (this.settled.has(uid)) continue;
@@ -148,7 +176,7 @@ export class Restorer {
       const orphan = pairs.get(uid);
       if (orphan) {
         orphan.claimedBy = uid;
-        this.start(t, orphan, 'orphan');
+        this.start(t, orphan);
       } else {
         this.settled.add(uid);
         void this.setGate(
@@ -161,21 +189,25 @@ export class Restorer {
     }
   }
 
-  private start(t: RestoreTarget, from: CheckpointRecord, why: 'restart' | 'orphan'): void {
+  /** Restores `from` into `t`: its own checkpoint after a restart in place (`restart` given), or an orphan's. */
+  private start(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): void {
     const uid = t.pod.metadata!.uid!;
     this.inProgress.add(uid);
-    void this.restore(t, from, why)
+    void this.restore(t, from, restart)
       .catch((err: unknown) =>
         this.d.log.error('restore crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
       )
       .finally(() => this.inProgress.delete(uid));
   }
 
-  private async restore(t: RestoreTarget, from: CheckpointRecord, why: 'restart' | 'orphan'): Promise<void> {
+  private async restore(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): Promise<void> {
     const pod = t.pod;
     const name = pod.metadata!.name!;
     const uid = pod.metadata!.uid!;
     const started = Date.now();
+    const why = restart ? 'restart' : 'orphan';
+    // The process the state goes into: a repeated request for it (a retry, a new leader) is not pushed twice.
+    const target = { podUID: uid, restartCount: restart?.restarts ?? restartCount(pod) };
     for (let attempt = 1; ; attempt++) {
       if (from.finalizing) {
         await sleep(50); // the final checkpoint of a terminating Pod is on its way: restore that one
@@ -187,10 +219,27 @@ export class Restorer {
         from.claimedBy = undefined;
         return; // the new Pod went away itself; the orphan is free again
       }
-      const copies = [...from.copies.values()].sort((a, b) => b.sequence - a.sequence);
+      const candidates = restorableCopies(from, restart);
       const helpers = this.d.view.usableHelpers();
-      const copy = copies.find((c) => helpers.has(c.node));
+      const copy = candidates.find((c) => helpers.has(c.node));
       let failure: string;
+      if (candidates.length === 0 && from.generations.length > 0) {
+        // Every copy may hold the new process's empty state: restoring one would pass it off as the old state.
+        this.settled.add(uid);
+        const message =
+          'every stored copy was pulled after the container may have restarted; the Pod keeps its own state';
+        this.report(t, {
+          pod: name,
+          fromPod: from.pod,
+          node: '',
+          sizeBytes: 0,
+          durationMilliseconds: Date.now() - started,
+          result: 'Failed',
+          message,
+        });
+        await this.setGate(live, 'True', 'NoCopyBeforeRestart', message);
+        return;
+      }
       if (!copy) failure = 'no Ready helper holds a copy';
       else {
         try {
@@ -203,19 +252,22 @@ export class Restorer {
               port: t.spec.port,
               path: t.spec.restorePath,
               timeoutMs: t.spec.timeoutSeconds * 1000,
+              sequence: copy.sequence,
+              target,
             },
           );
           if (answer.result === 'Succeeded') {
             const durationMilliseconds = Date.now() - started;
-            if (why === 'orphan')
-              this.d.book.ensure({
-                namespace: from.namespace,
-                policy: t.policy,
-                pod: name,
-                podUID: uid,
-              }).restoredFrom = from.podUID;
+            const into = restart
+              ? from
+              : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
+            if (!restart) into.restoredFrom = from.podUID;
+            // The restored process's identity (undefined: the next pull's is taken as it).
+            into.instance = answer.instance;
+            if (restart) this.dropLaterCopies(from, copy.sequence);
             this.settled.add(uid);
-            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}`;
+            const again = answer.alreadyRestored ? ' (done before this request: not pushed again)' : '';
+            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}`;
             this.report(t, {
               pod: name,
               fromPod: from.pod,
@@ -231,6 +283,10 @@ export class Restorer {
             return;
           }
           failure = `${answer.reason}: ${answer.message}`;
+          if (answer.reason === 'NotStored') {
+            // The helper no longer holds that generation (it keeps a few): forget it, use the next.
+            dropCopy(from, copy);
+          }
         } catch (err) {
           failure = errorMessage(err);
         }
@@ -250,6 +306,24 @@ export class Restorer {
         });
       }
       await sleep(backoffDelay(attempt, RETRY));
+    }
+  }
+
+  /**
+   * Copies pulled after the restored one may be of the new process (its empty state): they must never be
+   * restored, by this process or by a later leader reading the helpers' inventories.
+   */
+  private dropLaterCopies(r: CheckpointRecord, sequence: number): void {
+    const endpoints = this.d.view.helpers();
+    for (const node of dropNewerThan(r, sequence)) {
+      const ep = endpoints.get(node);
+      if (ep)
+        void this.d.helpers.delete(ep.url, r.namespace, r.podUID, sequence).catch((err: unknown) =>
+          this.d.log.warn('could not drop copies pulled after a restart', {
+            node,
+            error: errorMessage(err),
+          }),
+        );
     }
   }
 

@@ -4,9 +4,9 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
-/** What the helper knows about one stored state copy. */
+/** What the helper knows about one stored state copy (one generation of a Pod's checkpoint). */
 export interface BlobMeta {
-  /** Stable key: `<namespace>_<podUID>`. */
+  /** Stable key of the Pod's checkpoint: `<namespace>_<podUID>`; its generations share it. */
   id: string;
   namespace: string;
   /** The PullStatePolicy that protects the Pod, so an orphaned copy can be matched to a replacement. */
@@ -18,6 +18,10 @@ export interface BlobMeta {
   sequence: number;
   /** Container restarts of the Pod when its state was pulled: a higher count later means it restarted since. */
   restartCount?: number;
+  /** When the controller sent the GET (ms since the epoch): a copy is from a process started before this. */
+  pulledAt?: number;
+  /** The app's process identity (`Pull-State-Instance` header), if it sends one. */
+  instance?: string;
   sizeBytes: number;
   digest: string;
   contentType: string;
@@ -42,12 +46,14 @@ export class StoreError extends Error {
 export interface StoreLimits {
   maxBlobBytes: number;
   quotaBytes: number;
+  /** Generations kept per Pod (default 3): a restore after an unseen restart picks one from before it. */
+  generations?: number;
   /** Bodies kept in memory (newest first) so reads and restores skip the disk; 0 turns the cache off. */
   cacheBytes?: number;
 }
 
 /*
- * One file per blob, `<id>.psb`: a fixed 4 KiB JSON header (padded with spaces) followed by the body. Header
+ * One file per generation, `<id>@<sequence>.psb` (`<id>.psb` from helpers before generations is read too): a fixed 4 KiB JSON header (padded with spaces) followed by the body. Header
  * and body therefore land together in a single rename, so a crash can never pair a body with another
  * write's metadata.
  */
@@ -68,8 +74,13 @@ export function blobId(namespace: string, podUID: string): string {
   return id;
 }
 
+export const DEFAULT_GENERATIONS = 3;
+
+const cacheKey = (m: Pick<BlobMeta, 'id' | 'sequence'>) => `${m.id}@${m.sequence}`;
+
 export class BlobStore {
-  private metas = new Map<string, BlobMeta>();
+  /** Generations of each Pod's checkpoint, newest (highest sequence) first. */
+  private metas = new Map<string, StoredMeta[]>();
   /** Per-id write chain: sequence checks and renames of one Pod's blob never interleave. */
   private locks = new Map<string, Promise<unknown>>();
   private reservedBytes = 0;
@@ -93,48 +104,102 @@ export class BlobStore {
       }
       if (!name.endsWith(SUFFIX)) continue;
       const meta = await readHeader(join(dir, name)).catch(() => undefined);
-      if (meta && `${meta.id}${SUFFIX}` === name) store.metas.set(meta.id, meta);
-      else await rm(join(dir, name), { force: true });
+      if (meta && (name === store.fileName(meta) || name === `${meta.id}${SUFFIX}`)) {
+        store.metas.set(meta.id, [...(store.metas.get(meta.id) ?? []), { ...meta, file: name }]);
+      } else await rm(join(dir, name), { force: true });
+    }
+    for (const [id, gens] of store.metas) {
+      gens.sort((a, b) => b.sequence - a.sequence);
+      await store.prune(id);
     }
     return store;
   }
 
+  /** Every generation of every Pod. */
   list(): BlobMeta[] {
-    return [...this.metas.values()];
+    return [...this.metas.values()].flat().map(publicMeta);
   }
 
-  get(id: string): BlobMeta | undefined {
-    return this.metas.get(id);
+  /** The newest generation of a Pod's checkpoint, or the one with `sequence`. */
+  get(id: string, sequence?: number): BlobMeta | undefined {
+    const gens = this.metas.get(id);
+    const found = sequence === undefined ? gens?.[0] : gens?.find((m) => m.sequence === sequence);
+    return found && publicMeta(found);
+  }
+
+  /** Sequences of the generations kept of a Pod, newest first. */
+  sequences(id: string): number[] {
+    return (this.metas.get(id) ?? []).map((m) => m.sequence);
   }
 
   usedBytes(): number {
     let total = 0;
-    for (const m of this.metas.values()) total += m.sizeBytes;
+    for (const gens of this.metas.values()) for (const m of gens) total += m.sizeBytes;
     return total;
   }
 
-  /** The body of a stored blob as a stream, or undefined when the blob does not exist. */
-  read(id: string): { meta: BlobMeta; body: Readable } | undefined {
-    const meta = this.metas.get(id);
+  /** A generation's body as a stream (the newest unless `sequence` is given), or undefined if there is none. */
+  read(id: string, sequence?: number): { meta: BlobMeta; body: Readable } | undefined {
+    const gens = this.metas.get(id);
+    const meta = sequence === undefined ? gens?.[0] : gens?.find((m) => m.sequence === sequence);
     if (!meta) return undefined;
-    const cached = this.cache.get(id);
-    if (cached) return { meta, body: Readable.from([cached]) };
-    return { meta, body: createReadStream(this.path(id), { start: HEADER_BYTES }) };
+    const cached = this.cache.get(cacheKey(meta));
+    if (cached) return { meta: publicMeta(meta), body: Readable.from([cached]) };
+    return {
+      meta: publicMeta(meta),
+      body: createReadStream(join(this.dir, meta.file), { start: HEADER_BYTES }),
+    };
   }
 
+  /** Deletes every generation of a Pod's checkpoint. */
   async delete(id: string): Promise<boolean> {
-    return this.locked(id, async () => {
-      if (!this.metas.delete(id)) return false;
-      this.uncache(id);
-      await rm(this.path(id), { force: true });
-      return true;
-    });
+    return (await this.deleteWhere(id, () => true)) > 0;
   }
 
   /**
-   * Streams `body` to disk while hashing it. The new blob replaces the stored one only if it is complete,
-   * within the size cap and the quota, matches `expectedDigest` if given, and has a higher sequence: a late
-   * write can never replace a newer checkpoint, and a failed one never replaces a good one.
+   * Deletes the generations newer than `sequence`: they were pulled after the app may have restarted, so
+   * they may hold its empty start state. Returns how many went.
+   */
+  async deleteNewerThan(id: string, sequence: number): Promise<number> {
+    return this.deleteWhere(id, (m) => m.sequence > sequence);
+  }
+
+  private async deleteWhere(id: string, doomed: (m: StoredMeta) => boolean): Promise<number> {
+    return this.locked(id, async () => {
+      const gens = this.metas.get(id) ?? [];
+      const gone = gens.filter(doomed);
+      await this.remove(id, gone);
+      return gone.length;
+    });
+  }
+
+  /** Forgets and deletes some generations of one id; the caller holds the id's lock. */
+  private async remove(id: string, gone: readonly StoredMeta[]): Promise<void> {
+    if (gone.length === 0) return;
+    const kept = (this.metas.get(id) ?? []).filter((m) => !gone.includes(m));
+    if (kept.length > 0) this.metas.set(id, kept);
+    else this.metas.delete(id);
+    for (const m of gone) {
+      this.uncache(cacheKey(m));
+      await rm(join(this.dir, m.file), { force: true });
+    }
+  }
+
+  /** Drops the oldest generations beyond the limit; the caller holds the id's lock (or owns the store). */
+  private async prune(id: string): Promise<void> {
+    const gens = this.metas.get(id) ?? [];
+    await this.remove(id, gens.slice(this.generations()));
+  }
+
+  private generations(): number {
+    return Math.max(1, this.limits.generations ?? DEFAULT_GENERATIONS);
+  }
+
+  /**
+   * Streams `body` to disk while hashing it. The new generation is added (and the oldest beyond the limit
+   * dropped) only if it is complete, within the size cap and the quota, matches `expectedDigest` if given,
+   * and has a higher sequence than every stored one: a late write can never pass a newer checkpoint, and a
+   * failed one never replaces a good one.
    */
   async put(input: PutInput, body: AsyncIterable<Buffer | string>): Promise<BlobMeta> {
     const id = blobId(input.namespace, input.podUID);
@@ -171,8 +236,8 @@ export class BlobStore {
             `state is larger than the helper's limit of ${this.limits.maxBlobBytes} bytes`,
           );
         }
-        const previous = this.metas.get(id)?.sizeBytes ?? 0;
-        const need = Math.max(0, size - previous) - reserved;
+        // The generations this one may push out free their bytes (until then both are on disk).
+        const need = Math.max(0, size - this.bytesFreedByNext(id)) - reserved;
         if (need > 0) {
           if (this.usedBytes() + this.reservedBytes + need > this.limits.quotaBytes) {
             throw new StoreError(507, `helper storage quota of ${this.limits.quotaBytes} bytes is exhausted`);
@@ -204,6 +269,8 @@ export class BlobStore {
         podUID: input.podUID,
         sequence: input.sequence,
         ...(input.restartCount !== undefined ? { restartCount: input.restartCount } : {}),
+        ...(input.pulledAt !== undefined ? { pulledAt: input.pulledAt } : {}),
+        ...(input.instance !== undefined ? { instance: input.instance } : {}),
         sizeBytes: size,
         digest,
         contentType: input.contentType,
@@ -214,10 +281,12 @@ export class BlobStore {
       await file.close();
       return await this.locked(id, async () => {
         this.assertNewer(id, input.sequence);
-        await rename(tmp, this.path(id));
-        this.metas.set(id, meta);
-        this.uncache(id);
-        if (kept) this.remember(id, Buffer.concat(kept, size));
+        const stored: StoredMeta = { ...meta, file: this.fileName(meta) };
+        await rename(tmp, join(this.dir, stored.file));
+        this.metas.set(id, [stored, ...(this.metas.get(id) ?? [])]);
+        if (kept) this.remember(cacheKey(meta), Buffer.concat(kept, size));
+        await this.prune(id);
+        await this.evictForQuota(id);
         return meta;
       });
     } catch (err) {
@@ -229,8 +298,31 @@ export class BlobStore {
     }
   }
 
+  /**
+   * Bytes a new generation of `id` may take over: its older generations are a margin for restores after a
+   * restart, the newest copy is what matters, so under quota pressure they make room for it.
+   */
+  private bytesFreedByNext(id: string): number {
+    let total = 0;
+    for (const m of this.metas.get(id) ?? []) total += m.sizeBytes;
+    return total;
+  }
+
+  /** After a commit: the oldest generations of `id` go while the store is over its quota. */
+  private async evictForQuota(id: string): Promise<void> {
+    const gens = this.metas.get(id) ?? [];
+    const gone: StoredMeta[] = [];
+    let used = this.usedBytes();
+    for (const m of [...gens].reverse().slice(0, -1)) {
+      if (used <= this.limits.quotaBytes) break;
+      gone.push(m);
+      used -= m.sizeBytes;
+    }
+    await this.remove(id, gone);
+  }
+
   private assertNewer(id: string, sequence: number): void {
-    const current = this.metas.get(id);
+    const current = this.metas.get(id)?.[0];
     if (current && current.sequence >= sequence) {
       throw new StoreError(409, `sequence ${sequence} is not newer than the stored ${current.sequence}`);
     }
@@ -253,8 +345,8 @@ export class BlobStore {
     this.cachedBytes -= buf.length;
   }
 
-  private path(id: string): string {
-    return join(this.dir, `${id}${SUFFIX}`);
+  private fileName(meta: Pick<BlobMeta, 'id' | 'sequence'>): string {
+    return `${meta.id}@${meta.sequence}${SUFFIX}`;
   }
 
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -266,6 +358,14 @@ export class BlobStore {
     );
     return next;
   }
+}
+
+/** A generation as the store keeps it: with the file it lives in. */
+type StoredMeta = BlobMeta & { file: string };
+
+function publicMeta(m: StoredMeta): BlobMeta {
+  const { file: _file, ...meta } = m;
+  return meta;
 }
 
 async function writeHeader(file: FileHandle, meta: BlobMeta): Promise<void> {

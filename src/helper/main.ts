@@ -3,7 +3,7 @@ import { OPERATOR_NAMESPACE } from '../api/constants.js';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
-import { BlobStore } from './blob-store.js';
+import { BlobStore, DEFAULT_GENERATIONS } from './blob-store.js';
 import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
 
@@ -40,6 +40,14 @@ export const HELPER_FLAGS = {
     default: 8 * GiB,
     env: 'HELPER_QUOTA_BYTES',
     help: 'total bytes stored on this node',
+  },
+  generations: {
+    kind: 'int',
+    min: 1,
+    max: 100,
+    default: DEFAULT_GENERATIONS,
+    env: 'HELPER_GENERATIONS',
+    help: 'copies kept per Pod (newest first); a restore after a restart seen late uses one from before it',
   },
   'cache-bytes': {
     kind: 'int',
@@ -80,6 +88,7 @@ export async function runHelper(args: string[]): Promise<void> {
   const store = await BlobStore.open(flags['state-dir'], {
     maxBlobBytes: flags['max-blob-bytes'],
     quotaBytes: flags['quota-bytes'],
+    generations: flags.generations,
     cacheBytes: flags['cache-bytes'],
   });
   const reviewer = new TokenReviewer(kc, {

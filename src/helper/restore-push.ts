@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import type { Readable } from 'node:stream';
+import { INSTANCE_HEADER, INSTANCE_PATTERN } from '../api/index.js';
 import { pipeline } from 'node:stream/promises';
 
 const CONNECT_TIMEOUT_MS = 300;
@@ -12,7 +13,13 @@ export interface PushTarget {
 }
 
 export type PushResult =
-  | { result: 'Succeeded'; status: number; durationMs: number }
+  | {
+      result: 'Succeeded';
+      status: number;
+      durationMs: number;
+      /** The process identity the app answered with, so the controller knows which process has the state. */
+      instance?: string;
+    }
   | {
       result: 'Failed';
       reason: 'Unreachable' | 'Rejected' | 'Timeout';
@@ -93,7 +100,14 @@ export async function pushState(
       });
       res.on('end', () => {
         const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) done({ result: 'Succeeded', status, durationMs: elapsed() });
+        const instance = res.headers[INSTANCE_HEADER];
+        if (status >= 200 && status < 300)
+          done({
+            result: 'Succeeded',
+            status,
+            durationMs: elapsed(),
+            ...(typeof instance === 'string' && INSTANCE_PATTERN.test(instance) ? { instance } : {}),
+          });
         else {
           const text = Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim();
           done({

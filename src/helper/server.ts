@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { registerProbes } from '../runtime/probes.js';
 import type { Logger } from '../runtime/logger.js';
 import { BlobStore, StoreError, blobId, type BlobMeta } from './blob-store.js';
-import { pushState } from './restore-push.js';
+import { INSTANCE_PATTERN } from '../api/index.js';
+import { pushState, type PushResult } from './restore-push.js';
+import { RestoreLedger, ledgerKey, type RestoreTargetProcess } from './restore-ledger.js';
 import type { Verdict } from './token-reviewer.js';
 
 export const HELPER_API = '/v1';
@@ -34,7 +36,19 @@ export interface RestoreRequest {
   port: number;
   path: string;
   timeoutMs: number;
+  /** The generation to restore; the newest when absent. */
+  sequence?: number;
+  /** The process the state is for: a second request for the same one is answered without a second push. */
+  target?: RestoreTargetProcess;
 }
+
+/** Answer of a restore: the push's result, the generation pushed, and whether it had been pushed before. */
+export type RestoreResult = PushResult & {
+  sequence: number;
+  digest: string;
+  sizeBytes: number;
+  alreadyRestored?: boolean;
+};
 
 const restoreSchema = {
   type: 'object',
@@ -45,7 +59,29 @@ const restoreSchema = {
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
     timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 5000 },
+    sequence: { type: 'integer', minimum: 0 },
+    target: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['podUID', 'restartCount'],
+      properties: {
+        podUID: { type: 'string', pattern: '^[0-9a-f-]{1,64}$' },
+        restartCount: { type: 'integer', minimum: 0 },
+      },
+    },
   },
+} as const;
+
+const generationQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { sequence: { type: 'integer', minimum: 0 } },
+} as const;
+
+const deleteQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { newerThan: { type: 'integer', minimum: 0 } },
 } as const;
 
 const putQuerySchema = {
@@ -57,6 +93,8 @@ const putQuerySchema = {
     pod: { type: 'string', minLength: 1, maxLength: 253 },
     sequence: { type: 'integer', minimum: 0 },
     restartCount: { type: 'integer', minimum: 0 },
+    pulledAt: { type: 'integer', minimum: 0 },
+    instance: { type: 'string', pattern: INSTANCE_PATTERN.source },
   },
 } as const;
 
@@ -95,6 +133,11 @@ function metrics(store: BlobStore) {
   return { registry, requests, restoreSeconds };
 }
 
+const notStored = (sequence: number | undefined) =>
+  sequence === undefined
+    ? 'no state stored for this Pod on this node'
+    : `no generation with sequence ${sequence} stored for this Pod on this node`;
+
 function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof StoreError) return reply.code(err.status).send({ error: err.message });
   throw err;
@@ -107,6 +150,7 @@ function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
 export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false } } });
   const m = metrics(o.store);
+  const ledger = new RestoreLedger<RestoreResult>();
   registerProbes(app, m.registry, { healthy: () => true, notReadyBecause: () => undefined });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -136,51 +180,89 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
         blobs: o.store.list(),
       }));
 
-      api.get<{ Params: BlobParams }>('/blobs/:namespace/:podUID', async (req, reply) => {
-        try {
-          const found = o.store.read(blobId(req.params.namespace, req.params.podUID));
-          if (!found) return reply.code(404).send({ error: 'no state stored for this Pod on this node' });
-          reply.header('content-type', found.meta.contentType);
-          reply.header('content-length', found.meta.sizeBytes);
-          reply.header('x-checkpoint-sequence', found.meta.sequence);
-          reply.header('x-checkpoint-digest', found.meta.digest);
-          return reply.send(found.body);
-        } catch (err) {
-          return sendStoreError(reply, err);
-        }
-      });
+      api.get<{ Params: BlobParams; Querystring: { sequence?: number } }>(
+        '/blobs/:namespace/:podUID',
+        { schema: { querystring: generationQuerySchema } },
+        async (req, reply) => {
+          try {
+            const found = o.store.read(blobId(req.params.namespace, req.params.podUID), req.query.sequence);
+            if (!found) return reply.code(404).send({ error: notStored(req.query.sequence) });
+            reply.header('content-type', found.meta.contentType);
+            reply.header('content-length', found.meta.sizeBytes);
+            reply.header('x-checkpoint-sequence', found.meta.sequence);
+            reply.header('x-checkpoint-digest', found.meta.digest);
+            return reply.send(found.body);
+          } catch (err) {
+            return sendStoreError(reply, err);
+          }
+        },
+      );
 
-      api.delete<{ Params: BlobParams }>('/blobs/:namespace/:podUID', async (req, reply) => {
-        try {
-          const deleted = await o.store.delete(blobId(req.params.namespace, req.params.podUID));
-          return reply.code(deleted ? 204 : 404).send(deleted ? undefined : { error: 'no such blob' });
-        } catch (err) {
-          return sendStoreError(reply, err);
-        }
-      });
+      // `?newerThan=N` drops only the generations after N (pulled after the app may have restarted).
+      api.delete<{ Params: BlobParams; Querystring: { newerThan?: number } }>(
+        '/blobs/:namespace/:podUID',
+        { schema: { querystring: deleteQuerySchema } },
+        async (req, reply) => {
+          try {
+            const id = blobId(req.params.namespace, req.params.podUID);
+            const { newerThan } = req.query;
+            if (newerThan !== undefined) {
+              const dropped = await o.store.deleteNewerThan(id, newerThan);
+              return reply.code(200).send({ dropped });
+            }
+            const deleted = await o.store.delete(id);
+            return reply.code(deleted ? 204 : 404).send(deleted ? undefined : { error: 'no such blob' });
+          } catch (err) {
+            return sendStoreError(reply, err);
+          }
+        },
+      );
 
       api.post<{ Params: BlobParams; Body: RestoreRequest }>(
         '/blobs/:namespace/:podUID/restore',
         { schema: { body: restoreSchema } },
         async (req, reply) => {
-          let found;
+          let id: string;
           try {
-            found = o.store.read(blobId(req.params.namespace, req.params.podUID));
+            id = blobId(req.params.namespace, req.params.podUID);
           } catch (err) {
             return sendStoreError(reply, err);
           }
-          if (!found) return reply.code(404).send({ error: 'no state stored for this Pod on this node' });
-          const result = await pushState(req.body, found.body, found.meta);
-          m.restoreSeconds.observe({ result: result.result }, result.durationMs / 1000);
-          o.log.info('restore', {
-            blob: found.meta.id,
-            target: `${req.body.podIP}:${req.body.port}`,
-            ...result,
-          });
-          const { sequence, digest, sizeBytes } = found.meta;
+          const { sequence, target } = req.body;
+          if (!o.store.get(id, sequence)) return reply.code(404).send({ error: notStored(sequence) });
+          const push = async (): Promise<RestoreResult> => {
+            // Read when the push starts: a joined or repeated request must not open a stream it never uses.
+            const found = o.store.read(id, sequence);
+            if (!found) {
+              return {
+                result: 'Failed',
+                reason: 'Rejected',
+                message: notStored(sequence),
+                durationMs: 0,
+                sequence: sequence ?? 0,
+                digest: '',
+                sizeBytes: 0,
+              };
+            }
+            const result = await pushState(req.body, found.body, found.meta);
+            m.restoreSeconds.observe({ result: result.result }, result.durationMs / 1000);
+            o.log.info('restore', {
+              blob: found.meta.id,
+              sequence: found.meta.sequence,
+              target: `${req.body.podIP}:${req.body.port}`,
+              ...result,
+            });
+            const { digest, sizeBytes } = found.meta;
+            return { ...result, sequence: found.meta.sequence, digest, sizeBytes };
+          };
+          const { answer, repeated } = target
+            ? await ledger.run(ledgerKey(req.params.namespace, target), push)
+            : { answer: await push(), repeated: false };
+          if (repeated)
+            o.log.info('restore asked again for the same process; already done', { blob: id, target });
           return reply
-            .code(result.result === 'Succeeded' ? 200 : 502)
-            .send({ ...result, sequence, digest, sizeBytes });
+            .code(answer.result === 'Succeeded' ? 200 : 502)
+            .send(repeated ? { ...answer, alreadyRestored: true } : answer);
         },
       );
 
@@ -196,6 +278,8 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             pod: string;
             sequence: number;
             restartCount?: number;
+            pulledAt?: number;
+            instance?: string;
           };
         }>('/blobs/:namespace/:podUID', { schema: { querystring: putQuerySchema } }, async (req, reply) => {
           try {
@@ -209,12 +293,14 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
                 pod: req.query.pod,
                 sequence: req.query.sequence,
                 ...(req.query.restartCount !== undefined ? { restartCount: req.query.restartCount } : {}),
+                ...(req.query.pulledAt !== undefined ? { pulledAt: req.query.pulledAt } : {}),
+                ...(req.query.instance !== undefined ? { instance: req.query.instance } : {}),
                 contentType: req.headers['content-type'] ?? 'application/octet-stream',
                 ...(typeof digest === 'string' ? { expectedDigest: digest } : {}),
               },
               req.raw,
             );
-            return reply.code(201).send(meta);
+            return reply.code(201).send({ ...meta, kept: o.store.sequences(meta.id) });
           } catch (err) {
             // The client went away mid-body: nothing was stored, and nobody reads the answer.
             if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();

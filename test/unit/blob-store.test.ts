@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
@@ -98,11 +98,43 @@ describe('BlobStore', () => {
     const err = await store.put({ ...other, sequence: 1 }, chunks('y'.repeat(1000))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect(err).toMatchObject({ status: 507, message: 'helper storage quota of 1500 bytes is exhausted' });
-    // Replacing a blob only needs the difference in size.
+    // A new generation may push out the older ones of the same Pod when the quota is short.
     await store.put({ ...base, sequence: 2 }, chunks('z'.repeat(1000)));
+    expect(store.sequences(`apps_${uid}`)).toEqual([2]);
+    expect(await text(store.read(`apps_${uid}`)!.body)).toBe('z'.repeat(1000));
     expect(await store.delete(`apps_${uid}`)).toBe(true);
     await store.put({ ...other, sequence: 1 }, chunks('y'.repeat(1000)));
     expect(store.usedBytes()).toBe(1000);
+  });
+
+  it('keeps the last generations of a Pod (3 by default), each readable by sequence, and drops later ones on request', async () => {
+    const store = await BlobStore.open(dir, limits);
+    for (const n of [1, 2, 3, 4])
+      await store.put({ ...base, sequence: n, pulledAt: 1000 * n, instance: `p${n}` }, chunks(`s${n}`));
+    const id = `apps_${uid}`;
+    expect(store.sequences(id)).toEqual([4, 3, 2]);
+    expect(store.list().map((m) => [m.sequence, m.pulledAt, m.instance])).toEqual(
+      expect.arrayContaining([
+        [4, 4000, 'p4'],
+        [3, 3000, 'p3'],
+        [2, 2000, 'p2'],
+      ]),
+    );
+    expect(await text(store.read(id, 3)!.body)).toBe('s3');
+    expect(await text(store.read(id)!.body)).toBe('s4');
+    expect(store.read(id, 1)).toBeUndefined();
+    // The generations survive a restart of the helper, and files of older helpers (`<id>.psb`) are read too.
+    const reopened = await BlobStore.open(dir, { ...limits, generations: 2 });
+    expect(reopened.sequences(id)).toEqual([4, 3]);
+    expect(await reopened.deleteNewerThan(id, 3)).toBe(1);
+    expect(reopened.sequences(id)).toEqual([3]);
+    await expect(reopened.put({ ...base, sequence: 3 }, chunks('again'))).rejects.toMatchObject({
+      status: 409,
+    });
+    expect((await readdir(dir)).sort()).toEqual([`${id}@3.psb`]);
+    await rename(join(dir, `${id}@3.psb`), join(dir, `${id}.psb`));
+    const old = await BlobStore.open(dir, limits);
+    expect(await text(old.read(id)!.body)).toBe('s3');
   });
 
   it('refuses a body whose digest does not match the declared one', async () => {

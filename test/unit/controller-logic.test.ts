@@ -1,7 +1,7 @@
 // Pure logic of the controller: scheduling, placement, pairing, status and condition rules.
 import { backoffDelay, jittered } from '../../src/controller/backoff.js';
 import type { CheckpointRecord } from '../../src/controller/checkpoint-book.js';
-import { CheckpointBook, nextSequence } from '../../src/controller/checkpoint-book.js';
+import { addCopy, CheckpointBook, nextSequence } from '../../src/controller/checkpoint-book.js';
 import { setCondition } from '../../src/controller/conditions.js';
 import { containersStarted, probeTarget, probeVerdict } from '../../src/controller/fault-detector.js';
 import { withFence } from '../../src/controller/node-fence.js';
@@ -10,7 +10,7 @@ import { matchesSelector } from '../../src/controller/label-selector.js';
 import { LeaseObserver } from '../../src/controller/leader-election.js';
 import { expiredOrphans } from '../../src/controller/orphan-collector.js';
 import { buildStatus } from '../../src/controller/policy-status.js';
-import { pairOrphans, restartedSinceSeen } from '../../src/controller/restore-plan.js';
+import { pairOrphans, restartedSinceSeen, restorableCopies } from '../../src/controller/restore-plan.js';
 import { nextWriteAt } from '../../src/controller/status-writer.js';
 import { chooseTargets } from '../../src/controller/target-nodes.js';
 import { WorkQueue } from '../../src/controller/workqueue.js';
@@ -20,26 +20,25 @@ function record(
   copies: [string, number][],
   extra: Partial<CheckpointRecord> = {},
 ): CheckpointRecord {
-  return {
+  const r: CheckpointRecord = {
     namespace: 'ns',
     policy: 'p',
     pod,
     podUID: `uid-${pod}`,
-    copies: new Map(
-      copies.map(([node, sequence]) => [
-        node,
-        {
-          node,
-          sequence,
-          digest: `sha256:${'a'.repeat(64)}`,
-          sizeBytes: 10,
-          storedAt: new Date(sequence).toISOString(),
-        },
-      ]),
-    ),
+    copies: new Map(),
+    generations: [],
     lastSequence: 0,
     ...extra,
   };
+  for (const [node, sequence] of copies)
+    addCopy(r, {
+      node,
+      sequence,
+      digest: `sha256:${'a'.repeat(64)}`,
+      sizeBytes: 10,
+      storedAt: new Date(sequence).toISOString(),
+    });
+  return r;
 }
 
 describe('backoff', () => {
@@ -218,6 +217,46 @@ describe('restartedSinceSeen', () => {
     expect(restartedSinceSeen({ restarts: 3, seen: undefined, newest: undefined, startedAt: later })).toBe(
       false,
     );
+  });
+});
+
+describe('restorableCopies', () => {
+  // Pulled at 10.2 s, 11.2 s, 12.2 s; the restarted container started at 12.x s (the API says 12 s).
+  const gens = (o: { instance?: string; restartCounts?: number[] } = {}) => {
+    const r = record('a', []);
+    [10_200, 11_200, 12_200].forEach((pulledAt, i) =>
+      addCopy(r, {
+        node: 'n1',
+        sequence: pulledAt,
+        pulledAt,
+        restartCount: o.restartCounts?.[i] ?? 0,
+        ...(o.instance ? { instance: o.instance } : {}),
+        digest: 'd',
+        sizeBytes: 1,
+        storedAt: new Date(pulledAt + 5).toISOString(),
+      }),
+    );
+    return r;
+  };
+  it('after an orphan, or for an app that sends its process id, offers every generation newest first', () => {
+    expect(restorableCopies(gens()).map((c) => c.sequence)).toEqual([12_200, 11_200, 10_200]);
+    expect(
+      restorableCopies(gens({ instance: 'p1' }), { restarts: 1, startedAt: 12_000 }).map((c) => c.sequence),
+    ).toEqual([12_200, 11_200, 10_200]);
+  });
+  it('without a process id, only copies pulled before the container could have started (whole seconds)', () => {
+    expect(restorableCopies(gens(), { restarts: 1, startedAt: 12_000 }).map((c) => c.sequence)).toEqual([
+      11_200, 10_200,
+    ]);
+    // Not pulled when the API already counted the restart, whatever the clocks say.
+    expect(
+      restorableCopies(gens({ restartCounts: [0, 1, 1] }), { restarts: 1, startedAt: 13_000 }).map(
+        (c) => c.sequence,
+      ),
+    ).toEqual([10_200]);
+    // A container not running yet: no pull can have reached it.
+    expect(restorableCopies(gens(), { restarts: 1, startedAt: 0 })).toHaveLength(3);
+    expect(restorableCopies(gens(), { restarts: 1, startedAt: 10_000 })).toEqual([]);
   });
 });
 

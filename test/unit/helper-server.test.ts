@@ -1,6 +1,8 @@
 // The helper's HTTP answers to bad input, from a real server on loopback. The TokenReview side is
 // covered against the real API server in the integration tests; here `review` is a plain function.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../src/helper/blob-store.js';
@@ -148,5 +150,72 @@ describe('helper API', () => {
     const badId = await call({ method: 'GET', url: '/v1/blobs/Bad_NS/xyz', headers: auth });
     expect(badId.statusCode).toBe(400);
     expect(badId.json().error).toContain('namespace must be a DNS label');
+  });
+
+  it('restores a chosen generation once per process: a repeated or concurrent request for it is not pushed again', async () => {
+    for (const n of [1, 2, 3])
+      expect(
+        (await put(`policy=p&policyUID=u&pod=c-0&sequence=${n}&pulledAt=${n}000`, `{"n":${n}}`)).statusCode,
+      ).toBe(201);
+    // A real app: slow to answer, so the second request arrives while the first push is running.
+    const received: string[] = [];
+    const target = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        received.push(body);
+        setTimeout(() => res.writeHead(200, { 'pull-state-instance': 'proc-7' }).end('{}'), 300);
+      });
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const port = (target.address() as AddressInfo).port;
+    const restore = (restartCount: number) =>
+      call({
+        method: 'POST',
+        url: `/v1/blobs/apps/${uid}/restore`,
+        headers: auth,
+        payload: {
+          podIP: '127.0.0.1',
+          port,
+          path: '/state',
+          sequence: 2,
+          target: { podUID: uid, restartCount },
+        },
+      });
+    try {
+      const [first, second] = await Promise.all([restore(4), restore(4)]);
+      const third = await restore(4);
+      expect([first, second, third].map((a) => a.statusCode)).toEqual([200, 200, 200]);
+      expect(received).toEqual(['{"n":2}']);
+      expect(first.json()).toMatchObject({ result: 'Succeeded', sequence: 2, instance: 'proc-7' });
+      expect([second, third].map((a) => (a.json() as { alreadyRestored?: boolean }).alreadyRestored)).toEqual(
+        [true, true],
+      );
+      // The next start of the process is a new target.
+      expect((await restore(5)).statusCode).toBe(200);
+      expect(received).toEqual(['{"n":2}', '{"n":2}']);
+      const gone = await call({
+        method: 'POST',
+        url: `/v1/blobs/apps/${uid}/restore`,
+        headers: auth,
+        payload: { podIP: '127.0.0.1', port, path: '/state', sequence: 9 },
+      });
+      expect(gone.statusCode).toBe(404);
+      expect(gone.json().error).toBe('no generation with sequence 9 stored for this Pod on this node');
+      // Dropping the generations after a restart's cutoff leaves the older ones.
+      const dropped = await call({
+        method: 'DELETE',
+        url: `/v1/blobs/apps/${uid}?newerThan=1`,
+        headers: auth,
+      });
+      expect(dropped.json()).toEqual({ dropped: 2 });
+      const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+        blobs: { sequence: number; pulledAt: number }[];
+      };
+      expect(inv.blobs).toEqual([expect.objectContaining({ sequence: 1, pulledAt: 1000 })]);
+    } finally {
+      target.closeAllConnections();
+      await new Promise((r) => target.close(r));
+    }
   });
 });

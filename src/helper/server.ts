@@ -246,11 +246,13 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             }
             const result = await pushState(req.body, found.body, found.meta);
             m.restoreSeconds.observe({ result: result.result }, result.durationMs / 1000);
+            const { message: detail, ...outcome } = 'message' in result ? result : { ...result, message: '' };
             o.log.info('restore', {
               blob: found.meta.id,
               sequence: found.meta.sequence,
               target: `${req.body.podIP}:${req.body.port}`,
-              ...result,
+              ...outcome,
+              ...(detail ? { detail } : {}),
             });
             const { digest, sizeBytes } = found.meta;
             return { ...result, sequence: found.meta.sequence, digest, sizeBytes };

@@ -51,7 +51,9 @@ export interface CheckpointerDeps {
   /** False while a Pod must not be pulled (its restore is not done yet). */
   mayPull?: (pod: V1Pod) => boolean;
   /** A pull was answered by a new process of the app (its identity changed): it restarted, restore it now. */
-  onRestart?: (entry: ProtectedPod, instance: string) => void;
+  onRestart?: (entry: ProtectedPod, instance: string | undefined) => void;
+  /** A pull of the Pod was stored. */
+  onStored?: (podUID: string) => void;
 }
 
 export const podRef = (pod: V1Pod): V1ObjectReference => ({
@@ -255,7 +257,7 @@ export class Checkpointer {
         instance: outcome.instance,
         was: r.instance,
       });
-      this.d.onRestart?.(e, outcome.instance!);
+      this.d.onRestart?.(e, outcome.instance);
       return false;
     }
     if (!outcome.ok) {
@@ -291,6 +293,7 @@ export class Checkpointer {
         if (ep) void this.d.helpers.delete(ep.url, namespace, r.podUID).catch(() => undefined);
       }
     }
+    this.d.onStored?.(r.podUID);
     if (r.restoredFrom) this.dropRestoredOrphan(r.restoredFrom);
     r.restoredFrom = undefined;
     const recovered = r.lastFailure !== undefined;

@@ -115,7 +115,8 @@ export class Manager {
       log,
       concurrency: o.pullConcurrency,
       onChange: (key) => this.status.request(key),
-      mayPull: (pod) => this.restorer.isSettled(pod.metadata!.uid!),
+      mayPull: (pod) => this.restorer.mayPull(pod.metadata!.uid!),
+      onStored: (uid) => this.restorer.stateKept(uid),
       onRestart: (entry, instance) =>
         this.restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
     });
@@ -133,6 +134,12 @@ export class Manager {
         return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
       },
       requeue: (key) => this.policyQueue.add(key),
+      pullNow: (uid) => this.checkpointer.pullNow(uid),
+      livePodByUID: (uid) => {
+        const owner = this.checkpointer.protectedPods().find((e) => e.pod.metadata?.uid === uid)?.pod;
+        const pod = owner && this.pods.get(owner.metadata!.name!, owner.metadata!.namespace!);
+        return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
+      },
       faultDetectedAt: (key) => {
         const at = this.faultAt.get(key);
         this.faultAt.delete(key);

@@ -182,11 +182,12 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
     }
     const contentType = res.headers['content-type'] ?? 'application/octet-stream';
     const instance = instanceOf(res, r.source);
-    if (instance !== undefined && r.expectedInstance !== undefined && instance !== r.expectedInstance) {
+    // A process that stopped naming itself is not the one the copies are of either.
+    if (r.expectedInstance !== undefined && instance !== r.expectedInstance) {
       res.destroy();
       throw new PullError(
         'Restarted',
-        `${r.source} answered from process ${instance}, the copies are of ${r.expectedInstance}: the app restarted`,
+        `${r.source} answered from process ${instance ?? '(no id)'}, the copies are of ${r.expectedInstance}: the app restarted`,
         instance,
       );
     }

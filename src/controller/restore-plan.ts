@@ -77,6 +77,8 @@ export interface RestartFacts {
    * after it); 0 when it is not running yet.
    */
   startedAt: number;
+  /** The new process's identity, when a pull saw it before the API showed the restart. */
+  instance?: string;
 }
 
 /**

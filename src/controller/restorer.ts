@@ -55,6 +55,10 @@ export interface RestorerDeps {
   faultDetectedAt?: (policyKey: string) => number | undefined;
   /** Reconcile a policy soon (a restart was seen outside the API). */
   requeue: (policyKey: string) => void;
+  /** Pulls a Pod now (to learn which process answers). */
+  pullNow: (podUID: string) => Promise<void>;
+  /** The Pod with this UID as the cache holds it, if it exists and is not terminating. */
+  livePodByUID: (podUID: string) => V1Pod | undefined;
 }
 
 export const hasGate = (pod: V1Pod) =>
@@ -74,6 +78,8 @@ export class Restorer {
   private restartsSeen = new Map<string, number>();
   /** Pods whose app answered a pull from a new process (its identity changed) before the API showed it. */
   private instanceRestarts = new Map<string, string>();
+  /** Pods whose restart the API showed, being pulled to learn whether a new process answers. */
+  private verifying = new Set<string>();
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
   private core: CoreV1Api;
 
@@ -94,13 +100,57 @@ export class Restorer {
     this.settled.delete(podUID);
     this.restartsSeen.delete(podUID);
     this.instanceRestarts.delete(podUID);
+    this.verifying.delete(podUID);
   }
 
   /** A pull was answered by a new process of the app: restore it now, without waiting for the API. */
-  restartSeen(policyKey: string, podUID: string, instance: string): void {
-    this.instanceRestarts.set(podUID, instance);
+  restartSeen(policyKey: string, podUID: string, instance: string | undefined): void {
+    this.instanceRestarts.set(podUID, instance ?? '');
     this.settled.delete(podUID); // no pull until its restore is done
+    this.verifying.delete(podUID);
     this.d.requeue(policyKey);
+  }
+
+  /** A pull of the Pod was stored: a restart under verification was one already restored. */
+  stateKept(podUID: string): void {
+    if (!this.verifying.delete(podUID)) return;
+    this.settled.add(podUID);
+    const pod = this.d.livePodByUID(podUID);
+    if (pod)
+      void this.setGate(
+        pod,
+        'True',
+        'StateKept',
+        'the restarted container runs the process that was restored already',
+      );
+  }
+
+  /**
+   * The API shows a restart of an app that names its process: pull it until it answers. A new process is
+   * restored from the copies (the pull is refused as a restart); the process restored already (a restart
+   * seen first by a pull, or by a previous leader) is left alone. Either way it is restored exactly once.
+   */
+  private verify(t: RestoreTarget): void {
+    const uid = t.pod.metadata!.uid!;
+    if (this.verifying.has(uid)) return;
+    this.verifying.add(uid);
+    void (async () => {
+      for (let attempt = 1; this.verifying.has(uid); attempt++) {
+        if (!this.d.livePod(t.pod.metadata!.namespace!, t.pod.metadata!.name!, uid)) {
+          this.verifying.delete(uid);
+          return;
+        }
+        await this.d.pullNow(uid);
+        if (this.verifying.has(uid)) await sleep(backoffDelay(attempt, RETRY));
+      }
+    })().catch((err: unknown) =>
+      this.d.log.error('restart check crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
+    );
+  }
+
+  /** Whether the Pod may be pulled: its restore is settled, or a pull is how its restart is checked. */
+  mayPull(podUID: string): boolean {
+    return this.settled.has(podUID) || this.verifying.has(podUID);
   }
 
   /** Considers the Pods a policy protects now; orphans are the policy's records without a live Pod. */
@@ -114,16 +164,8 @@ export class Restorer {
       const seen = this.restartsSeen.get(uid);
       const newInstance = this.instanceRestarts.get(uid);
       this.instanceRestarts.delete(uid);
-      // A restart seen by the app's identity is one the API will show later: count it now, so that showing
-      // it does not start a second restore into the same process.
-      const restartFor =
-        newInstance !== undefined
-          ? Math.max(restarts, (seen ?? newest?.restartCount ?? restarts) + 1)
-          : restarts;
-      const restarted =
-        newInstance !== undefined ||
-        restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
-      this.restartsSeen.set(uid, Math.max(restartFor, seen ?? 0));
+      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
+      this.restartsSeen.set(uid, restarts);
       if (seen === undefined)
         this.d.log.debug('first look at a protected Pod', {
           pod: t.pod.metadata?.name,
@@ -134,6 +176,19 @@ export class Restorer {
           gate: gateTrue(t.pod),
         });
       if (this.inProgress.has(uid)) continue;
+      if (newInstance !== undefined && own && newest) {
+        // A pull met a new process: the copies are all of the old one (the new one's answer was not stored).
+        this.verifying.delete(uid);
+        this.settled.delete(uid);
+        void this.setGate(
+          t.pod,
+          'False',
+          'RestoreInProgress',
+          'the app restarted; restoring its last checkpoint',
+        );
+        this.start(t, own, { restarts, startedAt: 0, instance: newInstance });
+        continue;
+      }
       if (restarted && own && newest) {
         // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
         this.settled.delete(uid);
@@ -143,9 +198,12 @@ export class Restorer {
           'RestoreInProgress',
           'the container restarted; restoring its last checkpoint',
         );
-        this.start(t, own, { restarts: restartFor, startedAt: startedAt(t.pod) });
+        // An app that names its process tells whether this is a process not restored yet: ask it first.
+        if (own.instance !== undefined) this.verify(t);
+        else this.start(t, own, { restarts, startedAt: startedAt(t.pod) });
         continue;
       }
+      if (this.verifying.has(uid)) continue;
       if (this.settled.has(uid)) continue;
       if ((own && newestCopy(own)) || own?.restoredFrom || gateTrue(t.pod)) {
         // It has state already: a previous leader restored or checkpointed it, and may have died before
@@ -207,7 +265,11 @@ export class Restorer {
     const started = Date.now();
     const why = restart ? 'restart' : 'orphan';
     // The process the state goes into: a repeated request for it (a retry, a new leader) is not pushed twice.
-    const target = { podUID: uid, restartCount: restart?.restarts ?? restartCount(pod) };
+    const target = {
+      podUID: uid,
+      restartCount: restart?.restarts ?? restartCount(pod),
+      ...(restart?.instance ? { instance: restart.instance } : {}),
+    };
     for (let attempt = 1; ; attempt++) {
       if (from.finalizing) {
         await sleep(50); // the final checkpoint of a terminating Pod is on its way: restore that one
@@ -264,10 +326,13 @@ export class Restorer {
             if (!restart) into.restoredFrom = from.podUID;
             // The restored process's identity (undefined: the next pull's is taken as it).
             into.instance = answer.instance;
-            if (restart) this.dropLaterCopies(from, copy.sequence);
+            const later = restart ? this.dropLaterCopies(from, copy.sequence) : 0;
             this.settled.add(uid);
             const again = answer.alreadyRestored ? ' (done before this request: not pushed again)' : '';
-            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}`;
+            const dropped = later
+              ? `; ${later} later copies, pulled after the restart may have happened, dropped`
+              : '';
+            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}${dropped}`;
             this.report(t, {
               pod: name,
               fromPod: from.pod,
@@ -313,8 +378,9 @@ export class Restorer {
    * Copies pulled after the restored one may be of the new process (its empty state): they must never be
    * restored, by this process or by a later leader reading the helpers' inventories.
    */
-  private dropLaterCopies(r: CheckpointRecord, sequence: number): void {
+  private dropLaterCopies(r: CheckpointRecord, sequence: number): number {
     const endpoints = this.d.view.helpers();
+    const later = new Set(r.generations.filter((c) => c.sequence > sequence).map((c) => c.sequence)).size;
     for (const node of dropNewerThan(r, sequence)) {
       const ep = endpoints.get(node);
       if (ep)
@@ -325,6 +391,7 @@ export class Restorer {
           }),
         );
     }
+    return later;
   }
 
   private report(t: RestoreTarget, r: Omit<PullStatePolicyRestore, 'timestamp'>): void {

@@ -46,8 +46,13 @@ export class StoreError extends Error {
 export interface StoreLimits {
   maxBlobBytes: number;
   quotaBytes: number;
-  /** Generations kept per Pod (default 3): a restore after an unseen restart picks one from before it. */
+  /** Newest generations kept per Pod (default 3): a restore after an unseen restart picks one from before it. */
   generations?: number;
+  /**
+   * Besides the newest generations, keep one copy pulled at least this long before the newest (default 10 s),
+   * so a restart the controller sees later than `generations` pulls still finds state from before it.
+   */
+  olderCopyMs?: number;
   /** Bodies kept in memory (newest first) so reads and restores skip the disk; 0 turns the cache off. */
   cacheBytes?: number;
 }
@@ -75,6 +80,7 @@ export function blobId(namespace: string, podUID: string): string {
 }
 
 export const DEFAULT_GENERATIONS = 3;
+export const DEFAULT_OLDER_COPY_MS = 10_000;
 
 const cacheKey = (m: Pick<BlobMeta, 'id' | 'sequence'>) => `${m.id}@${m.sequence}`;
 
@@ -185,10 +191,16 @@ export class BlobStore {
     }
   }
 
-  /** Drops the oldest generations beyond the limit; the caller holds the id's lock (or owns the store). */
+  /** Drops the generations retention does not keep; the caller holds the id's lock (or owns the store). */
   private async prune(id: string): Promise<void> {
     const gens = this.metas.get(id) ?? [];
-    await this.remove(id, gens.slice(this.generations()));
+    const kept = new Set(
+      retained(gens, this.generations(), this.limits.olderCopyMs ?? DEFAULT_OLDER_COPY_MS),
+    );
+    await this.remove(
+      id,
+      gens.filter((m) => !kept.has(m)),
+    );
   }
 
   private generations(): number {
@@ -358,6 +370,25 @@ export class BlobStore {
     );
     return next;
   }
+}
+
+const pullTime = (m: BlobMeta) => m.pulledAt ?? (Date.parse(m.storedAt) || 0);
+
+/**
+ * Which generations to keep (pure; `gens` newest first): the newest `n`, plus two older ones that form a
+ * ladder: the newest copy at least `olderMs` older than the newest, and the oldest one younger than that,
+ * which becomes the next such copy as time passes. At most n + 2 copies, and one between `olderMs` and about
+ * twice that old is always there once the Pod has been pulled for that long.
+ */
+export function retained<T extends BlobMeta>(gens: readonly T[], n: number, olderMs: number): T[] {
+  const newest = gens[0];
+  if (!newest || olderMs <= 0) return gens.slice(0, n);
+  const rest = gens.slice(n);
+  const age = (m: BlobMeta) => pullTime(newest) - pullTime(m);
+  const old = rest.find((m) => age(m) >= olderMs);
+  const young = rest.filter((m) => age(m) < olderMs);
+  const ladder = [young[young.length - 1], old].filter((m): m is T => m !== undefined);
+  return [...gens.slice(0, n), ...ladder];
 }
 
 /** A generation as the store keeps it: with the file it lives in. */

@@ -3,7 +3,7 @@ import { OPERATOR_NAMESPACE } from '../api/constants.js';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
-import { BlobStore, DEFAULT_GENERATIONS } from './blob-store.js';
+import { BlobStore, DEFAULT_GENERATIONS, DEFAULT_OLDER_COPY_MS } from './blob-store.js';
 import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
 
@@ -49,6 +49,14 @@ export const HELPER_FLAGS = {
     env: 'HELPER_GENERATIONS',
     help: 'copies kept per Pod (newest first); a restore after a restart seen late uses one from before it',
   },
+  'older-copy-seconds': {
+    kind: 'int',
+    min: 0,
+    max: 86_400,
+    default: DEFAULT_OLDER_COPY_MS / 1000,
+    env: 'HELPER_OLDER_COPY_SECONDS',
+    help: 'also keep a copy at least this much older than the newest (for restarts seen late); 0: off',
+  },
   'cache-bytes': {
     kind: 'int',
     min: 0,
@@ -89,6 +97,7 @@ export async function runHelper(args: string[]): Promise<void> {
     maxBlobBytes: flags['max-blob-bytes'],
     quotaBytes: flags['quota-bytes'],
     generations: flags.generations,
+    olderCopyMs: flags['older-copy-seconds'] * 1000,
     cacheBytes: flags['cache-bytes'],
   });
   const reviewer = new TokenReviewer(kc, {

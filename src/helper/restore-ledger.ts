@@ -29,11 +29,15 @@ export class RestoreLedger<T extends { result: string }> {
   }
 }
 
-/** The process a restore is meant for: a Pod and which of its starts (its container restart count). */
+/**
+ * The process a restore is meant for: a Pod and which of its starts, by the app's process identity when the
+ * controller knows it (a process can restart without the container restarting), else the restart count.
+ */
 export interface RestoreTargetProcess {
   podUID: string;
   restartCount: number;
+  instance?: string;
 }
 
 export const ledgerKey = (namespace: string, t: RestoreTargetProcess): string =>
-  `${namespace}/${t.podUID}/${t.restartCount}`;
+  `${namespace}/${t.podUID}/${t.instance !== undefined ? `i:${t.instance}` : `r:${t.restartCount}`}`;

@@ -67,6 +67,7 @@ const restoreSchema = {
       properties: {
         podUID: { type: 'string', pattern: '^[0-9a-f-]{1,64}$' },
         restartCount: { type: 'integer', minimum: 0 },
+        instance: { type: 'string', pattern: INSTANCE_PATTERN.source },
       },
     },
   },

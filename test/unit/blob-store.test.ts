@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
-import { BlobStore, StoreError, blobId } from '../../src/helper/blob-store.js';
+import { BlobStore, StoreError, blobId, retained, type BlobMeta } from '../../src/helper/blob-store.js';
 
 const uid = '0f4c2a1e-1111-2222-3333-444455556666';
 const base = {
@@ -19,6 +19,16 @@ const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex'
 async function* chunks(...parts: string[]) {
   for (const p of parts) yield Buffer.from(p);
 }
+
+const meta = (pulledAt: number): BlobMeta => ({
+  ...base,
+  id: `apps_${uid}`,
+  sequence: pulledAt,
+  pulledAt,
+  sizeBytes: 1,
+  digest: 'sha256:',
+  storedAt: new Date(pulledAt).toISOString(),
+});
 
 let dir: string;
 beforeEach(async () => {
@@ -108,7 +118,7 @@ describe('BlobStore', () => {
   });
 
   it('keeps the last generations of a Pod (3 by default), each readable by sequence, and drops later ones on request', async () => {
-    const store = await BlobStore.open(dir, limits);
+    const store = await BlobStore.open(dir, { ...limits, olderCopyMs: 0 });
     for (const n of [1, 2, 3, 4])
       await store.put({ ...base, sequence: n, pulledAt: 1000 * n, instance: `p${n}` }, chunks(`s${n}`));
     const id = `apps_${uid}`;
@@ -124,7 +134,7 @@ describe('BlobStore', () => {
     expect(await text(store.read(id)!.body)).toBe('s4');
     expect(store.read(id, 1)).toBeUndefined();
     // The generations survive a restart of the helper, and files of older helpers (`<id>.psb`) are read too.
-    const reopened = await BlobStore.open(dir, { ...limits, generations: 2 });
+    const reopened = await BlobStore.open(dir, { ...limits, generations: 2, olderCopyMs: 0 });
     expect(reopened.sequences(id)).toEqual([4, 3]);
     expect(await reopened.deleteNewerThan(id, 3)).toBe(1);
     expect(reopened.sequences(id)).toEqual([3]);
@@ -135,6 +145,21 @@ describe('BlobStore', () => {
     await rename(join(dir, `${id}@3.psb`), join(dir, `${id}.psb`));
     const old = await BlobStore.open(dir, limits);
     expect(await text(old.read(id)!.body)).toBe('s3');
+  });
+
+  it('keeps, besides the newest generations, a ladder of older copies: one is always 10-20 s old', () => {
+    // A pull every second for two minutes, retention applied after each as the store does.
+    let gens: BlobMeta[] = [];
+    for (let t = 0; t <= 120_000; t += 1000) {
+      gens = retained([{ ...meta(t) }, ...gens], 3, 10_000);
+      expect(gens.length).toBeLessThanOrEqual(5);
+      expect(gens.slice(0, 3).map((m) => m.pulledAt)).toEqual([t, t - 1000, t - 2000].filter((x) => x >= 0));
+      if (t >= 10_000) {
+        const ages = gens.map((m) => t - m.pulledAt!);
+        expect(ages.some((a) => a >= 10_000 && a <= 20_000)).toBe(true);
+      }
+    }
+    expect(retained([meta(5), meta(4), meta(3), meta(2)], 3, 0).map((m) => m.pulledAt)).toEqual([5, 4, 3]);
   });
 
   it('refuses a body whose digest does not match the declared one', async () => {

@@ -192,12 +192,16 @@ export class Restorer {
       if (restarted && own && newest) {
         // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
         this.settled.delete(uid);
-        void this.setGate(
-          t.pod,
-          'False',
-          'RestoreInProgress',
-          'the container restarted; restoring its last checkpoint',
-        );
+        // After a takeover, a gate opened since the container started says a previous leader restored this
+        // process already; an app that names its process lets a pull confirm it without closing the gate.
+        const trusted = seen === undefined && own.instance !== undefined && gateOpenedSince(t.pod);
+        if (!trusted)
+          void this.setGate(
+            t.pod,
+            'False',
+            'RestoreInProgress',
+            'the container restarted; restoring its last checkpoint',
+          );
         // An app that names its process tells whether this is a process not restored yet: ask it first.
         if (own.instance !== undefined) this.verify(t);
         else this.start(t, own, { restarts, startedAt: startedAt(t.pod) });
@@ -445,6 +449,14 @@ export class Restorer {
         });
     }
   }
+}
+
+/** The readiness gate is True and was set at or after the (latest) container start (both whole seconds). */
+function gateOpenedSince(pod: V1Pod): boolean {
+  const gate = (pod.status?.conditions ?? []).find((c) => c.type === READINESS_GATE && c.status === 'True');
+  const at = gate?.lastTransitionTime ? new Date(gate.lastTransitionTime).getTime() : 0;
+  const start = startedAt(pod);
+  return at > 0 && start > 0 && at >= start;
 }
 
 function startedAt(pod: V1Pod): number {

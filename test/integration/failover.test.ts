@@ -87,6 +87,11 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
       ).toBeLessThanOrEqual(MAX_LOST);
       expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
       expect(await leader()).not.toBe(old);
+      // Exactly one restore into the new process, whichever leader did it (the new one may repeat the
+      // request of the old one: the helper does not push it twice).
+      await new Promise((res) => setTimeout(res, 3000));
+      const pod = await core.readNamespacedPod({ name: r.podAfter, namespace: ns });
+      expect((await stats(pod.status!.podIP!, 1000))?.restores).toBe(1);
     },
   );
 

@@ -84,6 +84,29 @@ export async function readyPod(namespace: string, selector: string): Promise<V1P
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The Ready Pod a trial starts from. A Pod may be briefly not Ready after the previous trial (the kubelet's
+ * probes and the readiness gate settle one after the other): wait a little, and say which condition is
+ * False if it stays so.
+ */
+async function settledReadyPod(namespace: string, selector: string): Promise<V1Pod> {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(200)) {
+    const pod = await readyPod(namespace, selector);
+    if (pod) return pod;
+  }
+  const pods = await core().listNamespacedPod({ namespace, labelSelector: selector });
+  const why = pods.items.map((p) => {
+    const conditions = (p.status?.conditions ?? [])
+      .filter((c) => c.status !== 'True')
+      .map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}: ${c.message ?? ''})` : ''}`);
+    const restarts = p.status?.containerStatuses?.map((c) => c.restartCount).join(',');
+    return `${p.metadata?.name}${p.metadata?.deletionTimestamp ? ' terminating' : ''} restarts ${restarts}: ${conditions.join('; ')}`;
+  });
+  throw new Error(
+    `no Ready Pod for ${selector} in ${namespace} within 20 s: ${why.join(' | ') || 'no Pods'}`,
+  );
+}
+
 /** Every node Ready and without the operator's fence: the cluster is whole again after a partition. */
 export async function nodesHealed(): Promise<boolean> {
   return (await core().listNode()).items.every(
@@ -103,8 +126,7 @@ export async function failoverTrial(
   fault: Fault,
   o: { timeoutMs?: number; hook?: () => Promise<void>; plain?: boolean } = {},
 ): Promise<TrialResult> {
-  const before = await readyPod(namespace, selector);
-  if (!before) throw new Error(`no Ready Pod for ${selector} in ${namespace}`);
+  const before = await settledReadyPod(namespace, selector);
   const ip = before.status!.podIP!;
   const name = before.metadata!.name!;
   const node = before.spec!.nodeName!;

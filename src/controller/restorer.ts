@@ -24,13 +24,18 @@ import type { ControllerMetrics } from './metrics.js';
 import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } from './restore-plan.js';
 
 const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
-/** Restore attempts back off from 100 ms to 2 s while the app is not listening yet. */
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
  * retry quickly and keep retrying at a short, fixed ceiling, so the restore lands within ~0.25 s of the app
  * listening instead of after a doubled wait. A refused connection costs the helper next to nothing.
  */
 const RETRY = { baseMs: 50, maxMs: 250 };
+/**
+ * How long a connected restore may wait for the app's answer. Not the pull timeout: an app that just started
+ * on a busy node may take seconds to answer, and a push given up after its body was sent leaves it unknown
+ * whether the state arrived, so the retry could restore it twice.
+ */
+const RESTORE_ANSWER_MS = 30_000;
 
 export interface RestoreTarget {
   policyKey: string;
@@ -317,7 +322,7 @@ export class Restorer {
               podIP: live.status?.podIP ?? '',
               port: t.spec.port,
               path: t.spec.restorePath,
-              timeoutMs: t.spec.timeoutSeconds * 1000,
+              timeoutMs: Math.max(t.spec.timeoutSeconds * 1000, RESTORE_ANSWER_MS),
               sequence: copy.sequence,
               target,
             },

@@ -248,7 +248,9 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             const result = await pushState(req.body, found.body, found.meta);
             m.restoreSeconds.observe({ result: result.result }, result.durationMs / 1000);
             const { message: detail, ...outcome } = 'message' in result ? result : { ...result, message: '' };
-            o.log.info('restore', {
+            // An app not listening yet is retried every 250 ms: that is routine, not news.
+            const level = 'reason' in result && result.reason === 'Unreachable' ? 'debug' : 'info';
+            o.log[level]('restore', {
               blob: found.meta.id,
               sequence: found.meta.sequence,
               target: `${req.body.podIP}:${req.body.port}`,

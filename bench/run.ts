@@ -319,8 +319,8 @@ async function scale(pods: number) {
         namespace: NS,
         plural: PLURAL,
         name: 'many',
-      })) as { status?: { checkpoints?: unknown[] } };
-      return (p.status?.checkpoints?.length ?? 0) >= pods;
+      })) as { status?: { checkpointSummary?: { current?: number } } };
+      return (p.status?.checkpointSummary?.current ?? 0) >= pods;
     },
     600_000,
   );

@@ -19,6 +19,26 @@ export interface StatusInput {
 }
 
 const MAX_LISTED_FAILURES = 3;
+/** Checkpoints listed in status (the CRD's maxItems): a policy over thousands of Pods stays far below etcd's limit. */
+export const MAX_LISTED_CHECKPOINTS = 50;
+
+/**
+ * Which records the status lists when there are more than it may hold (pure): failing Pods first (someone
+ * should look), then gone ones (waiting for a replacement), then the oldest checkpoints, each by name.
+ */
+function worthALook(
+  records: readonly CheckpointRecord[],
+  protectedUIDs: ReadonlySet<string>,
+): CheckpointRecord[] {
+  const rank = (r: CheckpointRecord) => (r.lastFailure ? 0 : !protectedUIDs.has(r.podUID) ? 1 : 2);
+  const time = (r: CheckpointRecord) => {
+    const newest = newestCopy(r);
+    return newest ? Date.parse(newest.storedAt) || 0 : 0;
+  };
+  return [...records]
+    .sort((a, b) => rank(a) - rank(b) || time(a) - time(b) || a.pod.localeCompare(b.pod))
+    .slice(0, MAX_LISTED_CHECKPOINTS);
+}
 
 function checkpointOf(r: CheckpointRecord, orphaned: boolean): PullStatePolicyCheckpoint | undefined {
   const newest = newestCopy(r);
@@ -42,7 +62,8 @@ function checkpointOf(r: CheckpointRecord, orphaned: boolean): PullStatePolicyCh
 
 /** The status a policy should have, from what the controller knows now (pure, so it is easy to test). */
 export function buildStatus(i: StatusInput): PullStatePolicyStatus {
-  const checkpoints = i.records
+  const withCopies = i.records.filter((r) => newestCopy(r));
+  const checkpoints = worthALook(withCopies, i.protectedUIDs)
     .map((r) => checkpointOf(r, !i.protectedUIDs.has(r.podUID)))
     .filter((c): c is PullStatePolicyCheckpoint => c !== undefined)
     .sort((a, b) => a.pod.localeCompare(b.pod) || a.podUID.localeCompare(b.podUID));
@@ -50,6 +71,7 @@ export function buildStatus(i: StatusInput): PullStatePolicyStatus {
   const done = protectedRecords.filter((r) => r.copies.size > 0).length;
   const total = i.protectedUIDs.size;
   const failures = protectedRecords.filter((r) => r.lastFailure).sort((a, b) => a.pod.localeCompare(b.pod));
+  const orphaned = withCopies.filter((r) => !i.protectedUIDs.has(r.podUID)).length;
 
   let conditions = i.previous?.conditions ?? [];
   const set = (type: string, status: 'True' | 'False', reason: string, message: string) => {
@@ -83,15 +105,24 @@ export function buildStatus(i: StatusInput): PullStatePolicyStatus {
     );
   } else set(CONDITION_TYPES.degraded, 'False', REASONS.asExpected, 'every checkpoint is current');
 
-  const latest = checkpoints.reduce<string | undefined>(
-    (m, c) => (!m || c.timestamp > m ? c.timestamp : m),
-    undefined,
-  );
+  // Over every record, not only the listed ones (those are the oldest when there are many).
+  const latest = withCopies.reduce<string | undefined>((m, r) => {
+    const at = newestCopy(r)!.storedAt;
+    return !m || at > m ? at : m;
+  }, undefined);
   return {
     observedGeneration: i.generation,
     protectedPods: total,
     ...(latest ? { lastCheckpointTime: latest } : {}),
     conditions,
+    checkpointSummary: {
+      pods: withCopies.length + (total - done),
+      current: done - failures.filter((r) => r.copies.size > 0).length,
+      failing: failures.length,
+      withoutCheckpoint: total - done,
+      orphaned,
+      listed: checkpoints.length,
+    },
     checkpoints,
     ...(i.previous?.lastRestore ? { lastRestore: i.previous.lastRestore } : {}),
   };

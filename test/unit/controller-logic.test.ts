@@ -9,7 +9,7 @@ import { RecentKeys } from '../../src/controller/recent-keys.js';
 import { matchesSelector } from '../../src/controller/label-selector.js';
 import { LeaseObserver } from '../../src/controller/leader-election.js';
 import { expiredOrphans } from '../../src/controller/orphan-collector.js';
-import { buildStatus } from '../../src/controller/policy-status.js';
+import { MAX_LISTED_CHECKPOINTS, buildStatus } from '../../src/controller/policy-status.js';
 import { pairOrphans, restartedSinceSeen, restorableCopies } from '../../src/controller/restore-plan.js';
 import { nextWriteAt } from '../../src/controller/status-writer.js';
 import { chooseTargets } from '../../src/controller/target-nodes.js';
@@ -351,6 +351,33 @@ describe('status', () => {
     expect([ready.status, ready.reason]).toEqual(['True', 'Checkpointing']);
     expect([degraded.status, degraded.reason]).toEqual(['True', 'PullFailed']);
     expect(degraded.message).toContain('Pod b: GET answered 500');
+  });
+
+  it('stays under 64 KiB for a policy over 2,000 Pods: counts for all, the 50 most worth a look listed', () => {
+    const records = Array.from({ length: 2000 }, (_, n) =>
+      record(`app-${String(n).padStart(4, '0')}-7d9f8b6c5d-x2k4q`, [[`node-${n % 7}`, 1_000_000 + n]], {
+        podUID: `0f4c2a1e-1111-2222-3333-${String(n).padStart(12, '0')}`,
+        ...(n % 500 === 7
+          ? { lastFailure: { reason: 'PullFailed', message: 'GET answered 500', at: 0 } }
+          : {}),
+      }),
+    );
+    const protectedUIDs = new Set(records.slice(0, 1990).map((r) => r.podUID));
+    const s = buildStatus({ generation: 1, previous: undefined, protectedUIDs, records, now });
+    expect(Buffer.byteLength(JSON.stringify(s))).toBeLessThan(64 * 1024);
+    expect(s.checkpointSummary).toEqual({
+      pods: 2000,
+      current: 1986,
+      failing: 4,
+      withoutCheckpoint: 0,
+      orphaned: 10,
+      listed: MAX_LISTED_CHECKPOINTS,
+    });
+    const listed = new Set(s.checkpoints!.map((c) => c.pod));
+    // Failing and gone Pods are listed whatever their names; the rest are the oldest checkpoints.
+    for (const n of [7, 507, 1007, 1507, 1990, 1999]) expect(listed.has(records[n]!.pod)).toBe(true);
+    expect(listed.has(records[1989]!.pod)).toBe(false);
+    expect(s.lastCheckpointTime).toBe(new Date(1_000_000 + 1999).toISOString());
   });
 
   it('is not Ready while a Pod waits for its first checkpoint, and says so for an invalid spec', () => {

@@ -130,7 +130,36 @@ export interface IPullStatePolicy {
       message: string;
     }>;
     /**
-     * The newest stored checkpoint of each protected (or recently gone) Pod.
+     * Counts over every protected (or recently gone) Pod; checkpoints lists only the ones most worth a look, so the status stays small for any number of Pods.
+     */
+    checkpointSummary?: {
+      /**
+       * Pods with a checkpoint record (protected, or gone and waiting for a replacement).
+       */
+      pods?: number;
+      /**
+       * Protected Pods whose last pull succeeded.
+       */
+      current?: number;
+      /**
+       * Protected Pods whose last pull failed (their last good checkpoint is kept).
+       */
+      failing?: number;
+      /**
+       * Protected Pods not checkpointed yet.
+       */
+      withoutCheckpoint?: number;
+      /**
+       * Checkpoints of Pods that are gone, waiting for a replacement or to expire.
+       */
+      orphaned?: number;
+      /**
+       * Entries in checkpoints (at most 50).
+       */
+      listed?: number;
+    };
+    /**
+     * The newest stored checkpoint of up to 50 Pods: failing ones first, then those gone, then the oldest; every Pod when there are no more than 50.
      */
     checkpoints?: Array<{
       /**

@@ -121,6 +121,10 @@ export class Restorer {
     if (!this.verifying.delete(podUID)) return;
     this.settled.add(podUID);
     const pod = this.d.livePodByUID(podUID);
+    this.d.log.info('the restarted container runs the process restored already', {
+      pod: pod?.metadata?.name,
+      gate: pod ? 'opened' : 'Pod gone',
+    });
     if (pod)
       void this.setGate(
         pod,
@@ -207,6 +211,12 @@ export class Restorer {
             'RestoreInProgress',
             'the container restarted; restoring its last checkpoint',
           );
+        this.d.log.info('the API shows a container restart', {
+          pod: t.pod.metadata?.name,
+          restarts,
+          next: own.instance !== undefined ? 'pull to learn which process answers' : 'restore',
+          gateKept: trusted,
+        });
         // An app that names its process tells whether this is a process not restored yet: ask it first.
         if (own.instance !== undefined) this.verify(t);
         else this.start(t, own, { restarts, startedAt: startedAt(t.pod) });

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { CoordinationV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION, type IPullStatePolicy } from '../../src/api/index.js';
 import { core, eventually, kc, readyPods } from './cluster.js';
+import { podLogs } from '../../tools/localcluster/src/cluster.js';
 
 const run = promisify(execFile);
 export const custom = kc.makeApiClient(CustomObjectsApi);
@@ -34,6 +35,25 @@ export async function leader(): Promise<string | undefined> {
   const holder = lease.spec?.holderIdentity;
   const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
   return holder && Date.now() - renewed < 15_000 ? holder : undefined;
+}
+
+/**
+ * What the leader logged about `mentioning` (its last `lines` such lines), for the message of a failed wait:
+ * a controller Pod killed by a later test takes its logs with it.
+ */
+export async function leaderLog(mentioning: string, lines = 30): Promise<string> {
+  const holder = await leader().catch(() => undefined);
+  if (!holder) return '(no leader)';
+  try {
+    const text = podLogs(`${OPERATOR_NAMESPACE}/${holder}`);
+    return text
+      .split('\n')
+      .filter((l) => l.includes(mentioning))
+      .slice(-lines)
+      .join('\n');
+  } catch (err) {
+    return `(no log: ${String(err)})`;
+  }
 }
 
 export async function policy(namespace: string, name: string): Promise<IPullStatePolicy> {

@@ -10,7 +10,7 @@ import { appDeployment } from '../support/deployment.js';
 import { createFixtures, fixturePod } from '../support/fixture-app.js';
 import { failoverTrial, stats, type TrialResult } from '../support/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
-import { createPolicy, installOperator, policy } from './operator.js';
+import { createPolicy, installOperator, leaderLog, policy } from './operator.js';
 
 const ns = 'it-restart-races';
 /** Updates per interval: the app counts +1 every 100 ms, pulls run every second. */
@@ -37,6 +37,20 @@ const variants = [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The conditions that are not True and the container states of the app's Pods, for a failed wait. */
+async function podDiagnosis(app: string): Promise<string> {
+  const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });
+  return pods.items
+    .map((p) => {
+      const off = (p.status?.conditions ?? [])
+        .filter((c) => c.status !== 'True')
+        .map((c) => `${c.type}=${c.status}(${c.reason ?? ''}: ${c.message ?? ''})`);
+      const c = p.status?.containerStatuses?.[0];
+      return `${p.metadata?.name} restarts ${c?.restartCount} state ${JSON.stringify(c?.state)} ${off.join('; ')}`;
+    })
+    .join('\n');
+}
+
 async function checkpointedPod(app: string) {
   const [pod] = await eventually(
     `${app} Ready`,
@@ -45,7 +59,9 @@ async function checkpointedPod(app: string) {
       return p.length === 1 ? p : undefined;
     },
     120_000,
-  );
+  ).catch(async (err: unknown) => {
+    throw new Error(`${String(err)}\n${await podDiagnosis(app)}\nleader log:\n${await leaderLog(app)}`);
+  });
   await eventually('a checkpoint of the Pod', async () =>
     (await policy(ns, app)).status?.checkpoints?.some((c) => c.podUID === pod!.metadata!.uid && !c.orphaned),
   );

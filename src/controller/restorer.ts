@@ -85,6 +85,8 @@ export class Restorer {
   private instanceRestarts = new Map<string, string>();
   /** Pods whose restart the API showed, being pulled to learn whether a new process answers. */
   private verifying = new Set<string>();
+  /** The last readiness-gate write per Pod, so the next one waits for it. */
+  private gateWrites = new Map<string, Promise<void>>();
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
   private core: CoreV1Api;
 
@@ -427,14 +429,29 @@ export class Restorer {
     this.d.onChange(t.policyKey);
   }
 
-  /** Sets the readiness gate condition on Pods that declare it. */
-  private async setGate(
+  /**
+   * Sets the readiness gate condition on Pods that declare it. Writes to one Pod go out one after the other,
+   * in the order they were asked for: a "False" sent when a restart was seen must never land after the
+   * "True" of the restore that followed it a few milliseconds later, or the Pod stays out of its Service.
+   */
+  private setGate(pod: V1Pod, status: 'True' | 'False', reason: string, message: string): Promise<void> {
+    if (!hasGate(pod)) return Promise.resolve();
+    const uid = pod.metadata!.uid!;
+    const previous = this.gateWrites.get(uid) ?? Promise.resolve();
+    const write = previous.then(() => this.writeGate(pod, status, reason, message));
+    this.gateWrites.set(uid, write);
+    void write.then(() => {
+      if (this.gateWrites.get(uid) === write) this.gateWrites.delete(uid);
+    });
+    return write;
+  }
+
+  private async writeGate(
     pod: V1Pod,
     status: 'True' | 'False',
     reason: string,
     message: string,
   ): Promise<void> {
-    if (!hasGate(pod)) return;
     try {
       await this.core.patchNamespacedPodStatus(
         {

@@ -15,17 +15,10 @@ import {
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
 import { pullState } from '../src/controller/pull-state.js';
-import {
-  failoverTrial,
-  injectFault,
-  nodesHealed,
-  readyPod,
-  stats,
-  type Fault,
-} from '../test/support/failover.js';
-import { appDeployment } from '../test/support/deployment.js';
-import { createFixtures, fixturePod } from '../test/support/fixture-app.js';
-import { eventually } from '../test/support/poll.js';
+import { failoverTrial, injectFault, nodesHealed, readyPod, stats, type Fault } from '../harness/failover.js';
+import { appDeployment } from '../harness/deployment.js';
+import { createFixtures, fixturePod } from '../harness/fixture-app.js';
+import { eventually } from '../harness/poll.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },

@@ -1,6 +1,7 @@
 // `npm run bench [-- --quick] [-- --trials N] [-- --only a,b]`: measures the operator on the local cluster.
 // Figures are medians over N trials; JSON goes to .local/bench/latest.json, a markdown table to stdout.
 import { execFileSync } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import {
@@ -15,17 +16,10 @@ import {
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
 import { pullState } from '../src/controller/pull-state.js';
-import {
-  failoverTrial,
-  injectFault,
-  nodesHealed,
-  readyPod,
-  stats,
-  type Fault,
-} from '../test/support/failover.js';
-import { appDeployment } from '../test/support/deployment.js';
-import { createFixtures, fixturePod } from '../test/support/fixture-app.js';
-import { eventually } from '../test/support/poll.js';
+import { failoverTrial, injectFault, nodesHealed, readyPod, stats, type Fault } from '../harness/failover.js';
+import { appDeployment } from '../harness/deployment.js';
+import { createFixtures, fixturePod } from '../harness/fixture-app.js';
+import { eventually } from '../harness/poll.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
@@ -119,6 +113,54 @@ async function fresh(): Promise<void> {
 
 const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
 
+/**
+ * The raw baseline of a checkpoint: GET the state from the Pod and stream it into a plain HTTP server on
+ * another node that writes and fsyncs it (test/fixtures/raw-sink.mjs). The least any checkpoint can cost.
+ */
+function rawCopy(source: string, sink: string): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const get = httpRequest(source, { agent: rawAgent }, (res) => {
+      const put = httpRequest(sink, { method: 'PUT', agent: rawAgent }, (answer) => {
+        answer.resume();
+        answer.on('end', () =>
+          answer.statusCode === 201
+            ? resolve(Math.round((performance.now() - started) * 10) / 10)
+            : reject(new Error(`raw sink answered ${answer.statusCode}`)),
+        );
+      });
+      put.on('error', reject);
+      res.pipe(put);
+    });
+    get.on('error', reject);
+    get.end();
+  });
+}
+const rawAgent = new HttpAgent({ keepAlive: true });
+
+/** A raw sink Pod on `node`, its data on the node's disk (emptyDir), and its URL once it answers. */
+async function rawSink(node: string): Promise<string> {
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: { name: 'raw-sink', labels: { app: 'raw-sink' } },
+      spec: {
+        ...fixturePod(
+          'raw-sink.mjs',
+          {
+            volumeMounts: [{ name: 'data', mountPath: '/data' }],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+          { volumes: [{ name: 'data', emptyDir: {} }] },
+        ),
+        nodeName: node,
+      },
+    },
+  });
+  const pod = await until('raw sink Ready', () => readyPod(NS, 'app=raw-sink'));
+  return `http://${pod.status!.podIP}:8080`;
+}
+
 async function checkpointLatency(trials: number) {
   const token = (
     await core.createNamespacedServiceAccountToken({
@@ -127,7 +169,8 @@ async function checkpointLatency(trials: number) {
       body: { spec: { audiences: [] } },
     })
   ).status!.token;
-  const out: Record<string, { p50Ms: number; p90Ms: number }> = {};
+  await createFixtures(core, NS);
+  const out: Record<string, { p50Ms: number; p90Ms: number; rawP50Ms: number; ratio: number }> = {};
   for (const [label, bytes] of [
     ['1KiB', 1024],
     ['1MiB', 1024 ** 2],
@@ -150,13 +193,17 @@ async function checkpointLatency(trials: number) {
       })
     ).items;
     const target = helpers.find((h) => h.spec?.nodeName !== pod.spec?.nodeName)!;
+    const sink = await rawSink(target.spec!.nodeName!);
+    const source = `http://${pod.status!.podIP}:8080/state`;
     const times: number[] = [];
+    const raw: number[] = [];
     // The controller pulls every second, so its steady state is what counts: the first pulls (connections,
-    // JIT warm-up in this process, the app and the helper) are not measured.
+    // JIT warm-up in this process, the app and the helper) are not measured. Operator and raw copies
+    // alternate, so both meet the same machine load.
     const warmUp = 10;
     for (let i = 0; i < warmUp + Math.max(trials * 5, 30); i++) {
       const r = await pullState({
-        source: `http://${pod.status!.podIP}:8080/state`,
+        source,
         timeoutMs: 30_000,
         maxBytes: 64 * 1024 ** 2,
         targets: [{ node: target.spec!.nodeName!, url: `http://${target.status!.podIP}:9500` }],
@@ -171,11 +218,25 @@ async function checkpointLatency(trials: number) {
         authorization: `Bearer ${token}`,
       });
       if (!r.ok) throw new Error(`pull failed: ${r.message}`);
-      if (i >= warmUp) times.push(r.durationMs);
+      const rawMs = await rawCopy(source, `${sink}/copy-${i % 3}`);
+      if (i >= warmUp) {
+        times.push(r.durationMs);
+        raw.push(rawMs);
+      }
     }
-    out[label] = { p50Ms: median(times), p90Ms: quantile(times, 0.9) };
-    log(`checkpoint ${label}: p50 ${out[label]!.p50Ms} ms`);
+    const p50Ms = median(times);
+    const rawP50Ms = median(raw);
+    out[label] = {
+      p50Ms,
+      p90Ms: quantile(times, 0.9),
+      rawP50Ms,
+      ratio: Math.round((p50Ms / rawP50Ms) * 100) / 100,
+    };
+    log(`checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label]!.ratio})`);
     await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
+    await core.deleteNamespacedPod({ name: 'raw-sink', namespace: NS, gracePeriodSeconds: 0 });
+    await until('raw sink gone', async () => !(await readyPod(NS, 'app=raw-sink')));
+    await sleep(1000);
   }
   return out;
 }
@@ -296,20 +357,40 @@ async function restartRace(samples: number) {
   return results;
 }
 
-async function scale(pods: number) {
+/** Prometheus text: the value of a sample line `name{labels} value`. */
+function metric(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+}
+
+/** A quantile of a histogram over the interval between two scrapes (the bucket's upper bound). */
+function histogramQuantile(a: string, b: string, name: string, q: number): number {
+  const buckets = (text: string) =>
+    [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => ({
+      le: m[1] === '+Inf' ? Infinity : Number(m[1]),
+      n: Number(m[2]),
+    }));
+  const before = buckets(a);
+  const after = buckets(b).map((x, i) => ({ le: x.le, n: x.n - (before[i]?.n ?? 0) }));
+  const total = after[after.length - 1]?.n ?? 0;
+  return after.find((x) => x.n >= q * total)?.le ?? NaN;
+}
+
+async function scale(pods: number, stateBytes: number) {
+  const name = `many-${stateBytes}`;
   await createFixtures(core, NS);
   await appsApi.createNamespacedDeployment({
     namespace: NS,
     body: appDeployment(
-      'many',
+      name,
       NS,
       pods,
       fixturePod('state-app.mjs', {
+        env: [{ name: 'STATE_BYTES', value: String(stateBytes) }],
         readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
       }),
     ),
   });
-  await policy('many', { mode: 'http', intervalSeconds: 1 });
+  await policy(name, { mode: 'http', intervalSeconds: 1 });
   await until(
     `${pods} Pods checkpointed`,
     async () => {
@@ -318,7 +399,7 @@ async function scale(pods: number) {
         version: VERSION,
         namespace: NS,
         plural: PLURAL,
-        name: 'many',
+        name,
       })) as { status?: { checkpointSummary?: { current?: number } } };
       return (p.status?.checkpointSummary?.current ?? 0) >= pods;
     },
@@ -334,30 +415,56 @@ async function scale(pods: number) {
     'jsonpath={.spec.holderIdentity}',
   );
   const ip = kubectl('get', 'pod', '-n', OPERATOR_NAMESPACE, lease, '-o', 'jsonpath={.status.podIP}');
-  const sample = async () => {
-    const text = await (await fetch(`http://${ip}:9090/metrics`)).text();
-    const num = (m: string) => Number(new RegExp(`^${m} (\\S+)$`, 'm').exec(text)?.[1]);
-    return {
-      cpu: num('process_cpu_seconds_total'),
-      rss: num('process_resident_memory_bytes'),
-      writes: num('pullstate_status_writes_total'),
-      pulls: num('pullstate_pulls_total\\{result="success"\\}'),
-    };
-  };
+  const helperIPs = (
+    await core.listNamespacedPod({
+      namespace: OPERATOR_NAMESPACE,
+      labelSelector: 'app.kubernetes.io/component=helper',
+    })
+  ).items.map((h) => h.status!.podIP!);
+  const scrape = async (host: string, port: number) => (await fetch(`http://${host}:${port}/metrics`)).text();
+  const sample = async () => ({
+    controller: await scrape(ip, 9090),
+    helpers: await Promise.all(helperIPs.map((h) => scrape(h, 9500))),
+  });
   const a = await sample();
   const t0 = Date.now();
   await sleep(60_000);
   const b = await sample();
   const secs = (Date.now() - t0) / 1000;
+  const cores = (x: string, y: string) =>
+    (metric(y, 'process_cpu_seconds_total') - metric(x, 'process_cpu_seconds_total')) / secs;
+  const helperCores = a.helpers.map((h, i) => cores(h, b.helpers[i]!));
   const result = {
     pods,
-    cores: (b.cpu - a.cpu) / secs,
-    rssMiB: Math.round(b.rss / 1024 ** 2),
-    statusWritesPerPolicyPerMinute: ((b.writes - a.writes) / secs) * 60,
-    pullsPerSecond: (b.pulls - a.pulls) / secs,
+    stateBytes,
+    cores: cores(a.controller, b.controller),
+    rssMiB: Math.round(metric(b.controller, 'process_resident_memory_bytes') / 1024 ** 2),
+    helperCoresMax: Math.max(...helperCores),
+    helperRssMiBMax: Math.max(
+      ...b.helpers.map((h) => Math.round(metric(h, 'process_resident_memory_bytes') / 1024 ** 2)),
+    ),
+    checkpointP50Ms:
+      histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.5) * 1000,
+    checkpointP99Ms:
+      histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.99) * 1000,
+    statusWritesPerPolicyPerMinute:
+      ((metric(b.controller, 'pullstate_status_writes_total') -
+        metric(a.controller, 'pullstate_status_writes_total')) /
+        secs) *
+      60,
+    pullsPerSecond:
+      (metric(b.controller, 'pullstate_pulls_total\\{result="success"\\}') -
+        metric(a.controller, 'pullstate_pulls_total\\{result="success"\\}')) /
+      secs,
   };
   log(`scale: ${JSON.stringify(result)}`);
-  await appsApi.deleteNamespacedDeployment({ name: 'many', namespace: NS });
+  await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
+  await until(
+    'scale Pods gone',
+    async () =>
+      (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${name}` })).items.length === 0,
+    300_000,
+  );
   return result;
 }
 
@@ -402,7 +509,10 @@ async function main(): Promise<void> {
   if (only.has('failover')) out.failover = await failover(trials, true);
   if (only.has('baseline'))
     out.baseline = await failover(trials, false, Math.min(trials, flags['baseline-partition-trials']));
-  if (only.has('scale')) out.scale = await scale(flags.quick ? 30 : 100);
+  if (only.has('scale')) {
+    const pods = flags.quick ? 30 : 100;
+    out.scale = [await scale(pods, 1024), await scale(pods, 1024 ** 2)];
+  }
   // A run of some scenarios keeps the others' figures from the previous run, marked with that run's date.
   const previous = existsSync(LATEST)
     ? (JSON.parse(readFileSync(LATEST, 'utf8')) as Record<string, unknown>)
@@ -442,7 +552,9 @@ async function main(): Promise<void> {
   }
   if (cp)
     for (const [k, v] of Object.entries(cp))
-      rows.push(`| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms) | | | |`);
+      rows.push(
+        `| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms; raw baseline ${v.rawP50Ms} ms, ×${v.ratio}) | | | |`,
+      );
   const race = out.race as Awaited<ReturnType<typeof restartRace>> | undefined;
   if (race) {
     rows.push(`| Pod create → Ready (count app) | ${median(race.map((r) => r.createToReadyMs))} ms | | | |`);
@@ -452,14 +564,19 @@ async function main(): Promise<void> {
       `| restart race windows (API − app; > 0: app first) | ${race.map((r) => r.windowMs).join(', ')} ms | | | |`,
     );
   }
-  const sc = out.scale as Awaited<ReturnType<typeof scale>> | undefined;
-  if (sc) {
-    rows.push(`| controller CPU, ${sc.pods} Pods at 1 s | ${sc.cores.toFixed(3)} cores | | | |`);
-    rows.push(`| controller RSS, ${sc.pods} Pods at 1 s | ${sc.rssMiB} MiB | | | |`);
+  const scales = out.scale as Awaited<ReturnType<typeof scale>>[] | undefined;
+  for (const sc of Array.isArray(scales) ? scales : []) {
+    const what = `${sc.pods} Pods × ${sc.stateBytes >= 1024 ** 2 ? `${sc.stateBytes / 1024 ** 2} MiB` : `${sc.stateBytes / 1024} KiB`} at 1 s`;
+    rows.push(`| controller CPU / RSS, ${what} | ${sc.cores.toFixed(3)} cores / ${sc.rssMiB} MiB | | | |`);
     rows.push(
-      `| status writes per policy per minute | ${sc.statusWritesPerPolicyPerMinute.toFixed(1)} | | | |`,
+      `| busiest helper CPU / RSS, ${what} | ${sc.helperCoresMax.toFixed(3)} cores / ${sc.helperRssMiBMax} MiB | | | |`,
     );
-    rows.push(`| pulls per second | ${sc.pullsPerSecond.toFixed(1)} | | | |`);
+    rows.push(
+      `| checkpoint p50 / p99 (histogram bucket), ${what} | ${sc.checkpointP50Ms} / ${sc.checkpointP99Ms} ms | | | |`,
+    );
+    rows.push(
+      `| pulls per second, status writes per policy per minute, ${what} | ${sc.pullsPerSecond.toFixed(1)}, ${sc.statusWritesPerPolicyPerMinute.toFixed(1)} | | | |`,
+    );
   }
   if (f && base) {
     writeFileSync('.local/bench/failover.svg', failoverChart(f, base));

@@ -31,7 +31,6 @@ export const LABELS = {
 } as const;
 export const MANAGED_BY_VALUE = 'pull-state-operator';
 export const HELPER_COMPONENT = 'helper';
-export const CONTROLLER_COMPONENT = 'controller';
 
 /** Pod readiness gate the controller sets True once the Pod's state is restored (or there is none). */
 export const READINESS_GATE = `${GROUP}/restored`;
@@ -60,7 +59,6 @@ export const REASONS = {
   restoreFailed: 'RestoreFailed',
 } as const;
 
-export const FIELD_MANAGER = 'pull-state-operator';
 export const OPERATOR_NAMESPACE = 'pull-state-operator-system';
 
 /**

@@ -3,3 +3,4 @@ export * from './generated/pullstatepolicy.js';
 export * from './crd-schema.js';
 export * from './resolved-spec.js';
 export * from './annotations.js';
+export * from './helper-api.js';

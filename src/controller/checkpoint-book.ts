@@ -1,4 +1,4 @@
-import type { BlobMeta } from '../helper/blob-store.js';
+import type { BlobMeta } from '../api/index.js';
 
 /** One stored copy of a Pod's state on one node. */
 export interface Copy {

@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
-import type { Inventory, RestoreRequest, RestoreResult } from '../helper/server.js';
+import { HELPER_API, type Inventory, type RestoreRequest, type RestoreResult } from '../api/index.js';
 
 /** A helper's restore answer; NotStored: it does not hold that generation (any more). */
 export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
@@ -32,7 +32,7 @@ export class HelperClient {
   }
 
   async inventory(base: string): Promise<Inventory> {
-    const res = await this.call(`${base}/v1/blobs`);
+    const res = await this.call(`${base}${HELPER_API}/blobs`);
     if (!res.ok) throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as Inventory;
   }
@@ -40,7 +40,9 @@ export class HelperClient {
   /** Deletes a Pod's copies on a helper: all of them, or only the generations after `newerThan`. */
   async delete(base: string, namespace: string, podUID: string, newerThan?: number): Promise<void> {
     const query = newerThan === undefined ? '' : `?newerThan=${newerThan}`;
-    const res = await this.call(`${base}/v1/blobs/${namespace}/${podUID}${query}`, { method: 'DELETE' });
+    const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}${query}`, {
+      method: 'DELETE',
+    });
     if (!res.ok && res.status !== 404)
       throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
   }
@@ -52,7 +54,7 @@ export class HelperClient {
     podUID: string,
     target: RestoreRequest,
   ): Promise<RestoreAnswer> {
-    const res = await this.call(`${base}/v1/blobs/${namespace}/${podUID}/restore`, {
+    const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}/restore`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(target),

@@ -67,10 +67,6 @@ export class LeaderElector {
     this.observer = new LeaseObserver(o.clock);
   }
 
-  get isLeader(): boolean {
-    return this.leading;
-  }
-
   /** Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. */
   run(onLost: () => void): Promise<void> {
     const retry = this.o.retryPeriodMs ?? 2000;

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
-import { INSTANCE_HEADER, INSTANCE_PATTERN } from '../api/index.js';
-import type { BlobMeta, PutInput } from '../helper/blob-store.js';
+import {
+  HELPER_API,
+  INSTANCE_HEADER,
+  INSTANCE_PATTERN,
+  type CopyFields,
+  type StoredCopy,
+} from '../api/index.js';
 
 /** Keep-alive connections to Pods and helpers: a pull every second must not pay a TCP handshake each time. */
 export const pullAgent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
@@ -13,7 +18,7 @@ export interface PullRequest {
   maxBytes: number;
   targets: { node: string; url: string }[];
   /** What the helper records with the copy (the same fields its PUT takes). */
-  blob: Pick<PutInput, 'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence' | 'restartCount'>;
+  blob: CopyFields;
   authorization: string;
   /**
    * The process identity of the last copy: an answer with another one comes from a restarted process and is
@@ -23,9 +28,6 @@ export interface PullRequest {
 }
 
 export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'Restarted';
-
-/** A helper's answer to a PUT: the copy, and the generations it keeps of the Pod now. */
-export type StoredCopy = BlobMeta & { kept?: number[] };
 
 export type PullOutcome =
   | {
@@ -92,7 +94,7 @@ function startUpload(
   });
   if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
   if (answer.instance !== undefined) q.set('instance', answer.instance);
-  const url = new URL(`${target.url}/v1/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
+  const url = new URL(`${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
   const req = request(url, {
     method: 'PUT',
     agent: pullAgent,

@@ -3,30 +3,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { BlobMeta } from '../api/index.js';
 
-/** What the helper knows about one stored state copy (one generation of a Pod's checkpoint). */
-export interface BlobMeta {
-  /** Stable key of the Pod's checkpoint: `<namespace>_<podUID>`; its generations share it. */
-  id: string;
-  namespace: string;
-  /** The PullStatePolicy that protects the Pod, so an orphaned copy can be matched to a replacement. */
-  policy: string;
-  /** UID of that policy: a policy deleted and created again under the same name does not inherit copies. */
-  policyUID: string;
-  pod: string;
-  podUID: string;
-  sequence: number;
-  /** Container restarts of the Pod when its state was pulled: a higher count later means it restarted since. */
-  restartCount?: number;
-  /** When the controller sent the GET (ms since the epoch): a copy is from a process started before this. */
-  pulledAt?: number;
-  /** The app's process identity (`Pull-State-Instance` header), if it sends one. */
-  instance?: string;
-  sizeBytes: number;
-  digest: string;
-  contentType: string;
-  storedAt: string;
-}
+export type { BlobMeta };
 
 export type PutInput = Omit<BlobMeta, 'id' | 'sizeBytes' | 'digest' | 'storedAt'> & {
   /** When given, the body must hash to this (sha256:<hex>) or it is refused. */

@@ -1,3 +1,5 @@
+import type { RestoreTargetProcess } from '../api/index.js';
+
 /** Restores the helper carried out recently, bounded: enough to span a controller's retries and takeover. */
 const MAX_ENTRIES = 10_000;
 
@@ -27,16 +29,6 @@ export class RestoreLedger<T extends { result: string }> {
     if (answer.result !== 'Succeeded' && this.entries.get(key) === running) this.entries.delete(key);
     return { answer, repeated: false };
   }
-}
-
-/**
- * The process a restore is meant for: a Pod and which of its starts, by the app's process identity when the
- * controller knows it (a process can restart without the container restarting), else the restart count.
- */
-export interface RestoreTargetProcess {
-  podUID: string;
-  restartCount: number;
-  instance?: string;
 }
 
 export const ledgerKey = (namespace: string, t: RestoreTargetProcess): string =>

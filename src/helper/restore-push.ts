@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import type { Readable } from 'node:stream';
-import { INSTANCE_HEADER, INSTANCE_PATTERN } from '../api/index.js';
+import { INSTANCE_HEADER, INSTANCE_PATTERN, type PushResult } from '../api/index.js';
 import { pipeline } from 'node:stream/promises';
 
 const CONNECT_TIMEOUT_MS = 300;
@@ -11,22 +11,6 @@ export interface PushTarget {
   path: string;
   timeoutMs: number;
 }
-
-export type PushResult =
-  | {
-      result: 'Succeeded';
-      status: number;
-      durationMs: number;
-      /** The process identity the app answered with, so the controller knows which process has the state. */
-      instance?: string;
-    }
-  | {
-      result: 'Failed';
-      reason: 'Unreachable' | 'Rejected' | 'Timeout';
-      status?: number;
-      message: string;
-      durationMs: number;
-    };
 
 /**
  * POSTs a stored state into a Pod's restore endpoint with its original content type. Never throws: the

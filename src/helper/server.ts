@@ -2,13 +2,17 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerProbes } from '../runtime/probes.js';
 import type { Logger } from '../runtime/logger.js';
-import { BlobStore, StoreError, blobId, type BlobMeta } from './blob-store.js';
-import { INSTANCE_PATTERN } from '../api/index.js';
-import { pushState, type PushResult } from './restore-push.js';
-import { RestoreLedger, ledgerKey, type RestoreTargetProcess } from './restore-ledger.js';
+import { BlobStore, StoreError, blobId } from './blob-store.js';
+import {
+  HELPER_API,
+  INSTANCE_PATTERN,
+  type Inventory,
+  type RestoreRequest,
+  type RestoreResult,
+} from '../api/index.js';
+import { pushState } from './restore-push.js';
+import { RestoreLedger, ledgerKey } from './restore-ledger.js';
 import type { Verdict } from './token-reviewer.js';
-
-export const HELPER_API = '/v1';
 
 export interface HelperServerOptions {
   store: BlobStore;
@@ -21,34 +25,6 @@ interface BlobParams {
   namespace: string;
   podUID: string;
 }
-
-/** Inventory answer of `GET /v1/blobs`. */
-export interface Inventory {
-  node: string;
-  usedBytes: number;
-  quotaBytes: number;
-  blobs: BlobMeta[];
-}
-
-/** Body of `POST /v1/blobs/:namespace/:podUID/restore`. */
-export interface RestoreRequest {
-  podIP: string;
-  port: number;
-  path: string;
-  timeoutMs: number;
-  /** The generation to restore; the newest when absent. */
-  sequence?: number;
-  /** The process the state is for: a second request for the same one is answered without a second push. */
-  target?: RestoreTargetProcess;
-}
-
-/** Answer of a restore: the push's result, the generation pushed, and whether it had been pushed before. */
-export type RestoreResult = PushResult & {
-  sequence: number;
-  digest: string;
-  sizeBytes: number;
-  alreadyRestored?: boolean;
-};
 
 const restoreSchema = {
   type: 'object',

@@ -2,8 +2,8 @@
 // helpers as Pods with their own ServiceAccounts), real apps, real faults.
 import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { appDeployment } from '../support/deployment.js';
-import { createFixtures, fixturePod } from '../support/fixture-app.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, readyPods } from './cluster.js';
 import {

@@ -5,7 +5,7 @@ import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client
 
 const run = promisify(execFile);
 
-import { eventually } from '../support/poll.js';
+import { eventually } from '../../harness/poll.js';
 
 export { eventually };
 

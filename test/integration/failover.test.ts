@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { failoverTrial, stats } from '../support/failover.js';
+import { failoverTrial, stats } from '../../harness/failover.js';
 import { core, createNamespace, eventually, readyPods } from './cluster.js';
 import { installOperator, leader, policy } from './operator.js';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';

@@ -7,8 +7,8 @@ import {
   type V1Deployment,
   type V1PodSpec,
 } from '@kubernetes/client-node';
-import { appDeployment } from '../support/deployment.js';
-import { EXEC_IMAGE, createFixtures, fixturePod } from '../support/fixture-app.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { EXEC_IMAGE, createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { leftovers, podLogs, readState } from '../../tools/localcluster/src/cluster.js';
 import { inNode, nodePids } from '../../tools/localcluster/src/node.js';
 import {

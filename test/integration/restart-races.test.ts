@@ -6,9 +6,9 @@
 // the API shows seconds late (a postStart hook holds the kubelet's status while the app already answers),
 // and a process that re-executes itself, which the API never shows.
 import { READINESS_GATE } from '../../src/api/index.js';
-import { appDeployment } from '../support/deployment.js';
-import { createFixtures, fixturePod } from '../support/fixture-app.js';
-import { failoverTrial, stats, type TrialResult } from '../support/failover.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
+import { failoverTrial, stats, type TrialResult } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, leaderLog, policy } from './operator.js';
 

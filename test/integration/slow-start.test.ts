@@ -3,9 +3,9 @@
 // is restored after a crash (the restarted process is slow again) and after a node partition.
 import type { V1Container } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
-import { appDeployment } from '../support/deployment.js';
-import { createFixtures, fixturePod } from '../support/fixture-app.js';
-import { failoverTrial, stats } from '../support/failover.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
+import { failoverTrial, stats } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, policy, warningEvents } from './operator.js';
 

@@ -21,8 +21,8 @@ import {
   stats,
   type Fault,
   type TrialResult,
-} from '../../test/support/failover.js';
-import { eventually } from '../../test/support/poll.js';
+} from '../../harness/failover.js';
+import { eventually } from '../../harness/poll.js';
 
 const FLAGS = {
   keep: { kind: 'bool', default: false, help: 'leave the cluster running at the end, to explore it' },

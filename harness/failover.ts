@@ -2,8 +2,8 @@
 // time it until a Pod of the Deployment is Ready again with its counter restored, and count lost updates.
 import { get } from 'node:http';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { FENCE_TAINT } from '../../src/api/index.js';
-import { fault } from '../../tools/localcluster/src/cluster.js';
+import { FENCE_TAINT } from '../src/api/index.js';
+import { fault } from '../tools/localcluster/src/cluster.js';
 
 export type Fault = 'crash' | 'delete' | 'partition';
 

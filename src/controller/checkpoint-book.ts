@@ -42,6 +42,8 @@ export interface CheckpointRecord {
   lastFailure?: { reason: string; message: string; at: number };
   /** A final pull of a terminating Pod is running: a restore from this record waits for it. */
   finalizing?: boolean;
+  /** Settles when the final pull running (or about to run) is done. */
+  finalPull?: Promise<void>;
   /** The new Pod this orphan is being restored into, so no second Pod takes it. */
   claimedBy?: string;
   /** The orphan this Pod was restored from; deleted once this Pod has a checkpoint of its own. */

@@ -35,6 +35,8 @@ interface Schedule {
   timer?: NodeJS.Timeout;
   /** A pull is queued or running; a tick meanwhile is skipped rather than piling up. */
   busy: boolean;
+  /** That pull, for whoever must wait for it. */
+  running?: Promise<void>;
 }
 
 export interface CheckpointerDeps {
@@ -187,19 +189,23 @@ export class Checkpointer {
     else this.running--;
   }
 
-  private async run(uid: string, s: Schedule): Promise<void> {
-    if (s.busy) return;
-    if (this.d.mayPull && !this.d.mayPull(s.entry.pod)) return;
+  private run(uid: string, s: Schedule): Promise<void> {
+    if (s.busy) return s.running ?? Promise.resolve();
+    if (this.d.mayPull && !this.d.mayPull(s.entry.pod)) return Promise.resolve();
     s.busy = true;
-    await this.acquire();
-    try {
-      if (this.schedules.get(uid) === s && !this.stopped) await this.pullOnce(s.entry);
-    } catch (err) {
-      this.d.log.error('pull crashed', { pod: s.entry.pod.metadata?.name, error: errorMessage(err) });
-    } finally {
-      this.release();
-      s.busy = false;
-    }
+    s.running = (async () => {
+      await this.acquire();
+      try {
+        if (this.schedules.get(uid) === s && !this.stopped) await this.pullOnce(s.entry);
+      } catch (err) {
+        this.d.log.error('pull crashed', { pod: s.entry.pod.metadata?.name, error: errorMessage(err) });
+      } finally {
+        this.release();
+        s.busy = false;
+        s.running = undefined;
+      }
+    })();
+    return s.running;
   }
 
   /** One pull; false if it failed (reported as a failure unless `quiet`). */
@@ -332,8 +338,14 @@ export class Checkpointer {
     clearTimeout(s.timer);
     const graceMs = (s.entry.pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;
     const deadline = Date.now() + Math.min(graceMs, FINAL_PULLS_MAX_MS);
+    // A restore from this record waits on `finalPull` while `finalizing`: for the pull running now.
+    let pullDone = () => undefined as void;
+    const nextPull = () => {
+      r.finalPull = new Promise<void>((resolve) => (pullDone = resolve));
+    };
+    nextPull();
     try {
-      while (s.busy) await new Promise((res) => setTimeout(res, 10));
+      while (s.busy && s.running) await s.running;
       s.busy = true;
       for (let first = true; ; first = false) {
         r.finalizing = true;
@@ -345,10 +357,12 @@ export class Checkpointer {
         } finally {
           this.release();
           r.finalizing = false;
+          pullDone();
         }
         if (!ok || r.claimedBy || this.stopped || Date.now() > deadline) break;
         await new Promise((res) => setTimeout(res, FINAL_PULL_GAP_MS));
         if (r.claimedBy) break;
+        nextPull();
       }
     } catch (err) {
       this.d.log.warn('final checkpoint failed; the previous one will be restored', {
@@ -358,6 +372,8 @@ export class Checkpointer {
     } finally {
       s.busy = false;
       r.finalizing = false;
+      pullDone();
+      r.finalPull = undefined;
       this.unschedule(podUID);
       this.d.onChange(s.entry.policyKey);
     }

@@ -272,6 +272,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.checkpointer.stop();
+    this.restorer.stop();
     this.detector.stop();
     this.policyQueue.stop();
     this.workloadQueue.stop();

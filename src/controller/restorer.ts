@@ -87,11 +87,18 @@ export class Restorer {
   private verifying = new Set<string>();
   /** The last readiness-gate write per Pod, so the next one waits for it. */
   private gateWrites = new Map<string, Promise<void>>();
+  private stopped = false;
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
   private core: CoreV1Api;
 
   constructor(private readonly d: RestorerDeps) {
     this.core = d.kc.makeApiClient(CoreV1Api);
+  }
+
+  /** Ends every restore and restart check this process runs (leadership lost, shutdown). */
+  stop(): void {
+    this.stopped = true;
+    this.verifying.clear();
   }
 
   isSettled(podUID: string): boolean {
@@ -292,8 +299,9 @@ export class Restorer {
       ...(restart?.instance ? { instance: restart.instance } : {}),
     };
     for (let attempt = 1; ; attempt++) {
-      if (from.finalizing) {
-        await sleep(50); // the final checkpoint of a terminating Pod is on its way: restore that one
+      if (this.stopped) return;
+      if (from.finalizing && from.finalPull) {
+        await from.finalPull; // the final checkpoint of a terminating Pod is on its way: restore that one
         attempt--;
         continue;
       }

@@ -400,8 +400,10 @@ async function scale(pods: number, stateBytes: number) {
         namespace: NS,
         plural: PLURAL,
         name,
-      })) as { status?: { checkpointSummary?: { current?: number } } };
-      return (p.status?.checkpointSummary?.current ?? 0) >= pods;
+      })) as { status?: { checkpointSummary?: { pods?: number; withoutCheckpoint?: number } } };
+      // Every Pod checkpointed once; whether later pulls keep up is what the run measures.
+      const sum = p.status?.checkpointSummary;
+      return (sum?.pods ?? 0) >= pods && sum?.withoutCheckpoint === 0;
     },
     600_000,
   );
@@ -455,6 +457,10 @@ async function scale(pods: number, stateBytes: number) {
     pullsPerSecond:
       (metric(b.controller, 'pullstate_pulls_total\\{result="success"\\}') -
         metric(a.controller, 'pullstate_pulls_total\\{result="success"\\}')) /
+      secs,
+    failedPullsPerSecond:
+      (metric(b.controller, 'pullstate_pulls_total\\{result="failure"\\}') -
+        metric(a.controller, 'pullstate_pulls_total\\{result="failure"\\}')) /
       secs,
   };
   log(`scale: ${JSON.stringify(result)}`);

@@ -581,7 +581,7 @@ async function main(): Promise<void> {
       `| checkpoint p50 / p99 (histogram bucket), ${what} | ${sc.checkpointP50Ms} / ${sc.checkpointP99Ms} ms | | | |`,
     );
     rows.push(
-      `| pulls per second, status writes per policy per minute, ${what} | ${sc.pullsPerSecond.toFixed(1)}, ${sc.statusWritesPerPolicyPerMinute.toFixed(1)} | | | |`,
+      `| pulls per second (good / failed), status writes per policy per minute, ${what} | ${sc.pullsPerSecond.toFixed(1)} / ${sc.failedPullsPerSecond.toFixed(1)}, ${sc.statusWritesPerPolicyPerMinute.toFixed(1)} | | | |`,
     );
   }
   if (f && base) {

@@ -57,6 +57,11 @@ export const REASONS = {
   noTargetNode: 'NoTargetNode',
   helperUnavailable: 'HelperUnavailable',
   restoreFailed: 'RestoreFailed',
+  /** Pods this policy selects are protected by an older policy. */
+  conflict: 'Conflict',
+  // Readiness gate
+  /** The gate of a Pod no policy protects was opened, so the Pod does not lose its traffic for good. */
+  noPolicy: 'NoPolicy',
 } as const;
 
 export const OPERATOR_NAMESPACE = 'pull-state-operator-system';

@@ -33,6 +33,8 @@ import { StatusWriter } from './status-writer.js';
 import { WorkQueue } from './workqueue.js';
 import { FaultDetector } from './fault-detector.js';
 import { Restorer } from './restorer.js';
+import { GateKeeper } from './gate-keeper.js';
+import { GateWriter } from './readiness-gate.js';
 import { WorkloadReconciler, workloadKey } from './workload-reconciler.js';
 
 export interface ManagerOptions {
@@ -68,6 +70,7 @@ export class Manager {
   readonly policyReconciler: PolicyReconciler;
   readonly restorer: Restorer;
   readonly detector: FaultDetector;
+  readonly gateKeeper: GateKeeper;
   private faultAt = new Map<string, number>();
   readonly workloadReconciler: WorkloadReconciler;
   readonly policyQueue: WorkQueue;
@@ -120,8 +123,19 @@ export class Manager {
       onRestart: (entry, instance) =>
         this.restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
     });
+    const gate = new GateWriter(kc, log);
+    this.gateKeeper = new GateKeeper({
+      gate,
+      events: this.events,
+      log,
+      currentPod: (namespace, name, uid) => {
+        const pod = this.pods.get(name, namespace);
+        return pod?.metadata?.uid === uid ? pod : undefined;
+      },
+      selected: (pod) => this.policyReconciler.keysForPod(pod).length > 0,
+    });
     this.restorer = new Restorer({
-      kc,
+      gate,
       book: this.book,
       view: this.view,
       helpers: this.helpers,
@@ -205,7 +219,11 @@ export class Manager {
   async start(): Promise<void> {
     const { log } = this.o;
     this.policies.onChange((p) => {
-      this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
+      const ns = p.metadata!.namespace!;
+      // Every policy of the namespace: an older policy's change decides which one protects shared Pods.
+      for (const other of this.policies.list(ns)) this.policyQueue.add(policyKey(ns, other.metadata!.name!));
+      this.policyQueue.add(policyKey(ns, p.metadata!.name!));
+      if (this.synced) for (const pod of this.pods.list(ns)) this.gateKeeper.podChanged(pod);
       const from = p.metadata?.labels?.[LABELS.managedFrom] as AnnotatedKind | undefined;
       if (from === 'Deployment' || from === 'StatefulSet')
         this.workloadQueue.add(workloadKey(from, p.metadata!.namespace!, p.metadata!.name!));
@@ -219,6 +237,7 @@ export class Manager {
         void this.checkpointer.finalize(uid);
       }
       if (kind === 'delete') this.restorer.forget(uid);
+      if (this.synced) this.gateKeeper.podChanged(pod);
       for (const key of this.policyReconciler.keysForPod(pod)) this.policyQueue.add(key);
     });
     this.nodes.onChange(() => this.scheduleRetarget());
@@ -263,6 +282,7 @@ export class Manager {
     );
     for (const t of this.timers) t.unref();
     this.synced = true;
+    for (const pod of this.pods.list()) this.gateKeeper.podChanged(pod);
     log.info('controller synced', {
       policies: this.policies.list().length,
       nodes: this.nodes.list().length,
@@ -273,6 +293,7 @@ export class Manager {
   async stop(): Promise<void> {
     this.checkpointer.stop();
     this.restorer.stop();
+    this.gateKeeper.stop();
     this.detector.stop();
     this.policyQueue.stop();
     this.workloadQueue.stop();

@@ -40,6 +40,8 @@ export function isPullable(pod: V1Pod): boolean {
  */
 export class PolicyReconciler {
   private invalid = new Map<string, string>();
+  /** Per policy: Pods it selects that an older policy protects, counted by that policy's name. */
+  private conflicts = new Map<string, Map<string, number>>();
 
   constructor(private readonly d: PolicyReconcilerDeps) {}
 
@@ -55,6 +57,19 @@ export class PolicyReconciler {
     return [...keys];
   }
 
+  /**
+   * The policy that protects a Pod several policies select: the oldest valid one (then by name). A rule every
+   * leader computes the same way from the API alone, so it holds across a takeover.
+   */
+  protector(pod: V1Pod): IPullStatePolicy | undefined {
+    const ns = pod.metadata?.namespace ?? '';
+    const time = (p: IPullStatePolicy) => Date.parse(String(p.metadata?.creationTimestamp ?? '')) || 0;
+    return this.d.policies
+      .list(ns)
+      .filter((p) => matchesSelector(p.spec?.selector, pod.metadata?.labels) && parseSpec(p.spec).ok)
+      .sort((a, b) => time(a) - time(b) || a.metadata!.name!.localeCompare(b.metadata!.name!))[0];
+  }
+
   reconcile(key: string): ReconcileResult {
     const [namespace, name] = key.split('/') as [string, string];
     const policy = this.d.policies.get(name, namespace);
@@ -64,6 +79,7 @@ export class PolicyReconciler {
       this.d.status.forget(key);
       this.d.restorer.forgetPolicy(key);
       this.invalid.delete(key);
+      this.conflicts.delete(key);
       return;
     }
     this.d.status.seed(key, policy.status);
@@ -85,10 +101,17 @@ export class PolicyReconciler {
       return;
     }
     this.invalid.delete(key);
+    const elsewhere = new Map<string, number>();
     const entries: ProtectedPod[] = this.d.pods
       .list(namespace)
       .filter((pod) => matchesSelector(parsed.value.selector, pod.metadata?.labels))
       .filter((pod) => isPullable(pod) && !isHelperPod(pod, this.d.operatorNamespace))
+      .filter((pod) => {
+        const owner = this.protector(pod)?.metadata?.name;
+        if (!owner || owner === name) return true;
+        elsewhere.set(owner, (elsewhere.get(owner) ?? 0) + 1);
+        return false;
+      })
       .map((pod) => ({
         policyKey: key,
         policy: name,
@@ -96,6 +119,7 @@ export class PolicyReconciler {
         spec: parsed.value,
         pod,
       }));
+    this.noteConflicts(key, policy, elsewhere);
     this.d.checkpointer.sync(key, entries);
     const live = new Set(entries.map((e) => e.pod.metadata!.uid!));
     const orphans = this.d.book
@@ -104,6 +128,23 @@ export class PolicyReconciler {
     this.d.restorer.consider(entries, orphans);
     this.d.detector.sync(this.d.checkpointer.protectedPods());
     this.d.status.request(key);
+  }
+
+  private noteConflicts(key: string, policy: IPullStatePolicy, elsewhere: Map<string, number>): void {
+    const before = conflictText(this.conflicts.get(key));
+    const now = conflictText(elsewhere);
+    if (elsewhere.size > 0) this.conflicts.set(key, elsewhere);
+    else this.conflicts.delete(key);
+    if (now && now !== before) {
+      const { name, namespace, uid } = policy.metadata ?? {};
+      this.d.log.warn('policy overlaps an older one', { policy: key, conflict: now });
+      this.d.events.record(
+        { apiVersion: policy.apiVersion, kind: policy.kind, name, namespace, uid },
+        'Warning',
+        REASONS.conflict,
+        now,
+      );
+    }
   }
 
   /** The status the policy should show now (called by the status writer when it is time to write). */
@@ -119,6 +160,7 @@ export class PolicyReconciler {
     );
     const invalid = this.invalid.get(key);
     const annotation = this.d.annotationProblems.get(key);
+    const conflict = conflictText(this.conflicts.get(key));
     const problem: StatusInput['problem'] = invalid
       ? { reason: REASONS.invalidSpec, message: invalid, blocking: true }
       : annotation
@@ -127,7 +169,9 @@ export class PolicyReconciler {
             message: `${annotation}; the last valid settings stay in effect`,
             blocking: false,
           }
-        : undefined;
+        : conflict
+          ? { reason: REASONS.conflict, message: conflict, blocking: false }
+          : undefined;
     const lastRestore = this.d.restorer.lastRestore.get(key);
     const status = buildStatus({
       generation: policy.metadata?.generation ?? 0,
@@ -140,4 +184,13 @@ export class PolicyReconciler {
     const interval = typeof policy.spec?.intervalSeconds === 'number' ? policy.spec.intervalSeconds : 10;
     return { status, periodMs: interval * 1000 };
   }
+}
+
+/** What a policy's status says about Pods it selects that older policies protect (empty: none). */
+function conflictText(elsewhere: ReadonlyMap<string, number> | undefined): string {
+  if (!elsewhere || elsewhere.size === 0) return '';
+  const parts = [...elsewhere]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([owner, n]) => `${n} selected Pod${n === 1 ? '' : 's'} protected by the older policy ${owner}`);
+  return `${parts.join('; ')}: a Pod is protected by one policy only, the oldest that selects it`;
 }

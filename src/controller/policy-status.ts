@@ -79,7 +79,14 @@ export function buildStatus(i: StatusInput): PullStatePolicyStatus {
   };
   if (i.problem?.blocking) set(CONDITION_TYPES.ready, 'False', i.problem.reason, i.problem.message);
   else if (total === 0)
-    set(CONDITION_TYPES.ready, 'True', REASONS.noPods, 'no running Pod matches the selector');
+    set(
+      CONDITION_TYPES.ready,
+      'True',
+      REASONS.noPods,
+      i.problem?.reason === REASONS.conflict
+        ? 'no Pod to protect: every running Pod it selects is protected by an older policy'
+        : 'no running Pod matches the selector',
+    );
   else if (done === total)
     set(CONDITION_TYPES.ready, 'True', REASONS.checkpointing, `${done} of ${total} Pods have a checkpoint`);
   else

@@ -1,12 +1,5 @@
-import {
-  CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec } from '../api/index.js';
-import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { backoffDelay } from './backoff.js';
 import {
@@ -21,9 +14,9 @@ import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
+import { gateTrue, type GateWriter } from './readiness-gate.js';
 import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } from './restore-plan.js';
 
-const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
  * retry quickly and keep retrying at a short, fixed ceiling, so the restore lands within ~0.25 s of the app
@@ -46,7 +39,8 @@ export interface RestoreTarget {
 }
 
 export interface RestorerDeps {
-  kc: KubeConfig;
+  /** Shared with the gate keeper, so all gate writes to a Pod keep their order. */
+  gate: GateWriter;
   book: CheckpointBook;
   view: ClusterView;
   helpers: HelperClient;
@@ -66,11 +60,6 @@ export interface RestorerDeps {
   livePodByUID: (podUID: string) => V1Pod | undefined;
 }
 
-export const hasGate = (pod: V1Pod) =>
-  (pod.spec?.readinessGates ?? []).some((g) => g.conditionType === READINESS_GATE);
-export const gateTrue = (pod: V1Pod) =>
-  (pod.status?.conditions ?? []).some((c) => c.type === READINESS_GATE && c.status === 'True');
-
 /**
  * Decides, once per Pod, whether a new Pod gets state: from its own checkpoint after a restart in place,
  * from an orphaned checkpoint of its policy, or nothing. Until that decision is carried out the Pod is
@@ -85,14 +74,12 @@ export class Restorer {
   private instanceRestarts = new Map<string, string>();
   /** Pods whose restart the API showed, being pulled to learn whether a new process answers. */
   private verifying = new Set<string>();
-  /** The last readiness-gate write per Pod, so the next one waits for it. */
-  private gateWrites = new Map<string, Promise<void>>();
   private stopped = false;
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
-  private core: CoreV1Api;
+  private readonly gate: GateWriter;
 
   constructor(private readonly d: RestorerDeps) {
-    this.core = d.kc.makeApiClient(CoreV1Api);
+    this.gate = d.gate;
   }
 
   /** Ends every restore and restart check this process runs (leadership lost, shutdown). */
@@ -244,10 +231,9 @@ export class Restorer {
       fresh.push(t);
     }
     if (fresh.length === 0) return;
-    const policyUID = fresh[0]!.policyUID;
-    const free = orphans.filter(
-      (o) => o.policyUID === policyUID && (!o.claimedBy || !this.d.book.get(o.claimedBy)),
-    );
+    // A policy deleted and created again under the same name (within the orphan retention) takes its
+    // predecessor's copies: that is how a user recovers from deleting a policy by mistake.
+    const free = orphans.filter((o) => !o.claimedBy || !this.d.book.get(o.claimedBy));
     const pairs = pairOrphans(
       free,
       fresh.map((t) => ({
@@ -437,57 +423,8 @@ export class Restorer {
     this.d.onChange(t.policyKey);
   }
 
-  /**
-   * Sets the readiness gate condition on Pods that declare it. Writes to one Pod go out one after the other,
-   * in the order they were asked for: a "False" sent when a restart was seen must never land after the
-   * "True" of the restore that followed it a few milliseconds later, or the Pod stays out of its Service.
-   */
   private setGate(pod: V1Pod, status: 'True' | 'False', reason: string, message: string): Promise<void> {
-    if (!hasGate(pod)) return Promise.resolve();
-    const uid = pod.metadata!.uid!;
-    const previous = this.gateWrites.get(uid) ?? Promise.resolve();
-    const write = previous.then(() => this.writeGate(pod, status, reason, message));
-    this.gateWrites.set(uid, write);
-    void write.then(() => {
-      if (this.gateWrites.get(uid) === write) this.gateWrites.delete(uid);
-    });
-    return write;
-  }
-
-  private async writeGate(
-    pod: V1Pod,
-    status: 'True' | 'False',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    try {
-      await this.core.patchNamespacedPodStatus(
-        {
-          name: pod.metadata!.name!,
-          namespace: pod.metadata!.namespace!,
-          body: {
-            status: {
-              conditions: [
-                {
-                  type: READINESS_GATE,
-                  status,
-                  reason,
-                  message: message.slice(0, 1000),
-                  lastTransitionTime: new Date(),
-                },
-              ],
-            },
-          },
-        },
-        smp,
-      );
-    } catch (err) {
-      if (statusCode(err) !== 404)
-        this.d.log.warn('could not set the readiness gate', {
-          pod: pod.metadata?.name,
-          error: errorMessage(err),
-        });
-    }
+    return this.gate.set(pod, status, reason, message);
   }
 }
 

@@ -95,8 +95,8 @@ describe('checkpoint pipeline', () => {
       expect(c.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     }
     const table = await kubectl('get', 'pullstatepolicies', '-n', ns);
-    expect(table).toMatch(/^NAME\s+MODE\s+INTERVAL\s+PODS\s+LAST CHECKPOINT\s+READY\s+AGE/);
-    expect(table).toMatch(/\napp\s+http\s+1\s+2\s+\S+\s+True\s+/);
+    expect(table).toMatch(/^NAME\s+MODE\s+INTERVAL\s+PODS\s+LAST CHECKPOINT\s+READY\s+PROBLEM\s+AGE/);
+    expect(table).toMatch(/\napp\s+http\s+1\s+2\s+\S+\s+True\s+AsExpected\s+/);
   });
 
   it("stores exactly the bytes the app served, readable only with the controller's token", async () => {

@@ -76,7 +76,9 @@ describe('PullStatePolicy CRD on the API server', () => {
 
   it('shows the printer columns and answers to the short name', async () => {
     const { stdout } = await kubectl('get', 'psp', '-n', ns);
-    expect(stdout.split('\n')[0]).toMatch(/^NAME\s+MODE\s+INTERVAL\s+PODS\s+LAST CHECKPOINT\s+READY\s+AGE/);
+    expect(stdout.split('\n')[0]).toMatch(
+      /^NAME\s+MODE\s+INTERVAL\s+PODS\s+LAST CHECKPOINT\s+READY\s+PROBLEM\s+AGE/,
+    );
     expect(stdout).toMatch(/defaults\s+http-sf\s+10\s/);
   });
 });

@@ -1,0 +1,207 @@
+// A policy's life as users meet it (#17): a gated Pod no policy protects (deleted policy, selector typo, no
+// operator running) gets its gate opened with a reason and an Event; overlapping policies name the one that
+// protects; a policy deleted and created again within the orphan retention still restores.
+import type { V1PodSpec } from '@kubernetes/client-node';
+import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../../src/api/index.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { stats } from '../../harness/failover.js';
+import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
+import { createPolicy, custom, installOperator, kubectl, leader, policy } from './operator.js';
+
+const ns = 'it-lifecycle';
+const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+
+const gatedPod = (): V1PodSpec => ({
+  terminationGracePeriodSeconds: 5,
+  readinessGates: [{ conditionType: READINESS_GATE }],
+  containers: [
+    {
+      name: 'app',
+      image: COUNT_IMAGE,
+      ports: [{ containerPort: 8080 }],
+      readinessProbe: { httpGet: { path: '/readyz', port: 8080 }, periodSeconds: 1 },
+    },
+  ],
+});
+
+async function deploy(name: string): Promise<void> {
+  await apps.createNamespacedDeployment({ namespace: ns, body: appDeployment(name, ns, 1, gatedPod()) });
+}
+
+const spec = (app: string) => ({
+  selector: { matchLabels: { app } },
+  mode: 'http',
+  intervalSeconds: 1,
+  port: 8080,
+});
+
+async function deletePolicy(name: string): Promise<void> {
+  await custom.deleteNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: PLURAL,
+    name,
+  });
+}
+
+/** The gate condition of the app's only Pod, once it is True. */
+async function openedGate(app: string, timeoutMs = 60_000) {
+  return eventually(
+    `${app}: gate opened`,
+    async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });
+      const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+      const gate = live[0]?.status?.conditions?.find((c) => c.type === READINESS_GATE);
+      return live.length === 1 && gate?.status === 'True' ? { pod: live[0]!, gate } : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function warningsOn(pod: string): Promise<string[]> {
+  const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod}` });
+  return list.items.filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`);
+}
+
+beforeAll(async () => {
+  await installOperator();
+  await createNamespace(ns);
+});
+
+describe('a gated Pod no policy protects', () => {
+  it('is opened with reason NoPolicy and a Warning Event when its policy was deleted', async () => {
+    await deploy('orphaned');
+    await createPolicy(ns, 'orphaned', spec('orphaned'));
+    const first = await openedGate('orphaned');
+    expect(first.gate.reason).not.toBe('NoPolicy');
+    await deletePolicy('orphaned');
+    await core.deleteNamespacedPod({ name: first.pod.metadata!.name!, namespace: ns });
+    const next = await eventually('the replacement', async () => {
+      const o = await openedGate('orphaned');
+      return o.pod.metadata!.uid !== first.pod.metadata!.uid ? o : undefined;
+    });
+    expect(next.gate.reason).toBe('NoPolicy');
+    expect(next.gate.message).toContain('no PullStatePolicy in namespace it-lifecycle selects this Pod');
+    expect(await readyPods(ns, 'app=orphaned')).toHaveLength(1);
+    expect((await warningsOn(next.pod.metadata!.name!)).some((e) => e.startsWith('NoPolicy:'))).toBe(true);
+  });
+
+  it('is opened when the selector has a typo, and protected once a policy selects it', async () => {
+    await deploy('typo');
+    await createPolicy(ns, 'typo', spec('typ0'));
+    const { pod, gate } = await openedGate('typo');
+    expect(gate.reason).toBe('NoPolicy');
+    // Fixing the selector protects the running Pod from then on.
+    await kubectl(
+      'patch',
+      'pullstatepolicy',
+      'typo',
+      '-n',
+      ns,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { selector: { matchLabels: { app: 'typo' } } } }),
+    );
+    await eventually('the Pod checkpointed', async () =>
+      (await policy(ns, 'typo')).status?.checkpoints?.some((c) => c.podUID === pod.metadata!.uid),
+    );
+  });
+
+  it('is opened once the operator runs again, after it was created while no controller ran', async () => {
+    await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=0');
+    try {
+      await eventually(
+        'no controller',
+        async () =>
+          (await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=controller')).length === 0,
+      );
+      await deploy('nooperator');
+      await eventually('the Pod running, not Ready', async () => {
+        const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=nooperator' });
+        return pods.items[0]?.status?.phase === 'Running';
+      });
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(await readyPods(ns, 'app=nooperator')).toHaveLength(0);
+    } finally {
+      await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=2');
+    }
+    const { gate } = await openedGate('nooperator', 90_000);
+    expect(gate.reason).toBe('NoPolicy');
+  });
+});
+
+describe('two policies selecting the same Pod', () => {
+  it('the older protects it; the other says so, also after a leader change', async () => {
+    await deploy('shared');
+    await createPolicy(ns, 'shared-old', spec('shared'));
+    await new Promise((r) => setTimeout(r, 1100)); // creation timestamps are whole seconds
+    await createPolicy(ns, 'shared-new', spec('shared'));
+    const { pod } = await openedGate('shared');
+    const check = async () => {
+      await eventually('the older policy protects, the newer reports the conflict', async () => {
+        const older = await policy(ns, 'shared-old');
+        const newer = await policy(ns, 'shared-new');
+        const degraded = newer.status?.conditions?.find((c) => c.type === 'Degraded');
+        return (
+          older.status?.protectedPods === 1 &&
+          older.status.checkpoints?.some((c) => c.podUID === pod.metadata!.uid) &&
+          newer.status?.protectedPods === 0 &&
+          degraded?.reason === 'Conflict' &&
+          degraded.message?.includes('1 selected Pod protected by the older policy shared-old')
+        );
+      });
+    };
+    await check();
+    expect(await kubectl('get', 'psp', '-n', ns, 'shared-new')).toMatch(
+      /shared-new\s+http\s+1\s+0\s+.*Conflict/,
+    );
+    const events = await core.listNamespacedEvent({
+      namespace: ns,
+      fieldSelector: 'involvedObject.name=shared-new',
+    });
+    expect(events.items.some((e) => e.reason === 'Conflict' && e.type === 'Warning')).toBe(true);
+    const old = (await eventually('a leader', () => leader()))!;
+    await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
+    await eventually(
+      'a new leader',
+      async () => {
+        const now = await leader();
+        return now && now !== old;
+      },
+      60_000,
+    );
+    await check();
+  });
+});
+
+describe('a policy deleted and created again within the orphan retention', () => {
+  it('still restores: its copies wait for it', async () => {
+    await deploy('again');
+    await createPolicy(ns, 'again', spec('again'));
+    const { pod } = await openedGate('again');
+    await eventually('a checkpoint', async () =>
+      (await policy(ns, 'again')).status?.checkpoints?.some((c) => c.podUID === pod.metadata!.uid),
+    );
+    await deletePolicy('again');
+    await new Promise((r) => setTimeout(r, 2000));
+    await createPolicy(ns, 'again', spec('again'));
+    await eventually('checkpointed again under the new policy', async () =>
+      (await policy(ns, 'again')).status?.checkpoints?.some((c) => c.podUID === pod.metadata!.uid),
+    );
+    const before = (await stats(pod.status!.podIP!, 1000))!.count;
+    await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: ns });
+    const after = await eventually(
+      'the replacement restored',
+      async () => {
+        const [p] = await readyPods(ns, 'app=again');
+        if (!p || p.metadata!.uid === pod.metadata!.uid) return undefined;
+        const s = await stats(p.status!.podIP!, 1000);
+        return s && s.restores === 1 ? s : undefined;
+      },
+      60_000,
+    );
+    expect(after.restoredCount).toBeGreaterThanOrEqual(before);
+  });
+});

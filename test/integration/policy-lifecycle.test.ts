@@ -1,11 +1,13 @@
 // A policy's life as users meet it (#17): a gated Pod no policy protects (deleted policy, selector typo, no
 // operator running) gets its gate opened with a reason and an Event; overlapping policies name the one that
-// protects; a policy deleted and created again within the orphan retention still restores.
+// protects; edits apply from the next pull; a policy deleted and created again within the orphan retention
+// still restores.
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../../src/api/index.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { stats } from '../../harness/failover.js';
-import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
+import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
+import { apps, core, createNamespace, eventually, httpGet, readyPods } from './cluster.js';
 import { createPolicy, custom, installOperator, kubectl, leader, policy } from './operator.js';
 
 const ns = 'it-lifecycle';
@@ -203,5 +205,79 @@ describe('a policy deleted and created again within the orphan retention', () =>
       60_000,
     );
     expect(after.restoredCount).toBeGreaterThanOrEqual(before);
+  });
+});
+
+describe('edits take effect without a restart', () => {
+  it('interval, path, mode and selector: each applies from the next pull, as the app sees it', async () => {
+    await createFixtures(core, ns);
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: appDeployment(
+        'edits',
+        ns,
+        1,
+        fixturePod('state-app.mjs', {
+          readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+          // The operator's fast-failover probes use the liveness target; the kubelet's own are rare.
+          livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 60 },
+        }),
+      ),
+    });
+    await createPolicy(ns, 'edits', {
+      ...spec('edits'),
+      mode: 'http-sf',
+      failover: { periodMilliseconds: 500, failureThreshold: 3 },
+    });
+    const [pod] = await eventually('edits Ready', async () => {
+      const p = await readyPods(ns, 'app=edits');
+      return p.length === 1 ? p : undefined;
+    });
+    const ip = pod!.status!.podIP!;
+    const hits = async () => (await httpGet(`http://${ip}:8080/hits`)).body;
+    /** Requests per path during `ms`. */
+    const during = async (ms: number) => {
+      const a = JSON.parse(await hits()) as Record<string, number>;
+      await new Promise((r) => setTimeout(r, ms));
+      const b = JSON.parse(await hits()) as Record<string, number>;
+      const d = (path: string) => (b[path] ?? 0) - (a[path] ?? 0);
+      return { state: d('/state'), snapshot: d('/snapshot'), live: d('/live') };
+    };
+    const edit = async (patch: Record<string, unknown>) => {
+      await kubectl(
+        'patch',
+        'pullstatepolicy',
+        'edits',
+        '-n',
+        ns,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ spec: patch }),
+      );
+      await new Promise((r) => setTimeout(r, 3000)); // the next pull (at most 2 s) under the new spec
+    };
+    await eventually('pulled', async () => (await during(2000)).state > 0);
+    // http-sf at 1 s: a pull a second, a probe every 500 ms.
+    const base = await during(6000);
+    expect(base.state).toBeGreaterThanOrEqual(4);
+    expect(base.state).toBeLessThanOrEqual(8);
+    expect(base.live).toBeGreaterThanOrEqual(8);
+    await edit({ intervalSeconds: 3 });
+    const slower = await during(9000);
+    expect(slower.state).toBeGreaterThanOrEqual(2);
+    expect(slower.state).toBeLessThanOrEqual(4);
+    await edit({ path: '/snapshot' });
+    const moved = await during(6000);
+    expect(moved.state).toBe(0);
+    expect(moved.snapshot).toBeGreaterThanOrEqual(1);
+    await edit({ mode: 'http' });
+    const noProbes = await during(4000);
+    expect(noProbes.live).toBeLessThanOrEqual(1); // at most the kubelet's own liveness probe
+    expect(noProbes.snapshot).toBeGreaterThanOrEqual(1);
+    await edit({ selector: { matchLabels: { app: 'nothing' } } });
+    const released = await during(6000);
+    expect(released.snapshot + released.state).toBe(0);
+    expect((await policy(ns, 'edits')).status?.protectedPods).toBe(0);
   });
 });

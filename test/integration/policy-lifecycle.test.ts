@@ -209,7 +209,7 @@ describe('a policy deleted and created again within the orphan retention', () =>
 });
 
 describe('edits take effect without a restart', () => {
-  it('interval, path, mode and selector: each applies from the next pull, as the app sees it', async () => {
+  it('interval, path, port, mode and selector: each applies from the next pull, as the app sees it', async () => {
     await createFixtures(core, ns);
     await apps.createNamespacedDeployment({
       namespace: ns,
@@ -218,6 +218,7 @@ describe('edits take effect without a restart', () => {
         ns,
         1,
         fixturePod('state-app.mjs', {
+          env: [{ name: 'PORT2', value: '8081' }],
           readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
           // The operator's fast-failover probes use the liveness target; the kubelet's own are rare.
           livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 60 },
@@ -241,7 +242,12 @@ describe('edits take effect without a restart', () => {
       await new Promise((r) => setTimeout(r, ms));
       const b = JSON.parse(await hits()) as Record<string, number>;
       const d = (path: string) => (b[path] ?? 0) - (a[path] ?? 0);
-      return { state: d('/state'), snapshot: d('/snapshot'), live: d('/live') };
+      return {
+        state: d(':8080/state'),
+        snapshot: d(':8080/snapshot'),
+        snapshot8081: d(':8081/snapshot'),
+        live: d(':8080/live'),
+      };
     };
     const edit = async (patch: Record<string, unknown>) => {
       await kubectl(
@@ -271,13 +277,55 @@ describe('edits take effect without a restart', () => {
     const moved = await during(6000);
     expect(moved.state).toBe(0);
     expect(moved.snapshot).toBeGreaterThanOrEqual(1);
+    await edit({ port: 8081 });
+    const otherPort = await during(6000);
+    expect(otherPort.snapshot).toBe(0);
+    expect(otherPort.snapshot8081).toBeGreaterThanOrEqual(1);
     await edit({ mode: 'http' });
     const noProbes = await during(4000);
     expect(noProbes.live).toBeLessThanOrEqual(1); // at most the kubelet's own liveness probe
-    expect(noProbes.snapshot).toBeGreaterThanOrEqual(1);
+    expect(noProbes.snapshot8081).toBeGreaterThanOrEqual(1);
     await edit({ selector: { matchLabels: { app: 'nothing' } } });
     const released = await during(6000);
-    expect(released.snapshot + released.state).toBe(0);
+    expect(released.snapshot + released.state + released.snapshot8081).toBe(0);
     expect((await policy(ns, 'edits')).status?.protectedPods).toBe(0);
+  });
+});
+
+describe('annotation mode', () => {
+  it('follows the same rules: once the annotations are removed, the next gated Pod is opened (NoPolicy)', async () => {
+    const d = appDeployment('annotated', ns, 1, gatedPod());
+    d.metadata!.annotations = {
+      'hitachienergy.com/ps_mode': 'http',
+      'hitachienergy.com/ps_interval': '1',
+      'hitachienergy.com/ps_port': '8080',
+      'hitachienergy.com/ps_path': '/state',
+    };
+    await apps.createNamespacedDeployment({ namespace: ns, body: d });
+    const first = await openedGate('annotated');
+    expect(first.gate.reason).not.toBe('NoPolicy');
+    const none = Object.fromEntries(Object.keys(d.metadata!.annotations).map((k) => [k, null]));
+    await kubectl(
+      'patch',
+      'deployment',
+      'annotated',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ metadata: { annotations: none } }),
+    );
+    await eventually('managed policy deleted', async () =>
+      policy(ns, 'annotated').then(
+        () => false,
+        () => true,
+      ),
+    );
+    await core.deleteNamespacedPod({ name: first.pod.metadata!.name!, namespace: ns });
+    const next = await eventually('the replacement opened', async () => {
+      const o = await openedGate('annotated');
+      return o.pod.metadata!.uid !== first.pod.metadata!.uid ? o : undefined;
+    });
+    expect(next.gate.reason).toBe('NoPolicy');
   });
 });

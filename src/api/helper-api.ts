@@ -56,6 +56,10 @@ export interface BlobMeta {
   storedAt: string;
 }
 
+/** When a copy's state was read from the app: its pull time, or (copies of older helpers) when it was stored. */
+export const pullTime = (m: Pick<BlobMeta, 'pulledAt' | 'storedAt'>): number =>
+  m.pulledAt ?? (Date.parse(m.storedAt) || 0);
+
 /** What the controller sends with a copy (the PUT's query). */
 export type CopyFields = Pick<
   BlobMeta,

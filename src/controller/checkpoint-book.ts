@@ -15,9 +15,6 @@ export interface Copy {
   storedAt: string;
 }
 
-/** When a copy's state was read from the app: the pull time, or (older helpers) when it was stored. */
-export const pullTime = (c: Copy): number => c.pulledAt ?? (Date.parse(c.storedAt) || 0);
-
 /** Everything the controller knows about one Pod's checkpoint; rebuilt from helper inventories on takeover. */
 export interface CheckpointRecord {
   namespace: string;

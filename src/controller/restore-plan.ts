@@ -1,5 +1,6 @@
 import type { CheckpointRecord, Copy } from './checkpoint-book.js';
-import { newestCopy, pullTime } from './checkpoint-book.js';
+import { pullTime } from '../api/index.js';
+import { newestCopy } from './checkpoint-book.js';
 
 export interface NewPod {
   uid: string;

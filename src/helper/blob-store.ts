@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { BlobMeta } from '../api/index.js';
+import { pullTime, type BlobMeta } from '../api/index.js';
 
 export type { BlobMeta };
 
@@ -350,8 +350,6 @@ export class BlobStore {
     return next;
   }
 }
-
-const pullTime = (m: BlobMeta) => m.pulledAt ?? (Date.parse(m.storedAt) || 0);
 
 /**
  * Which generations to keep (pure; `gens` newest first): the newest `n`, plus two older ones that form a

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../src/helper/blob-store.js';
+import { pullState } from '../../src/controller/pull-state.js';
 import { buildHelperServer } from '../../src/helper/server.js';
 import { createLogger } from '../../src/runtime/logger.js';
 
@@ -216,6 +217,95 @@ describe('helper API', () => {
     } finally {
       target.closeAllConnections();
       await new Promise((r) => target.close(r));
+    }
+  });
+
+  it('names the field of a bad generation, process id or restore target, with 400', async () => {
+    const cases: [Promise<Answer>, string][] = [
+      [
+        put('policy=p&policyUID=u&pod=c-0&sequence=1&instance=has%20space', '{}'),
+        'instance must match pattern',
+      ],
+      [put('policy=p&policyUID=u&pod=c-0&sequence=1&pulledAt=-5', '{}'), 'pulledAt must be >= 0'],
+      [
+        call({ method: 'GET', url: `/v1/blobs/apps/${uid}?sequence=soon`, headers: auth }),
+        'sequence must be integer',
+      ],
+      [
+        call({ method: 'DELETE', url: `/v1/blobs/apps/${uid}?newerThan=later`, headers: auth }),
+        'newerThan must be integer',
+      ],
+      [
+        call({
+          method: 'POST',
+          url: `/v1/blobs/apps/${uid}/restore`,
+          headers: auth,
+          payload: {
+            podIP: '127.0.0.1',
+            port: 8080,
+            path: '/state',
+            target: { podUID: uid, restartCount: -1 },
+          },
+        }),
+        'restartCount must be >= 0',
+      ],
+      [
+        call({
+          method: 'POST',
+          url: `/v1/blobs/apps/${uid}/restore`,
+          headers: auth,
+          payload: {
+            podIP: '127.0.0.1',
+            port: 8080,
+            path: '/state',
+            target: { podUID: 'not a uid', restartCount: 0 },
+          },
+        }),
+        'podUID must match pattern',
+      ],
+    ];
+    for (const [answer, text] of cases) {
+      const res = await answer;
+      expect({ status: res.statusCode, error: res.json().error }).toEqual({
+        status: 400,
+        error: expect.stringContaining(text),
+      });
+    }
+    // Nothing was stored by the refused writes.
+    const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+      blobs: unknown[];
+    };
+    expect(inv.blobs).toEqual([]);
+  });
+
+  it('refuses to store a pull whose Pull-State-Instance header is not a short printable id, saying what is allowed', async () => {
+    const app = createServer((_req, res) =>
+      res.writeHead(200, { 'pull-state-instance': 'two words' }).end('{}'),
+    );
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    try {
+      const outcome = await pullState({
+        source: `http://127.0.0.1:${(app.address() as AddressInfo).port}/state`,
+        timeoutMs: 2000,
+        maxBytes: 100,
+        targets: [{ node: 'n1', url: base }],
+        blob: { namespace: 'apps', policy: 'p', policyUID: 'u', pod: 'c-0', podUID: uid, sequence: 1 },
+        authorization: auth.authorization,
+      });
+      expect(outcome).toMatchObject({
+        ok: false,
+        reason: 'PullFailed',
+        message: expect.stringContaining(
+          'pull-state-instance header that is not 1-128 printable ASCII characters without spaces',
+        ),
+      });
+      const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+        blobs: unknown[];
+      };
+      expect(inv.blobs).toEqual([]);
+    } finally {
+      app.closeAllConnections();
+      await new Promise((r) => app.close(r));
     }
   });
 });

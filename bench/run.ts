@@ -13,9 +13,16 @@ import {
   type V1Deployment,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { GROUP, OPERATOR_NAMESPACE, PLURAL, READINESS_GATE, VERSION } from '../src/api/index.js';
+import {
+  GROUP,
+  HELPER_API,
+  OPERATOR_NAMESPACE,
+  PLURAL,
+  READINESS_GATE,
+  VERSION,
+  type PullReport,
+} from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
-import { pullState } from '../src/controller/pull-state.js';
 import { failoverTrial, injectFault, nodesHealed, readyPod, stats, type Fault } from '../harness/failover.js';
 import { appDeployment } from '../harness/deployment.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
@@ -193,30 +200,39 @@ async function checkpointLatency(trials: number) {
       })
     ).items;
     const target = helpers.find((h) => h.spec?.nodeName !== pod.spec?.nodeName)!;
+    const puller = helpers.find((h) => h.spec?.nodeName === pod.spec?.nodeName)!;
     const sink = await rawSink(target.spec!.nodeName!);
     const source = `http://${pod.status!.podIP}:8080/state`;
     const times: number[] = [];
     const raw: number[] = [];
-    // The controller pulls every second, so its steady state is what counts: the first pulls (connections,
-    // JIT warm-up in this process, the app and the helper) are not measured. Operator and raw copies
-    // alternate, so both meet the same machine load.
+    // What the operator does every interval: the helper of the Pod's node GETs the state and streams it to
+    // the helper of another node (a one-off pull through its API; the duration is the helper's own figure).
+    // The first pulls (connections, JIT warm-up) are not measured. Operator and raw copies alternate, so
+    // both meet the same machine load.
     const warmUp = 10;
     for (let i = 0; i < warmUp + Math.max(trials * 5, 30); i++) {
-      const r = await pullState({
-        source,
-        timeoutMs: 30_000,
-        maxBytes: 64 * 1024 ** 2,
-        targets: [{ node: target.spec!.nodeName!, url: `http://${target.status!.podIP}:9500` }],
-        blob: {
+      const res = await fetch(`http://${puller.status!.podIP}:9500${HELPER_API}/pulls`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
           namespace: NS,
           policy: 'bench',
           policyUID: 'bench',
           pod: pod.metadata!.name!,
           podUID: pod.metadata!.uid!,
-          sequence: Date.now() * 1000 + i,
-        },
-        authorization: `Bearer ${token}`,
+          podIP: pod.status!.podIP!,
+          port: 8080,
+          path: '/state',
+          intervalMs: 1000,
+          timeoutMs: 30_000,
+          maxBytes: 64 * 1024 ** 2,
+          restartCount: 0,
+          targets: [{ node: target.spec!.nodeName!, url: `http://${target.status!.podIP}:9500` }],
+          lastSequence: 0,
+        }),
       });
+      if (!res.ok) throw new Error(`helper answered ${res.status}: ${await res.text()}`);
+      const r = (await res.json()) as PullReport;
       if (!r.ok) throw new Error(`pull failed: ${r.message}`);
       const rawMs = await rawCopy(source, `${sink}/copy-${i % 3}`);
       if (i >= warmUp) {

@@ -94,3 +94,92 @@ export type PushResult =
       message: string;
       durationMs: number;
     };
+
+/** Why a pull stored nothing. Restarted: a new process answered; its (start) state must not replace the copies. */
+export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'Restarted';
+
+/** A helper of another node that receives a copy. */
+export interface CopyTarget {
+  node: string;
+  url: string;
+}
+
+/**
+ * One Pod a node's helper pulls on its own timer (`PUT /v1/assignments` carries all of a node's) or once
+ * (`POST /v1/pulls`). The controller decides what is pulled and where the copies go; the bytes stay between
+ * the Pod, its node's helper and the target helpers.
+ */
+export interface PullAssignment {
+  namespace: string;
+  policy: string;
+  policyUID: string;
+  pod: string;
+  podUID: string;
+  podIP: string;
+  port: number;
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  maxBytes: number;
+  restartCount: number;
+  targets: CopyTarget[];
+  /**
+   * The process identity of the copies as the controller knows it. A new value is the controller's decision
+   * (a restore put another process's state in place) and replaces what the helper learnt from its pulls.
+   */
+  instance?: string;
+  /** The highest sequence the controller has seen: a restarted helper continues above it. */
+  lastSequence: number;
+  /** Not pulled while true: the Pod's restore is not settled, its state must not overwrite the copies. */
+  paused?: boolean;
+}
+
+/** Body of `PUT /v1/assignments`: the complete set for the helper's node (a Pod not in it is not pulled). */
+export interface AssignmentSet {
+  pods: PullAssignment[];
+}
+
+/** What one pull did, reported to the controller (metadata only, never state bytes). */
+export type PullOutcome =
+  | {
+      ok: true;
+      sizeBytes: number;
+      digest: string;
+      contentType: string;
+      /** The app's process identity, if it sent one. */
+      instance?: string;
+      stored: { node: string; meta: StoredCopy }[];
+      failed: { node: string; message: string }[];
+      durationMs: number;
+    }
+  | {
+      ok: false;
+      reason: PullFailureReason;
+      message: string;
+      /** With reason Restarted: the new process's identity. */
+      instance?: string;
+      failed?: { node: string; message: string }[];
+      durationMs: number;
+    };
+
+/** A pull's outcome with the Pod and generation it was for and the nodes the copies were sent to. */
+export type PullReport = PullOutcome & {
+  namespace: string;
+  podUID: string;
+  sequence: number;
+  targets: string[];
+  /** When the GET was sent (ms since the epoch). */
+  pulledAt: number;
+};
+
+/**
+ * Answer of `GET /v1/reports?after=<cursor>&boot=<id>&waitMs=<ms>` (a long poll): the reports after the
+ * cursor. `boot` changes when the helper restarts (its assignments are gone, the cursor starts again);
+ * `missed` counts reports dropped because the caller fell too far behind.
+ */
+export interface ReportBatch {
+  boot: string;
+  cursor: number;
+  reports: PullReport[];
+  missed?: number;
+}

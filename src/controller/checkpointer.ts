@@ -1,21 +1,26 @@
 import type { V1ObjectReference, V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, KIND, REASONS, type ResolvedSpec } from '../api/index.js';
+import {
+  API_VERSION,
+  KIND,
+  REASONS,
+  type PullAssignment,
+  type PullReport,
+  type ResolvedSpec,
+} from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
-import { jittered } from './backoff.js';
 import {
   addCopy,
   copyOf,
   dropCopiesOnNode,
   keepOnNode,
-  nextSequence,
+  newestCopy,
   type CheckpointBook,
   type CheckpointRecord,
 } from './checkpoint-book.js';
-import { restartCount, type ClusterView } from './cluster-view.js';
+import { restartCount, type ClusterView, type HelperEndpoint } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
-import { pullState } from './pull-state.js';
 import { chooseTargets } from './target-nodes.js';
 
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
@@ -32,11 +37,11 @@ export interface ProtectedPod {
 
 interface Schedule {
   entry: ProtectedPod;
-  timer?: NodeJS.Timeout;
-  /** A pull is queued or running; a tick meanwhile is skipped rather than piling up. */
+  /** A one-off pull this process asked for is running; another one joins it. */
   busy: boolean;
-  /** That pull, for whoever must wait for it. */
   running?: Promise<void>;
+  /** Final pulls of a terminating Pod run one-off, not on the helper's timer. */
+  finalizing?: boolean;
 }
 
 export interface CheckpointerDeps {
@@ -46,10 +51,10 @@ export interface CheckpointerDeps {
   metrics: ControllerMetrics;
   events: EventRecorder;
   log: Logger;
-  /** Pulls running at once across all Pods. */
-  concurrency: number;
   /** A policy's checkpoints changed (status to write). */
   onChange: (policyKey: string) => void;
+  /** What helpers pull changed (a Pod protected or not, new targets): publish the assignments. */
+  onAssignmentsChange?: () => void;
   /** False while a Pod must not be pulled (its restore is not done yet). */
   mayPull?: (pod: V1Pod) => boolean;
   /** A pull was answered by a new process of the app (its identity changed): it restarted, restore it now. */
@@ -77,19 +82,18 @@ export const policyRef = (
 });
 
 /**
- * Pulls every protected Pod's state on its own timer (random phase, ±5 % jitter, bounded concurrency) and
- * streams it to helpers on other nodes. A failed pull never touches the stored copies; it is recorded on the
- * checkpoint and surfaces as the policy's Degraded condition and a Warning Event.
+ * Decides what is checkpointed: which Pods, with which spec, to which nodes. The helper of each Pod's node
+ * pulls it on its own timer and streams the copies to the target helpers (the bytes never pass through the
+ * controller); the outcomes come back as reports. A failed pull never touches the stored copies; it is
+ * recorded on the checkpoint and surfaces as the policy's Degraded condition and a Warning Event.
  */
 export class Checkpointer {
   private schedules = new Map<string, Schedule>();
-  private running = 0;
-  private waiting: (() => void)[] = [];
   private stopped = false;
 
   constructor(private readonly d: CheckpointerDeps) {}
 
-  /** Makes `entries` the Pods protected by `policyKey`: starts new timers, updates specs, stops the rest. */
+  /** Makes `entries` the Pods protected by `policyKey`: new ones are assigned, changed ones updated, the rest dropped. */
   sync(policyKey: string, entries: ProtectedPod[]): void {
     const wanted = new Map(entries.map((e) => [e.pod.metadata!.uid!, e]));
     for (const [uid, s] of this.schedules) {
@@ -98,14 +102,8 @@ export class Checkpointer {
     for (const [uid, entry] of wanted) {
       const s = this.schedules.get(uid);
       if (s && s.entry.policyKey !== policyKey) continue; // another policy protects it already
-      if (!s) {
-        this.schedules.set(uid, { entry, busy: false });
-        this.arm(uid, Math.random() * entry.spec.intervalSeconds * 1000);
-      } else {
-        const intervalChanged = s.entry.spec.intervalSeconds !== entry.spec.intervalSeconds;
-        s.entry = entry;
-        if (intervalChanged) this.arm(uid, Math.random() * entry.spec.intervalSeconds * 1000);
-      }
+      if (!s) this.schedules.set(uid, { entry, busy: false });
+      else s.entry = entry;
       this.d.book.ensure({
         namespace: entry.pod.metadata!.namespace!,
         policy: entry.policy,
@@ -116,6 +114,7 @@ export class Checkpointer {
       }).orphanedSince = undefined;
     }
     this.d.metrics.protectedPods.set(this.schedules.size);
+    this.d.onAssignmentsChange?.();
   }
 
   stopPolicy(policyKey: string): void {
@@ -131,7 +130,44 @@ export class Checkpointer {
     return [...this.schedules.values()].map((s) => s.entry);
   }
 
-  /** Pulls a Pod now (e.g. its copy's node went away, or it is about to be deleted). */
+  /**
+   * What each node's helper pulls now, by node. Pods whose node has no Ready helper are reported as failing
+   * (nobody can pull them); a Pod being restored is sent paused so its start state never replaces the copies.
+   */
+  assignments(): Map<string, PullAssignment[]> {
+    const usable = this.d.view.usableHelpers();
+    const pullers = this.d.view.helpers();
+    const load = this.d.book.loadByNode();
+    const out = new Map<string, PullAssignment[]>();
+    for (const [uid, s] of this.schedules) {
+      const node = s.entry.pod.spec?.nodeName;
+      if (!node || !s.entry.pod.status?.podIP || s.finalizing) continue;
+      const r = this.d.book.get(uid);
+      if (!r) continue;
+      if (!pullers.get(node)?.ready) {
+        this.failed(s.entry, r, REASONS.helperUnavailable, `no Ready helper on node ${node} to pull the Pod`);
+        continue;
+      }
+      const a = this.assignment(s.entry, r, usable, load);
+      const list = out.get(node) ?? [];
+      list.push(a);
+      out.set(node, list);
+    }
+    return out;
+  }
+
+  /** Applies the reports of a node's helper (its scheduled pulls). */
+  applyReports(reports: readonly PullReport[]): void {
+    for (const report of reports) {
+      try {
+        this.apply(report, false);
+      } catch (err) {
+        this.d.log.error('pull report not applied', { podUID: report.podUID, error: errorMessage(err) });
+      }
+    }
+  }
+
+  /** Pulls a Pod now (a restart check, or it is about to be deleted). */
   pullNow(podUID: string): Promise<void> {
     const s = this.schedules.get(podUID);
     if (!s) return Promise.resolve();
@@ -147,81 +183,20 @@ export class Checkpointer {
       const valid = [...r.copies.keys()].filter((n) => usable.has(n)).length;
       if (r.copies.size > 0 && valid < Math.min(s.entry.spec.copies, usable.size)) void this.run(uid, s);
     }
+    this.d.onAssignmentsChange?.();
   }
 
   stop(): void {
     this.stopped = true;
-    for (const s of this.schedules.values()) clearTimeout(s.timer);
   }
 
-  private unschedule(uid: string): void {
-    const s = this.schedules.get(uid);
-    if (!s) return;
-    clearTimeout(s.timer);
-    this.schedules.delete(uid);
-    const r = this.d.book.get(uid);
-    if (r) r.orphanedSince ??= Date.now();
-  }
-
-  private arm(uid: string, delayMs: number): void {
-    const s = this.schedules.get(uid);
-    if (!s || this.stopped) return;
-    clearTimeout(s.timer);
-    s.timer = setTimeout(() => {
-      const current = this.schedules.get(uid);
-      if (current !== s) return;
-      this.arm(uid, jittered(s.entry.spec.intervalSeconds * 1000, 0.05));
-      if (!s.busy) void this.run(uid, s);
-    }, delayMs);
-  }
-
-  private async acquire(): Promise<void> {
-    if (this.running < this.d.concurrency) {
-      this.running++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running--;
-  }
-
-  private run(uid: string, s: Schedule): Promise<void> {
-    if (s.busy) return s.running ?? Promise.resolve();
-    if (this.d.mayPull && !this.d.mayPull(s.entry.pod)) return Promise.resolve();
-    s.busy = true;
-    s.running = (async () => {
-      await this.acquire();
-      try {
-        if (this.schedules.get(uid) === s && !this.stopped) await this.pullOnce(s.entry);
-      } catch (err) {
-        this.d.log.error('pull crashed', { pod: s.entry.pod.metadata?.name, error: errorMessage(err) });
-      } finally {
-        this.release();
-        s.busy = false;
-        s.running = undefined;
-      }
-    })();
-    return s.running;
-  }
-
-  /** One pull; false if it failed (reported as a failure unless `quiet`). */
-  private async pullOnce(e: ProtectedPod, quiet = false): Promise<boolean> {
+  private assignment(
+    e: ProtectedPod,
+    r: CheckpointRecord,
+    usable: Map<string, HelperEndpoint>,
+    load: Map<string, number>,
+  ): PullAssignment {
     const pod = e.pod;
-    const namespace = pod.metadata!.namespace!;
-    const r = this.d.book.ensure({
-      namespace,
-      policy: e.policy,
-      policyUID: e.policyUID,
-      pod: pod.metadata!.name!,
-      podUID: pod.metadata!.uid!,
-      podNode: pod.spec?.nodeName,
-    });
-    const usable = this.d.view.usableHelpers();
-    const load = this.d.book.loadByNode();
     const current = [...r.copies.values()].sort((a, b) => b.sequence - a.sequence).map((c) => c.node);
     const targets = chooseTargets({
       podNode: pod.spec?.nodeName ?? '',
@@ -230,84 +205,157 @@ export class Checkpointer {
       candidates: [...usable.keys()].map((node) => ({ node, load: load.get(node) ?? 0 })),
       key: r.podUID,
     });
-    if (targets.length === 0) {
+    return {
+      namespace: r.namespace,
+      policy: e.policy,
+      policyUID: e.policyUID,
+      pod: r.pod,
+      podUID: r.podUID,
+      podIP: pod.status!.podIP!,
+      port: e.spec.port,
+      path: e.spec.path,
+      intervalMs: Math.round(e.spec.intervalSeconds * 1000),
+      timeoutMs: Math.round(e.spec.timeoutSeconds * 1000),
+      maxBytes: e.spec.maxStateBytes,
+      restartCount: restartCount(pod),
+      targets: targets.map((node) => ({ node, url: usable.get(node)!.url })),
+      ...(r.instance !== undefined ? { instance: r.instance } : {}),
+      lastSequence: r.lastSequence,
+      ...(this.d.mayPull && !this.d.mayPull(pod) ? { paused: true } : {}),
+    };
+  }
+
+  private unschedule(uid: string): void {
+    const s = this.schedules.get(uid);
+    if (!s) return;
+    this.schedules.delete(uid);
+    const r = this.d.book.get(uid);
+    if (r) r.orphanedSince ??= Date.now();
+  }
+
+  private run(uid: string, s: Schedule): Promise<void> {
+    if (s.busy) return s.running ?? Promise.resolve();
+    if (this.d.mayPull && !this.d.mayPull(s.entry.pod)) return Promise.resolve();
+    s.busy = true;
+    s.running = (async () => {
+      try {
+        if (this.schedules.get(uid) === s && !this.stopped) await this.pullOnce(s.entry);
+      } catch (err) {
+        this.d.log.error('pull crashed', { pod: s.entry.pod.metadata?.name, error: errorMessage(err) });
+      } finally {
+        s.busy = false;
+        s.running = undefined;
+      }
+    })();
+    return s.running;
+  }
+
+  /** One pull by the Pod's node's helper, now; false if it failed (reported as a failure unless `quiet`). */
+  private async pullOnce(e: ProtectedPod, quiet = false): Promise<boolean> {
+    const pod = e.pod;
+    const r = this.d.book.ensure({
+      namespace: pod.metadata!.namespace!,
+      policy: e.policy,
+      policyUID: e.policyUID,
+      pod: pod.metadata!.name!,
+      podUID: pod.metadata!.uid!,
+      podNode: pod.spec?.nodeName,
+    });
+    const node = pod.spec?.nodeName ?? '';
+    const puller = this.d.view.helpers().get(node);
+    if (!puller?.ready || !pod.status?.podIP) {
       if (!quiet)
-        this.failed(e, r, REASONS.noTargetNode, 'no other node has a Ready helper to hold the copy');
+        this.failed(e, r, REASONS.helperUnavailable, `no Ready helper on node ${node} to pull the Pod`);
       return false;
     }
-    const sequence = nextSequence(r);
-    r.lastSequence = sequence;
-    const outcome = await pullState({
-      source: `http://${pod.status!.podIP}:${e.spec.port}${e.spec.path}`,
-      timeoutMs: e.spec.timeoutSeconds * 1000,
-      maxBytes: e.spec.maxStateBytes,
-      targets: targets.map((node) => ({ node, url: usable.get(node)!.url })),
-      blob: {
-        namespace,
-        policy: e.policy,
-        policyUID: e.policyUID,
-        pod: r.pod,
-        podUID: r.podUID,
-        sequence,
-        restartCount: restartCount(pod),
-      },
-      authorization: await this.d.helpers.authorization(),
-      ...(r.instance !== undefined ? { expectedInstance: r.instance } : {}),
-    });
-    this.d.metrics.pullSeconds.observe(outcome.durationMs / 1000);
-    if (!outcome.ok && outcome.reason === 'Restarted') {
+    const a = this.assignment(e, r, this.d.view.usableHelpers(), this.d.book.loadByNode());
+    let report: PullReport;
+    try {
+      report = await this.d.helpers.pull(puller.url, a);
+    } catch (err) {
+      if (!quiet)
+        this.failed(
+          e,
+          r,
+          REASONS.helperUnavailable,
+          `helper on node ${node} did not pull: ${errorMessage(err)}`,
+        );
+      return false;
+    }
+    return this.apply(report, quiet);
+  }
+
+  /** Records a pull's outcome; true if copies were stored. */
+  private apply(report: PullReport, quiet: boolean): boolean {
+    const r = this.d.book.get(report.podUID);
+    if (!r) return false;
+    const s = this.schedules.get(report.podUID);
+    const e = s?.entry;
+    this.d.metrics.pullSeconds.observe(report.durationMs / 1000);
+    if (!report.ok && report.reason === 'Restarted') {
       // Seen before the API shows the restart: nothing was stored, the copies still hold the old process's state.
       this.d.log.info('the app restarted (new process identity); restoring its last checkpoint', {
         pod: r.pod,
-        namespace,
-        instance: outcome.instance,
+        namespace: r.namespace,
+        instance: report.instance,
         was: r.instance,
       });
-      this.d.onRestart?.(e, outcome.instance);
+      if (!newestCopy(r)) {
+        // Nothing to restore: the new process's copies are the ones to keep from now on.
+        r.instance = report.instance;
+        this.d.onAssignmentsChange?.();
+      } else if (e) this.d.onRestart?.(e, report.instance);
       return false;
     }
-    if (!outcome.ok) {
+    if (!report.ok) {
+      if (!e) return false;
       const reason =
-        outcome.reason === 'StateTooLarge'
+        report.reason === 'StateTooLarge'
           ? REASONS.stateTooLarge
-          : outcome.reason === 'HelperUnavailable'
+          : report.reason === 'HelperUnavailable'
             ? REASONS.helperUnavailable
             : REASONS.pullFailed;
       // An app that has not answered since it (re)started is starting, not failing: a JVM or an app that
       // loads data may need minutes. Its first good pull starts the clock; the kubelet judges its start-up.
       const starting =
         reason === REASONS.pullFailed &&
-        ![...r.copies.values()].some((c) => c.restartCount === restartCount(pod));
+        ![...r.copies.values()].some((c) => c.restartCount === restartCount(e.pod));
       if (starting) {
         this.d.metrics.pulls.inc({ result: 'failure' });
-        this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace });
-      } else if (!quiet) this.failed(e, r, reason, outcome.message);
+        this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace: r.namespace });
+      } else if (!quiet) this.failed(e, r, reason, report.message);
       return false;
     }
     this.d.metrics.pulls.inc({ result: 'success' });
-    this.d.metrics.pullBytes.observe(outcome.sizeBytes);
-    r.instance = outcome.instance;
-    for (const { node, meta } of outcome.stored) {
+    this.d.metrics.pullBytes.observe(report.sizeBytes);
+    // Reports of one Pod come in order; a one-off pull's answer may overtake a scheduled one's report.
+    const newest = report.sequence >= r.lastSequence;
+    r.lastSequence = Math.max(r.lastSequence, report.sequence);
+    for (const { node, meta } of report.stored) {
       addCopy(r, copyOf(node, meta));
       if (meta.kept) keepOnNode(r, node, meta.kept);
     }
-    // Copies on nodes that are no longer targets are stale now; drop them so restores never pick them.
-    for (const node of [...r.copies.keys()]) {
-      if (!targets.includes(node)) {
-        dropCopiesOnNode(r, node);
-        const ep = this.d.view.helpers().get(node);
-        if (ep) void this.d.helpers.delete(ep.url, namespace, r.podUID).catch(() => undefined);
+    if (newest) {
+      r.instance = report.instance;
+      // Copies on nodes that are no longer targets are stale now; drop them so restores never pick them.
+      for (const node of [...r.copies.keys()]) {
+        if (!report.targets.includes(node)) {
+          dropCopiesOnNode(r, node);
+          const ep = this.d.view.helpers().get(node);
+          if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID).catch(() => undefined);
+        }
       }
     }
+    if (!e) return true;
     this.d.onStored?.(r.podUID);
     if (r.restoredFrom) this.dropRestoredOrphan(r.restoredFrom);
     r.restoredFrom = undefined;
     const recovered = r.lastFailure !== undefined;
     r.lastFailure = undefined;
-    if (recovered) this.d.log.info('pulls recovered', { pod: r.pod, namespace });
+    if (recovered) this.d.log.info('pulls recovered', { pod: r.pod, namespace: r.namespace });
     this.d.onChange(e.policyKey);
-    if (outcome.failed.length > 0) {
-      this.d.log.warn('some copies failed', { pod: r.pod, failed: outcome.failed });
+    if (report.failed.length > 0) {
+      this.d.log.warn('some copies failed', { pod: r.pod, failed: report.failed });
     }
     return true;
   }
@@ -335,7 +383,8 @@ export class Checkpointer {
     const r = this.d.book.get(podUID);
     if (!s || !r || r.finalizing) return;
     r.finalizing = true;
-    clearTimeout(s.timer);
+    s.finalizing = true;
+    this.d.onAssignmentsChange?.();
     const graceMs = (s.entry.pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;
     const deadline = Date.now() + Math.min(graceMs, FINAL_PULLS_MAX_MS);
     // A restore from this record waits on `finalPull` while `finalizing`: for the pull running now.
@@ -349,13 +398,11 @@ export class Checkpointer {
       s.busy = true;
       for (let first = true; ; first = false) {
         r.finalizing = true;
-        await this.acquire();
         let ok: boolean;
         try {
           // Only the first final pull reports a failure: an app that exits at SIGTERM stops answering.
           ok = await this.pullOnce(s.entry, !first);
         } finally {
-          this.release();
           r.finalizing = false;
           pullDone();
         }

@@ -1,40 +1,87 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { RequestOptions } from 'node:https';
-import { HELPER_API, type Inventory, type RestoreRequest, type RestoreResult } from '../api/index.js';
+import {
+  HELPER_API,
+  type AssignmentSet,
+  type Inventory,
+  type PullAssignment,
+  type PullReport,
+  type ReportBatch,
+  type RestoreRequest,
+  type RestoreResult,
+} from '../api/index.js';
+import { BearerToken } from '../kube/bearer-token.js';
 
 /** A helper's restore answer; NotStored: it does not hold that generation (any more). */
 export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
 
-/** How often the bearer token is re-read (projected ServiceAccount tokens rotate). */
-const TOKEN_REFRESH_MS = 60_000;
-
 /** Calls to the helpers' API with the controller's own ServiceAccount token. */
 export class HelperClient {
-  private token?: { value: string; at: number };
+  private readonly token: BearerToken;
 
-  constructor(private readonly kc: KubeConfig) {}
-
-  async authorization(): Promise<string> {
-    if (this.token && Date.now() - this.token.at < TOKEN_REFRESH_MS) return this.token.value;
-    const opts: RequestOptions = {};
-    await this.kc.applyToHTTPSOptions(opts);
-    const value = (opts.headers as Record<string, string> | undefined)?.Authorization ?? '';
-    this.token = { value, at: Date.now() };
-    return value;
+  constructor(kc: KubeConfig) {
+    this.token = new BearerToken(kc);
   }
 
-  private async call(url: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
+  private async call(
+    url: string,
+    init: RequestInit & { timeoutMs?: number; abort?: AbortSignal } = {},
+  ): Promise<Response> {
+    const timeout = AbortSignal.timeout(init.timeoutMs ?? 5000);
     return fetch(url, {
       ...init,
-      headers: { ...(init.headers as Record<string, string>), authorization: await this.authorization() },
-      signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
+      headers: { ...(init.headers as Record<string, string>), authorization: await this.token.header() },
+      signal: init.abort ? AbortSignal.any([timeout, init.abort]) : timeout,
     });
   }
 
-  async inventory(base: string): Promise<Inventory> {
-    const res = await this.call(`${base}${HELPER_API}/blobs`);
+  private async json<T>(base: string, res: Response): Promise<T> {
     if (!res.ok) throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as Inventory;
+    return (await res.json()) as T;
+  }
+
+  /** What a helper stores: everything, or one Pod's generations. */
+  async inventory(base: string, podUID?: string, timeoutMs = 5000): Promise<Inventory> {
+    const query = podUID ? `?podUID=${encodeURIComponent(podUID)}` : '';
+    return this.json(base, await this.call(`${base}${HELPER_API}/blobs${query}`, { timeoutMs }));
+  }
+
+  /** Replaces the set of Pods a helper pulls on its own timer. */
+  async assign(base: string, set: AssignmentSet): Promise<void> {
+    await this.json(
+      base,
+      await this.call(`${base}${HELPER_API}/assignments`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(set),
+        timeoutMs: 10_000,
+      }),
+    );
+  }
+
+  /** Has a Pod's helper pull it once, now; answers when the copies are stored (or the pull failed). */
+  async pull(base: string, a: PullAssignment): Promise<PullReport> {
+    const res = await this.call(`${base}${HELPER_API}/pulls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(a),
+      // It may wait for the Pod's scheduled pull first.
+      timeoutMs: 2 * a.timeoutMs + 5000,
+    });
+    return this.json(base, res);
+  }
+
+  /** The helper's pull reports after `after`; waits up to `waitMs` for some. */
+  async reports(
+    base: string,
+    after: number,
+    boot: string | undefined,
+    waitMs: number,
+    abort: AbortSignal,
+  ): Promise<ReportBatch> {
+    const q = new URLSearchParams({ after: String(after), waitMs: String(waitMs) });
+    if (boot) q.set('boot', boot);
+    const res = await this.call(`${base}${HELPER_API}/reports?${q}`, { timeoutMs: waitMs + 10_000, abort });
+    return this.json(base, res);
   }
 
   /** Deletes a Pod's copies on a helper: all of them, or only the generations after `newerThan`. */

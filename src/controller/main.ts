@@ -38,14 +38,6 @@ export const CONTROLLER_FLAGS = {
     help: 'run leader election (turn off only with a single replica)',
   },
   'lease-name': { kind: 'string', default: 'pull-state-operator-leader', help: 'name of the leader Lease' },
-  'pull-concurrency': {
-    kind: 'int',
-    min: 1,
-    max: 10_000,
-    default: 64,
-    env: 'PULL_CONCURRENCY',
-    help: 'state pulls running at once',
-  },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
   'orphan-retention-seconds': {
     kind: 'int',
@@ -109,7 +101,6 @@ export async function runController(args: string[]): Promise<void> {
     log,
     metrics,
     operatorNamespace: flags.namespace,
-    pullConcurrency: flags['pull-concurrency'],
     workers: flags.workers,
     orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
   });

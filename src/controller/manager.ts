@@ -22,6 +22,8 @@ import {
 import type { Logger } from '../runtime/logger.js';
 import { CheckpointBook, policyKey } from './checkpoint-book.js';
 import { Checkpointer } from './checkpointer.js';
+import { AssignmentPublisher } from './assignment-publisher.js';
+import { ReportCollector } from './report-collector.js';
 import { ClusterView, helperEndpoint, isHelperPod, restartCount } from './cluster-view.js';
 import { EventRecorder } from './events.js';
 import { HelperClient } from './helper-client.js';
@@ -42,7 +44,6 @@ export interface ManagerOptions {
   log: Logger;
   metrics: ControllerMetrics;
   operatorNamespace: string;
-  pullConcurrency: number;
   workers: number;
   orphanRetentionMs: number;
 }
@@ -66,6 +67,10 @@ export class Manager {
   readonly helpers: HelperClient;
   readonly events: EventRecorder;
   readonly checkpointer: Checkpointer;
+  /** Tells each helper which Pods of its node to pull. */
+  readonly publisher: AssignmentPublisher;
+  /** Learns the outcome of every pull from the helpers. */
+  readonly collector: ReportCollector;
   readonly status: StatusWriter;
   readonly policyReconciler: PolicyReconciler;
   readonly restorer: Restorer;
@@ -116,12 +121,25 @@ export class Manager {
       metrics: o.metrics,
       events: this.events,
       log,
-      concurrency: o.pullConcurrency,
       onChange: (key) => this.status.request(key),
+      onAssignmentsChange: () => this.publisher.poke(),
       mayPull: (pod) => this.restorer.mayPull(pod.metadata!.uid!),
       onStored: (uid) => this.restorer.stateKept(uid),
       onRestart: (entry, instance) =>
         this.restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
+    });
+    this.publisher = new AssignmentPublisher({
+      helpers: this.helpers,
+      endpoints: () => this.view.helpers(),
+      build: () => this.checkpointer.assignments(),
+      log,
+    });
+    this.collector = new ReportCollector({
+      helpers: this.helpers,
+      endpoints: () => this.view.helpers(),
+      apply: (_node, reports) => this.checkpointer.applyReports(reports),
+      helperRestarted: (node) => this.publisher.forget(node),
+      log,
     });
     const gate = new GateWriter(kc, log);
     this.gateKeeper = new GateKeeper({
@@ -149,6 +167,7 @@ export class Manager {
       },
       requeue: (key) => this.policyQueue.add(key),
       pullNow: (uid) => this.checkpointer.pullNow(uid),
+      refresh: (r) => this.refreshRecord(r.podUID),
       livePodByUID: (uid) => {
         const owner = this.checkpointer.protectedPods().find((e) => e.pod.metadata?.uid === uid)?.pod;
         const pod = owner && this.pods.get(owner.metadata!.name!, owner.metadata!.namespace!);
@@ -261,6 +280,8 @@ export class Manager {
       this.workloads.StatefulSet.start(),
     ]);
     await this.learnInventories();
+    this.collector.sync();
+    this.publisher.start();
     this.detector.start();
     for (const p of this.policies.list())
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
@@ -291,6 +312,9 @@ export class Manager {
   }
 
   async stop(): Promise<void> {
+    // The helpers keep pulling what they were last assigned until the next leader takes over.
+    this.publisher.stop();
+    this.collector.stop();
     this.checkpointer.stop();
     this.restorer.stop();
     this.gateKeeper.stop();
@@ -315,7 +339,18 @@ export class Manager {
       this.knownHelpers.set(node, ep.url + pod.metadata?.uid);
       if (this.synced) void this.learnInventory(node, ep.url);
     } else if (!ep?.ready) this.knownHelpers.delete(node);
+    if (this.synced) this.collector.sync();
     this.scheduleRetarget();
+  }
+
+  /** Reads one Pod's generations from every usable helper (briefly: a failover waits for it). */
+  private async refreshRecord(podUID: string): Promise<void> {
+    await Promise.all(
+      [...this.view.usableHelpers()].map(async ([node, ep]) => {
+        const inv = await this.helpers.inventory(ep.url, podUID, 1000).catch(() => undefined);
+        if (inv) this.book.learnInventory(node, inv.blobs);
+      }),
+    );
   }
 
   private async learnInventories(): Promise<void> {

@@ -56,6 +56,8 @@ export interface RestorerDeps {
   requeue: (policyKey: string) => void;
   /** Pulls a Pod now (to learn which process answers). */
   pullNow: (podUID: string) => Promise<void>;
+  /** Reads the generations the helpers hold of a record that the book may not know yet. */
+  refresh?: (r: CheckpointRecord) => Promise<void>;
   /** The Pod with this UID as the cache holds it, if it exists and is not terminating. */
   livePodByUID: (podUID: string) => V1Pod | undefined;
 }
@@ -284,6 +286,8 @@ export class Restorer {
       restartCount: restart?.restarts ?? restartCount(pod),
       ...(restart?.instance ? { instance: restart.instance } : {}),
     };
+    // The helpers report pulls in batches: the newest copy of a Pod on a lost node may not have been reported.
+    if (!restart) await this.d.refresh?.(from).catch(() => undefined);
     for (let attempt = 1; ; attempt++) {
       if (this.stopped) return;
       if (from.finalizing && from.finalPull) {

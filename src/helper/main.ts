@@ -6,6 +6,10 @@ import { onShutdown } from '../runtime/shutdown.js';
 import { BlobStore, DEFAULT_GENERATIONS, DEFAULT_OLDER_COPY_MS } from './blob-store.js';
 import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
+import { BearerToken } from '../kube/bearer-token.js';
+import { NodePuller } from './node-puller.js';
+import { pullState } from './pull-state.js';
+import { ReportOutbox } from './report-outbox.js';
 
 const GiB = 1024 ** 3;
 
@@ -70,7 +74,30 @@ export const HELPER_FLAGS = {
     default: `${OPERATOR_NAMESPACE}:pull-state-controller`,
     env: 'HELPER_ALLOWED_SERVICE_ACCOUNT',
     pattern: { test: /^[a-z0-9-]+:[a-z0-9.-]+$/, allowed: '<namespace>:<serviceaccount>' },
-    help: 'the only identity that may call the API',
+    help: "the controller's identity: it may call the whole API",
+  },
+  'peer-service-account': {
+    kind: 'string',
+    default: `${OPERATOR_NAMESPACE}:pull-state-helper`,
+    env: 'HELPER_PEER_SERVICE_ACCOUNT',
+    pattern: { test: /^[a-z0-9-]+:[a-z0-9.-]+$/, allowed: '<namespace>:<serviceaccount>' },
+    help: "the helpers' own identity: it may store copies, nothing else",
+  },
+  'pull-concurrency': {
+    kind: 'int',
+    min: 1,
+    max: 1024,
+    default: 32,
+    env: 'HELPER_PULL_CONCURRENCY',
+    help: "pulls of this node's Pods running at once",
+  },
+  'report-batch-ms': {
+    kind: 'int',
+    min: 0,
+    max: 10_000,
+    default: 200,
+    env: 'HELPER_REPORT_BATCH_MS',
+    help: 'how long a routine pull report waits for others before the controller gets it',
   },
   'token-cache-seconds': {
     kind: 'int',
@@ -84,7 +111,7 @@ export const HELPER_FLAGS = {
 
 export const HELPER_HELP = helpText(
   'pull-state-operator helper [flags]',
-  "Stores state copies on this node and pushes them into Pods on the controller's request (one per node, DaemonSet).",
+  "Pulls the state of this node's protected Pods as the controller assigns them, streams the copies to the helpers of other nodes, stores the copies other helpers send, and pushes them into Pods on the controller's request (one per node, DaemonSet).",
   HELPER_FLAGS,
 );
 
@@ -100,14 +127,27 @@ export async function runHelper(args: string[]): Promise<void> {
     olderCopyMs: flags['older-copy-seconds'] * 1000,
     cacheBytes: flags['cache-bytes'],
   });
+  const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
   const reviewer = new TokenReviewer(kc, {
-    allowedUser: `system:serviceaccount:${flags['allowed-service-account']}`,
+    allowedUsers: [`system:serviceaccount:${flags['allowed-service-account']}`, peerUser],
     cacheMs: flags['token-cache-seconds'] * 1000,
+  });
+  const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
+  const token = new BearerToken(kc);
+  const puller = new NodePuller({
+    outbox,
+    authorization: () => token.header(),
+    concurrency: flags['pull-concurrency'],
+    log,
+    pull: pullState,
   });
   const app = buildHelperServer({
     store,
     nodeName: flags['node-name'],
     review: (a) => reviewer.review(a),
+    puller,
+    outbox,
+    peerUser,
     log,
   });
   await app.listen({ host: '0.0.0.0', port: flags.port });
@@ -117,5 +157,8 @@ export async function runHelper(args: string[]): Promise<void> {
     blobs: store.list().length,
     usedBytes: store.usedBytes(),
   });
-  onShutdown(log, () => app.close());
+  onShutdown(log, () => {
+    puller.stop();
+    return app.close();
+  });
 }

@@ -6,10 +6,14 @@ import { BlobStore, StoreError, blobId } from './blob-store.js';
 import {
   HELPER_API,
   INSTANCE_PATTERN,
+  type AssignmentSet,
   type Inventory,
+  type PullAssignment,
   type RestoreRequest,
   type RestoreResult,
 } from '../api/index.js';
+import type { NodePuller } from './node-puller.js';
+import type { ReportOutbox } from './report-outbox.js';
 import { pushState } from './restore-push.js';
 import { RestoreLedger, ledgerKey } from './restore-ledger.js';
 import type { Verdict } from './token-reviewer.js';
@@ -18,8 +22,19 @@ export interface HelperServerOptions {
   store: BlobStore;
   nodeName: string;
   review: (authorization: string | undefined) => Promise<Verdict>;
+  /** Pulls this node's Pods; absent: the helper only stores and restores. */
+  puller?: NodePuller;
+  outbox?: ReportOutbox;
+  /**
+   * The helpers' own identity: it may store copies (a helper streams the copies of its node's Pods to the
+   * others) and nothing else.
+   */
+  peerUser?: string;
   log: Logger;
 }
+
+/** Longest long poll of `GET /v1/reports`. */
+const MAX_REPORT_WAIT_MS = 60_000;
 
 interface BlobParams {
   namespace: string;
@@ -46,6 +61,77 @@ const restoreSchema = {
         instance: { type: 'string', pattern: INSTANCE_PATTERN.source },
       },
     },
+  },
+} as const;
+
+const uidPattern = '^[0-9a-f-]{1,64}$';
+const dnsName = { type: 'string', minLength: 1, maxLength: 253 } as const;
+
+export const assignmentSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'namespace',
+    'policy',
+    'policyUID',
+    'pod',
+    'podUID',
+    'podIP',
+    'port',
+    'path',
+    'intervalMs',
+    'timeoutMs',
+    'maxBytes',
+    'restartCount',
+    'targets',
+    'lastSequence',
+  ],
+  properties: {
+    namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' },
+    policy: dnsName,
+    policyUID: { type: 'string', minLength: 1, maxLength: 64 },
+    pod: dnsName,
+    podUID: { type: 'string', pattern: uidPattern },
+    podIP: { type: 'string', format: 'ipv4' },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
+    intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    maxBytes: { type: 'integer', minimum: 1 },
+    restartCount: { type: 'integer', minimum: 0 },
+    targets: {
+      type: 'array',
+      maxItems: 16,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['node', 'url'],
+        properties: {
+          node: dnsName,
+          url: { type: 'string', pattern: '^https?://[^\\s/?#]+$', maxLength: 300 },
+        },
+      },
+    },
+    instance: { type: 'string', pattern: INSTANCE_PATTERN.source },
+    lastSequence: { type: 'integer', minimum: 0 },
+    paused: { type: 'boolean' },
+  },
+} as const;
+
+const assignmentSetSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['pods'],
+  properties: { pods: { type: 'array', maxItems: 100_000, items: assignmentSchema } },
+} as const;
+
+const reportsQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    after: { type: 'integer', minimum: 0 },
+    boot: { type: 'string', maxLength: 64 },
+    waitMs: { type: 'integer', minimum: 0, maximum: MAX_REPORT_WAIT_MS, default: 0 },
   },
 } as const;
 
@@ -125,7 +211,12 @@ function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
  * disk, never parsed or buffered by fastify.
  */
 export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false } } });
+  // Long polls must not hold a shutdown for their full wait.
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false } },
+  });
   const m = metrics(o.store);
   const ledger = new RestoreLedger<RestoreResult>();
   registerProbes(app, m.registry, { healthy: () => true, notReadyBecause: () => undefined });
@@ -148,14 +239,66 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           if (verdict.status === 401) reply.header('www-authenticate', 'Bearer');
           return reply.code(verdict.status).send({ error: verdict.message });
         }
+        if (
+          verdict.user === o.peerUser &&
+          !(req.method === 'PUT' && req.url.startsWith(`${HELPER_API}/blobs/`))
+        )
+          return reply
+            .code(403)
+            .send({ error: `${verdict.user} may only store copies (PUT ${HELPER_API}/blobs/...)` });
       });
 
-      api.get('/blobs', async (): Promise<Inventory> => ({
-        node: o.nodeName,
-        usedBytes: o.store.usedBytes(),
-        quotaBytes: o.store.limits.quotaBytes,
-        blobs: o.store.list(),
-      }));
+      const puller = o.puller;
+      const outbox = o.outbox;
+      if (puller && outbox) {
+        api.put<{ Body: AssignmentSet }>(
+          '/assignments',
+          { schema: { body: assignmentSetSchema }, bodyLimit: 64 * 1024 * 1024 },
+          async (req) => {
+            const { pods, added, removed } = puller.assign(req.body.pods);
+            if (added || removed) o.log.info('assignments', { pods, added, removed });
+            return { pods };
+          },
+        );
+
+        api.get('/assignments', async (): Promise<AssignmentSet> => ({ pods: puller.assignments() }));
+
+        api.post<{ Body: PullAssignment }>('/pulls', { schema: { body: assignmentSchema } }, async (req) =>
+          puller.pullNow(req.body),
+        );
+
+        api.get<{ Querystring: { after?: number; boot?: string; waitMs: number } }>(
+          '/reports',
+          { schema: { querystring: reportsQuerySchema } },
+          async (req) => {
+            const gone = new AbortController();
+            req.raw.once('close', () => gone.abort());
+            return outbox.next(req.query.after ?? 0, req.query.boot, req.query.waitMs, gone.signal);
+          },
+        );
+      }
+
+      // `?podUID=` narrows it to one Pod's generations (a restore that must know the very newest copy).
+      api.get<{ Querystring: { podUID?: string } }>(
+        '/blobs',
+        {
+          schema: {
+            querystring: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { podUID: { type: 'string', pattern: uidPattern } },
+            },
+          },
+        },
+        async (req): Promise<Inventory> => ({
+          node: o.nodeName,
+          usedBytes: o.store.usedBytes(),
+          quotaBytes: o.store.limits.quotaBytes,
+          blobs: req.query.podUID
+            ? o.store.list().filter((b) => b.podUID === req.query.podUID)
+            : o.store.list(),
+        }),
+      );
 
       api.get<{ Params: BlobParams; Querystring: { sequence?: number } }>(
         '/blobs/:namespace/:podUID',

@@ -4,8 +4,8 @@ import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
 export type Verdict = { ok: true; user: string } | { ok: false; status: 401 | 403; message: string };
 
 export interface TokenReviewerOptions {
-  /** The only identity let in, `system:serviceaccount:<namespace>:<name>`. */
-  allowedUser: string;
+  /** The identities let in, `system:serviceaccount:<namespace>:<name>`. */
+  allowedUsers: string[];
   /** How long an answer is reused; the API server is asked again after that. */
   cacheMs: number;
   /** Upper bound of cached answers, so garbage tokens cannot grow memory without limit. */
@@ -13,7 +13,7 @@ export interface TokenReviewerOptions {
 }
 
 /**
- * Checks bearer tokens with the TokenReview API and admits only the controller's ServiceAccount. Answers are
+ * Checks bearer tokens with the TokenReview API and admits only the operator's own ServiceAccounts. Answers are
  * cached briefly by a hash of the token (never the token itself), so a pull every second does not mean a
  * TokenReview every second.
  */
@@ -47,11 +47,11 @@ export class TokenReviewer {
       return { ok: false, status: 401, message: `token rejected${status?.error ? `: ${status.error}` : ''}` };
     }
     const user = status.user?.username ?? '';
-    if (user !== this.o.allowedUser) {
+    if (!this.o.allowedUsers.includes(user)) {
       return {
         ok: false,
         status: 403,
-        message: `${user} may not use the helper; only ${this.o.allowedUser} may`,
+        message: `${user} may not use the helper; only ${this.o.allowedUsers.join(' and ')} may`,
       };
     }
     return { ok: true, user };

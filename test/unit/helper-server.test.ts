@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../src/helper/blob-store.js';
-import { pullState } from '../../src/controller/pull-state.js';
+import { pullState } from '../../src/helper/pull-state.js';
 import { buildHelperServer } from '../../src/helper/server.js';
 import { createLogger } from '../../src/runtime/logger.js';
 

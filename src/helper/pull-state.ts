@@ -5,6 +5,9 @@ import {
   INSTANCE_HEADER,
   INSTANCE_PATTERN,
   type CopyFields,
+  type CopyTarget,
+  type PullFailureReason,
+  type PullOutcome,
   type StoredCopy,
 } from '../api/index.js';
 
@@ -16,40 +19,19 @@ export interface PullRequest {
   source: string;
   timeoutMs: number;
   maxBytes: number;
-  targets: { node: string; url: string }[];
+  targets: CopyTarget[];
   /** What the helper records with the copy (the same fields its PUT takes). */
   blob: CopyFields;
+  /** Bearer credentials for the target helpers. */
   authorization: string;
+  /** When the GET is sent; the copies record it. */
+  pulledAt?: number;
   /**
    * The process identity of the last copy: an answer with another one comes from a restarted process and is
    * never stored (its state is the empty start state).
    */
   expectedInstance?: string;
 }
-
-export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'Restarted';
-
-export type PullOutcome =
-  | {
-      ok: true;
-      sizeBytes: number;
-      digest: string;
-      contentType: string;
-      /** The app's process identity, if it sent one. */
-      instance?: string;
-      stored: { node: string; meta: StoredCopy }[];
-      failed: { node: string; message: string }[];
-      durationMs: number;
-    }
-  | {
-      ok: false;
-      reason: PullFailureReason;
-      message: string;
-      /** With reason Restarted: the new process's identity. */
-      instance?: string;
-      failed?: { node: string; message: string }[];
-      durationMs: number;
-    };
 
 class PullError extends Error {
   constructor(
@@ -80,7 +62,7 @@ interface Upload {
 }
 
 function startUpload(
-  target: { node: string; url: string },
+  target: CopyTarget,
   r: PullRequest,
   answer: { contentType: string; pulledAt: number; instance?: string },
 ): Upload {
@@ -161,7 +143,7 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
     for (const u of uploads) u.req.destroy(err);
   }, r.timeoutMs);
   // Before the GET: a process started after this moment cannot have produced the answer.
-  const pulledAt = Date.now();
+  const pulledAt = r.pulledAt ?? Date.now();
   try {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       source = request(r.source, { agent: pullAgent, headers: { accept: '*/*' } }, resolve);

@@ -1,0 +1,213 @@
+import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
+import { errorMessage, type Logger } from '../runtime/logger.js';
+import type { PullRequest } from './pull-state.js';
+import type { ReportOutbox } from './report-outbox.js';
+
+export interface NodePullerOptions {
+  outbox: ReportOutbox;
+  /** The helper's own bearer credentials, for the target helpers. */
+  authorization: () => Promise<string>;
+  /** Pulls running at once on this node. */
+  concurrency: number;
+  log: Logger;
+  pull: (r: PullRequest) => Promise<PullOutcome>;
+}
+
+interface Item {
+  a: PullAssignment;
+  /** In the controller's assignment set (else known only from a one-off pull). */
+  scheduled: boolean;
+  timer?: NodeJS.Timeout;
+  running?: Promise<PullReport>;
+  lastSequence: number;
+  /** Process identity of the stored copies: an answer from another one is a restart, never stored. */
+  expected?: string;
+  /** The identity the controller last sent: a change is its decision and replaces `expected`. */
+  assigned?: string;
+  /**
+   * When a new process answered: no scheduled pull until the controller has restored it and says so, or
+   * until HELD_RETRY has passed (the report may have been lost to a leader change): then it is reported again.
+   */
+  heldSince?: number;
+}
+
+/** How long a Pod waits, after a new process answered, for the controller's decision before a new pull. */
+const heldRetryMs = (intervalMs: number) => Math.max(10_000, 5 * intervalMs);
+
+/** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */
+const jittered = (ms: number) => ms * (0.95 + Math.random() * 0.1);
+
+/**
+ * Pulls the protected Pods of this node on their own timers, as the controller assigned them, and streams
+ * every copy to the helpers of other nodes. The outcome of every pull goes to the outbox the controller
+ * long-polls. Pulls of one Pod never overlap; the rules of a pull (restart, size, timeout) are pull-state's.
+ */
+export class NodePuller {
+  private items = new Map<string, Item>();
+  private running = 0;
+  private waiting: (() => void)[] = [];
+  private stopped = false;
+
+  constructor(private readonly o: NodePullerOptions) {}
+
+  /** Makes `set` the Pods this node pulls: new ones start at a random phase, removed ones stop. */
+  assign(set: PullAssignment[]): { pods: number; added: number; removed: number } {
+    const wanted = new Map(set.map((a) => [a.podUID, a]));
+    let removed = 0;
+    let added = 0;
+    for (const [uid, item] of this.items) {
+      if (wanted.has(uid)) continue;
+      clearTimeout(item.timer);
+      this.items.delete(uid);
+      if (item.scheduled) removed++;
+    }
+    for (const a of wanted.values()) {
+      const item = this.update(a);
+      if (!item.scheduled) {
+        item.scheduled = true;
+        added++;
+        this.arm(item, Math.random() * a.intervalMs);
+      }
+    }
+    return { pods: this.items.size, added, removed };
+  }
+
+  /** Pulls one Pod now (a final pull before deletion, a restart check, a new target) and answers its report. */
+  async pullNow(a: PullAssignment): Promise<PullReport> {
+    const item = this.update(a);
+    while (item.running) await item.running.catch(() => undefined);
+    return this.run(item, true);
+  }
+
+  assignments(): PullAssignment[] {
+    return [...this.items.values()].filter((i) => i.scheduled).map((i) => i.a);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const item of this.items.values()) clearTimeout(item.timer);
+  }
+
+  private update(a: PullAssignment): Item {
+    let item = this.items.get(a.podUID);
+    if (!item) {
+      item = { a, scheduled: false, lastSequence: 0, expected: a.instance, assigned: a.instance };
+      this.items.set(a.podUID, item);
+    }
+    if (a.instance !== item.assigned) {
+      item.expected = a.instance;
+      item.heldSince = undefined;
+    }
+    if (item.a.paused && !a.paused) item.heldSince = undefined;
+    const intervalChanged = item.a.intervalMs !== a.intervalMs;
+    item.assigned = a.instance;
+    item.a = a;
+    if (item.scheduled && intervalChanged) this.arm(item, Math.random() * a.intervalMs);
+    return item;
+  }
+
+  private arm(item: Item, delayMs: number): void {
+    clearTimeout(item.timer);
+    if (this.stopped) return;
+    item.timer = setTimeout(() => {
+      if (this.items.get(item.a.podUID) !== item) return;
+      this.arm(item, jittered(item.a.intervalMs));
+      const held =
+        item.heldSince !== undefined && Date.now() - item.heldSince < heldRetryMs(item.a.intervalMs);
+      if (!item.running && !item.a.paused && !held) void this.run(item, false).catch(() => undefined);
+    }, delayMs);
+  }
+
+  private run(item: Item, oneOff: boolean): Promise<PullReport> {
+    const p = (async () => {
+      await this.acquire();
+      try {
+        return await this.pullOnce(item, oneOff);
+      } finally {
+        this.release();
+      }
+    })();
+    item.running = p;
+    void p
+      .catch((err: unknown) =>
+        this.o.log.error('pull crashed', { pod: item.a.pod, error: errorMessage(err) }),
+      )
+      .finally(() => {
+        if (item.running === p) item.running = undefined;
+      });
+    return p;
+  }
+
+  private async pullOnce(item: Item, oneOff: boolean): Promise<PullReport> {
+    const a = item.a;
+    const pulledAt = Date.now();
+    // Milliseconds since the epoch, never below a sequence seen before: increasing across helper restarts.
+    const sequence = Math.max(pulledAt, item.lastSequence + 1, a.lastSequence + 1);
+    item.lastSequence = sequence;
+    const outcome: PullOutcome =
+      a.targets.length === 0
+        ? {
+            ok: false,
+            reason: 'HelperUnavailable',
+            message: 'no other node has a Ready helper to hold the copy',
+            durationMs: 0,
+          }
+        : await this.o.pull({
+            source: `http://${a.podIP}:${a.port}${a.path}`,
+            timeoutMs: a.timeoutMs,
+            maxBytes: a.maxBytes,
+            targets: a.targets,
+            blob: {
+              namespace: a.namespace,
+              policy: a.policy,
+              policyUID: a.policyUID,
+              pod: a.pod,
+              podUID: a.podUID,
+              sequence,
+              restartCount: a.restartCount,
+            },
+            authorization: await this.o.authorization(),
+            pulledAt,
+            ...(item.expected !== undefined ? { expectedInstance: item.expected } : {}),
+          });
+    if (outcome.ok) {
+      item.expected = outcome.instance;
+      item.heldSince = undefined;
+    }
+    const restarted = !outcome.ok && outcome.reason === 'Restarted';
+    if (restarted) {
+      item.heldSince = Date.now();
+      this.o.log.info('the app answered from a new process; nothing stored, the controller restores it', {
+        pod: a.pod,
+        namespace: a.namespace,
+        instance: outcome.instance,
+        was: item.expected,
+      });
+    }
+    const report: PullReport = {
+      ...outcome,
+      namespace: a.namespace,
+      podUID: a.podUID,
+      sequence,
+      targets: a.targets.map((t) => t.node),
+      pulledAt,
+    };
+    // A one-off pull's report is its answer; the outbox is for the scheduled ones.
+    if (!oneOff) this.o.outbox.add(report, restarted);
+    return report;
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.running < this.o.concurrency) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { PullReport, ReportBatch } from '../api/index.js';
+
+export interface OutboxOptions {
+  /** Reports kept for a controller that is behind; older ones are dropped (and counted as missed). */
+  capacity: number;
+  /**
+   * How long a routine report may wait for others to join it: one answer per batch instead of one per pull
+   * keeps the controller's work growing with nodes, not with Pods. Urgent reports go at once.
+   */
+  batchMs: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+}
+
+/**
+ * The helper's pull reports, numbered, for the controller's long poll. The controller keeps the cursor, so a
+ * poll that failed is simply repeated; a helper restart shows as a new `boot`.
+ */
+export class ReportOutbox {
+  readonly boot = randomUUID();
+  private reports: { cursor: number; at: number; report: PullReport }[] = [];
+  private cursor = 0;
+  private dropped = 0;
+  private urgentCursor = 0;
+  private waiters = new Set<Waiter>();
+
+  constructor(private readonly o: OutboxOptions) {}
+
+  add(report: PullReport, urgent = false): void {
+    this.cursor++;
+    this.reports.push({ cursor: this.cursor, at: Date.now(), report });
+    if (this.reports.length > this.o.capacity) {
+      this.reports.splice(0, this.reports.length - this.o.capacity);
+      this.dropped = this.reports[0]!.cursor - 1;
+    }
+    if (urgent) this.urgentCursor = this.cursor;
+    for (const w of this.waiters) w.resolve();
+  }
+
+  /** The reports after `after` (all of them if `boot` is not this helper's), once a batch is due. */
+  async next(
+    after: number,
+    boot: string | undefined,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<ReportBatch> {
+    const from = boot === this.boot && after <= this.cursor ? after : 0;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const dueIn = this.dueIn(from);
+      if (dueIn <= 0 || Date.now() >= deadline || signal?.aborted) break;
+      await this.sleep(Math.min(dueIn, deadline - Date.now()), signal);
+    }
+    return this.batch(from);
+  }
+
+  private batch(from: number): ReportBatch {
+    const pending = this.reports.filter((r) => r.cursor > from);
+    const missed = Math.max(0, this.dropped - from);
+    return {
+      boot: this.boot,
+      cursor: this.cursor,
+      reports: pending.map((r) => r.report),
+      ...(missed > 0 ? { missed } : {}),
+    };
+  }
+
+  /** Milliseconds until the reports after `from` are due; Infinity while there are none. */
+  private dueIn(from: number): number {
+    if (this.cursor <= from) return Number.POSITIVE_INFINITY;
+    if (this.urgentCursor > from) return 0;
+    const first = this.reports.find((r) => r.cursor > from);
+    return first ? first.at + this.o.batchMs - Date.now() : 0;
+  }
+
+  private sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', w.resolve);
+          this.waiters.delete(w);
+          resolve();
+        },
+      };
+      const timer = setTimeout(w.resolve, Math.max(0, ms));
+      signal?.addEventListener('abort', w.resolve, { once: true });
+      this.waiters.add(w);
+    });
+  }
+}

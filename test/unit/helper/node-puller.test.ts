@@ -1,0 +1,241 @@
+// A node's helper pulling its Pods on its own, from real HTTP servers on loopback: an app, the pulling helper
+// and a target helper. TokenReview against the real API server is in the integration tests; here `review`
+// is a plain function that knows a controller token and a peer (helper) token.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PullAssignment, PullReport, ReportBatch } from '../../../src/api/index.js';
+import { BlobStore } from '../../../src/helper/blob-store.js';
+import { NodePuller } from '../../../src/helper/node-puller.js';
+import { pullState } from '../../../src/helper/pull-state.js';
+import { ReportOutbox } from '../../../src/helper/report-outbox.js';
+import { buildHelperServer } from '../../../src/helper/server.js';
+import { createLogger } from '../../../src/runtime/logger.js';
+
+const uid = '0f4c2a1e-1111-2222-3333-444455556666';
+const controller = { authorization: 'Bearer controller' };
+const peer = { authorization: 'Bearer peer' };
+const log = createLogger('test', 'error');
+const review = async (a: string | undefined) =>
+  a === controller.authorization
+    ? { ok: true as const, user: 'system:serviceaccount:ops:controller' }
+    : a === peer.authorization
+      ? { ok: true as const, user: 'system:serviceaccount:ops:helper' }
+      : { ok: false as const, status: 401 as const, message: 'token rejected' };
+
+interface Node {
+  app: ReturnType<typeof buildHelperServer>;
+  url: string;
+  store: BlobStore;
+  puller: NodePuller;
+}
+
+let dirs: string[] = [];
+let nodes: Node[] = [];
+let appServer: Server;
+let appPort: number;
+/** What the app answers: its state and process id; `hits` counts GETs. */
+const appState = { body: '{"count":1}', instance: 'p1' as string | undefined, hits: 0 };
+
+async function helperNode(name: string): Promise<Node> {
+  const dir = await mkdtemp(join(tmpdir(), `helper-${name}-`));
+  dirs.push(dir);
+  const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000 });
+  const outbox = new ReportOutbox({ capacity: 100, batchMs: 50 });
+  const puller = new NodePuller({
+    outbox,
+    authorization: async () => peer.authorization,
+    concurrency: 4,
+    log,
+    pull: pullState,
+  });
+  const app = buildHelperServer({
+    store,
+    nodeName: name,
+    review,
+    puller,
+    outbox,
+    peerUser: 'system:serviceaccount:ops:helper',
+    log,
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, url, store, puller };
+}
+
+const assignment = (target: Node, over: Partial<PullAssignment> = {}): PullAssignment => ({
+  namespace: 'apps',
+  policy: 'p',
+  policyUID: 'pu',
+  pod: 'c-0',
+  podUID: uid,
+  podIP: '127.0.0.1',
+  port: appPort,
+  path: '/state',
+  intervalMs: 100,
+  timeoutMs: 2000,
+  maxBytes: 1000,
+  restartCount: 0,
+  targets: [{ node: 'n2', url: target.url }],
+  lastSequence: 0,
+  ...over,
+});
+
+async function send(node: Node, method: string, path: string, body?: unknown, headers = controller) {
+  const res = await fetch(`${node.url}${path}`, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, body: (await res.json().catch(() => undefined)) as unknown };
+}
+
+/** Reports of `node` until `enough` says so (long polls, as the controller does). */
+async function collect(node: Node, enough: (all: PullReport[]) => boolean): Promise<PullReport[]> {
+  const first = (await send(node, 'GET', '/v1/reports?waitMs=0')).body as ReportBatch;
+  let cursor = first.cursor;
+  const all: PullReport[] = [];
+  const deadline = Date.now() + 10_000;
+  while (!enough(all)) {
+    if (Date.now() > deadline) throw new Error(`not enough reports: ${JSON.stringify(all)}`);
+    const b = (await send(node, 'GET', `/v1/reports?after=${cursor}&boot=${first.boot}&waitMs=2000`))
+      .body as ReportBatch;
+    cursor = b.cursor;
+    all.push(...b.reports);
+  }
+  return all;
+}
+
+beforeEach(async () => {
+  appState.body = '{"count":1}';
+  appState.instance = 'p1';
+  appState.hits = 0;
+  appServer = createServer((_req, res) => {
+    appState.hits++;
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      ...(appState.instance ? { 'pull-state-instance': appState.instance } : {}),
+    });
+    res.end(appState.body);
+  });
+  await new Promise<void>((r) => appServer.listen(0, '127.0.0.1', r));
+  appPort = (appServer.address() as AddressInfo).port;
+  nodes = [await helperNode('n1'), await helperNode('n2')];
+});
+
+afterEach(async () => {
+  for (const n of nodes) {
+    n.puller.stop();
+    await n.app.close();
+  }
+  appServer.closeAllConnections();
+  await new Promise((r) => appServer.close(r));
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+describe('a node helper pulling its Pods', () => {
+  it('pulls once on request and stores the copy on the target helper with the peer identity', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const { status, body } = await send(n1, 'POST', '/v1/pulls', assignment(n2));
+    expect(status).toBe(200);
+    const report = body as PullReport;
+    expect(report).toMatchObject({ ok: true, sizeBytes: 11, instance: 'p1', targets: ['n2'] });
+    if (!report.ok) throw new Error('pull failed');
+    expect(report.stored.map((s) => s.node)).toEqual(['n2']);
+    const stored = n2.store.list();
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ podUID: uid, sequence: report.sequence, instance: 'p1' });
+    expect(stored[0]!.digest).toBe(report.digest);
+    expect(n1.store.list()).toEqual([]);
+  });
+
+  it('lets the peer identity store copies and nothing else', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    for (const [method, path, body] of [
+      ['GET', '/v1/blobs', undefined],
+      ['GET', '/v1/reports', undefined],
+      ['PUT', '/v1/assignments', { pods: [] }],
+      ['POST', '/v1/pulls', assignment(n2)],
+      ['DELETE', `/v1/blobs/apps/${uid}`, undefined],
+    ] as const) {
+      const answer = await send(n1, method, path, body, peer);
+      expect({ method, path, status: answer.status }).toEqual({ method, path, status: 403 });
+      expect(answer.body).toEqual({ error: expect.stringContaining('may only store copies') });
+    }
+    expect(appState.hits).toBe(0);
+  });
+
+  it('refuses a bad assignment, naming the field and what is allowed, and keeps the previous set', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    expect(
+      (await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { paused: true })] })).status,
+    ).toBe(200);
+    for (const [bad, text] of [
+      [{ podIP: 'not-an-ip' }, 'podIP'],
+      [{ port: 0 }, 'port'],
+      [{ intervalMs: 5 }, 'intervalMs'],
+      [{ path: 'state' }, 'path'],
+      [{ targets: [{ node: 'n2', url: 'ftp://x' }] }, 'url'],
+      [{ instance: 'two words' }, 'instance'],
+    ] as const) {
+      const answer = await send(n1, 'PUT', '/v1/assignments', { pods: [{ ...assignment(n2), ...bad }] });
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({ error: expect.stringContaining(text) });
+    }
+    const unknown = await send(n1, 'PUT', '/v1/assignments', { pods: [{ ...assignment(n2), extra: 1 }] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body).toEqual({ error: expect.stringContaining('additional properties') });
+    const kept = (await send(n1, 'GET', '/v1/assignments')).body as { pods: PullAssignment[] };
+    expect(kept.pods).toHaveLength(1);
+  });
+
+  it('pulls an assigned Pod on its own timer and reports every copy, with increasing sequences', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const reports = collect(n1, (all) => all.length >= 4);
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2)] });
+    const got = await reports;
+    expect(got.every((r) => r.ok)).toBe(true);
+    const seqs = got.map((r) => r.sequence);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(n2.store.sequences(`apps_${uid}`).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('does not pull a paused Pod, nor one no longer assigned', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { paused: true })] });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(appState.hits).toBe(0);
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2)] });
+    await collect(n1, (all) => all.length >= 1);
+    await send(n1, 'PUT', '/v1/assignments', { pods: [] });
+    await new Promise((r) => setTimeout(r, 200)); // a pull running at that moment may still finish
+    const hits = appState.hits;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(appState.hits).toBe(hits);
+  });
+
+  it('never stores the answer of a new process: reports the restart at once, holds the Pod until the controller decides', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const first = collect(n1, (all) => all.some((r) => r.ok));
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { instance: 'p1' })] });
+    await first;
+    const stored = n2.store.sequences(`apps_${uid}`).length;
+    appState.instance = 'p2';
+    appState.body = '{"count":0}';
+    const restarted = await collect(n1, (all) => all.some((r) => !r.ok));
+    expect(restarted.find((r) => !r.ok)).toMatchObject({ ok: false, reason: 'Restarted', instance: 'p2' });
+    // Held: no further scheduled pull (10 s hold) and nothing of the new process stored.
+    const hits = appState.hits;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(appState.hits).toBe(hits);
+    expect(n2.store.sequences(`apps_${uid}`).length).toBe(stored);
+    // The controller restored p2 and says so: pulls resume and store p2's state.
+    const resumed = collect(n1, (all) => all.some((r) => r.ok && r.instance === 'p2'));
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { instance: 'p2' })] });
+    await resumed;
+    expect(n2.store.list().some((b) => b.instance === 'p2')).toBe(true);
+  });
+});

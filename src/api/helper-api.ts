@@ -130,8 +130,28 @@ export interface PullAssignment {
   instance?: string;
   /** The highest sequence the controller has seen: a restarted helper continues above it. */
   lastSequence: number;
-  /** Not pulled while true: the Pod's restore is not settled, its state must not overwrite the copies. */
+  /** Not pulled (nor probed) while true: the Pod's restore is not settled, its state must not overwrite the copies. */
   paused?: boolean;
+  /** Fast failover (`http-sf`): the helper probes the Pod and reports a run of failed probes at once. */
+  probe?: ProbeSpec;
+}
+
+/** How a helper probes a Pod of its node (the Pod's liveness httpGet, else its state path). */
+export interface ProbeSpec {
+  port: number;
+  path: string;
+  periodMs: number;
+  failureThreshold: number;
+}
+
+/** `failures` probes in a row of a Pod that had answered since its start failed: the Pod has failed. */
+export interface PodFault {
+  namespace: string;
+  podUID: string;
+  failures: number;
+  /** The Pod's restart count as the helper knew it (a restart since then is the kubelet's business). */
+  restartCount: number;
+  message: string;
 }
 
 /** Body of `PUT /v1/assignments`: the complete set for the helper's node (a Pod not in it is not pulled). */
@@ -181,5 +201,7 @@ export interface ReportBatch {
   boot: string;
   cursor: number;
   reports: PullReport[];
+  /** Pods whose probes failed (always sent at once). */
+  faults?: PodFault[];
   missed?: number;
 }

@@ -21,6 +21,7 @@ import { restartCount, type ClusterView, type HelperEndpoint } from './cluster-v
 import type { EventRecorder } from './events.js';
 import type { HelperClient } from './helper-client.js';
 import type { ControllerMetrics } from './metrics.js';
+import { probeTarget } from './probe-target.js';
 import { chooseTargets } from './target-nodes.js';
 
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
@@ -222,6 +223,15 @@ export class Checkpointer {
       ...(r.instance !== undefined ? { instance: r.instance } : {}),
       lastSequence: r.lastSequence,
       ...(this.d.mayPull && !this.d.mayPull(pod) ? { paused: true } : {}),
+      ...(e.spec.mode === 'http-sf'
+        ? {
+            probe: {
+              ...probeTarget(pod, e.spec),
+              periodMs: e.spec.failover.periodMilliseconds,
+              failureThreshold: e.spec.failover.failureThreshold,
+            },
+          }
+        : {}),
     };
   }
 

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { FENCE_TAINT } from '../api/index.js';
+import { FENCE_TAINT, type PodFault } from '../api/index.js';
 import { statusCode } from '../kube/api-error.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import type { ProtectedPod } from './checkpointer.js';
@@ -9,25 +9,13 @@ import { restartCount, type ClusterView } from './cluster-view.js';
 import type { EventRecorder } from './events.js';
 import type { Informer } from './informer.js';
 import { setFence } from './node-fence.js';
+import { probeTarget } from './probe-target.js';
+
+export { probeTarget };
 
 /** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
 const HELPER_PROBE_MS = 500;
 const HELPER_FAILURES = 3;
-
-/** Where the controller probes a Pod: its liveness probe's httpGet if it has one, else the state path (pure). */
-export function probeTarget(
-  pod: V1Pod,
-  spec: { port: number; path: string },
-): { port: number; path: string } {
-  for (const c of pod.spec?.containers ?? []) {
-    const h = c.livenessProbe?.httpGet;
-    if (!h) continue;
-    let port = typeof h.port === 'number' ? h.port : Number(h.port);
-    if (!Number.isInteger(port)) port = c.ports?.find((p) => p.name === h.port)?.containerPort ?? spec.port;
-    return { port, path: h.path ?? '/' };
-  }
-  return spec;
-}
 
 /** Whether the kubelet reports every container of the Pod started (its startupProbe, if any, passed). */
 export function containersStarted(pod: V1Pod): boolean {
@@ -96,15 +84,18 @@ export interface FaultDetectorDeps {
 }
 
 /**
- * Fast failover (`http-sf`): probes protected Pods every `failover.periodMilliseconds` and each node's helper;
- * after `failureThreshold` failures in a row it deletes the Pod at once (grace period 0) so its workload
- * controller makes the replacement now. When a node's helper fails too, the node itself is gone: it is
- * fenced with a NoSchedule taint first (so the replacement does not land there), then all its protected
- * Pods are deleted. The taint is removed once the node and its helper are healthy again.
+ * Fast failover (`http-sf`), split like Kubernetes splits it: each node's helper probes the Pods of its node
+ * every `failover.periodMilliseconds` and reports a Pod that failed `failureThreshold` probes in a row; the
+ * leader deletes it at once (grace period 0) so its workload controller makes the replacement now. The
+ * leader itself probes only the helpers (one per node). A node whose helper stops answering is suspect: only
+ * then does the leader probe that node's Pods itself, and if they fail too the node is gone: it is fenced
+ * with a NoSchedule taint first (so the replacement does not land there), then all its protected Pods are
+ * deleted. The taint is removed once the node and its helper are healthy again.
  */
 export class FaultDetector {
   private probes = new Map<string, PodProbe>();
   private helperFailures = new Map<string, number>();
+  private suspects = new Set<string>();
   private fenced = new Set<string>();
   private deleted = new Set<string>();
   private helperTimer?: NodeJS.Timeout;
@@ -131,7 +122,7 @@ export class FaultDetector {
     for (const p of this.probes.values()) clearTimeout(p.timer);
   }
 
-  /** Makes `entries` (the http-sf Pods of all policies) the probed set. */
+  /** Makes `entries` (the http-sf Pods of all policies) the watched set. */
   sync(entries: readonly ProtectedPod[]): void {
     const wanted = new Map(
       entries.filter((e) => e.spec.mode === 'http-sf').map((e) => [e.pod.metadata!.uid!, e]),
@@ -161,9 +152,24 @@ export class FaultDetector {
       else {
         const fresh: PodProbe = { entry, failures: 0, answered: false };
         this.probes.set(uid, fresh);
-        this.arm(uid, fresh);
+        if (this.suspect(entry.pod.spec?.nodeName ?? '')) this.arm(uid, fresh);
       }
     }
+  }
+
+  /** A helper reports a Pod of its node that failed its probes. */
+  podFaultReported(node: string, fault: PodFault): void {
+    const p = this.probes.get(fault.podUID);
+    if (!p || p.entry.pod.spec?.nodeName !== node) return;
+    // The kubelet restarted it since (or is starting it): the new process gets its own chance.
+    if (restartCount(p.entry.pod) !== fault.restartCount || !containersStarted(p.entry.pod)) return;
+    if (this.d.restoring(fault.podUID)) return;
+    void this.deletePod(p.entry, `${fault.message}, seen by the helper of node ${node}`);
+  }
+
+  /** A node whose helper is missing or has stopped answering: its Pods are probed from here meanwhile. */
+  private suspect(node: string): boolean {
+    return this.suspects.has(node);
   }
 
   /** Probes run at a fixed rate: a probe that times out does not push the next one back by its timeout. */
@@ -190,7 +196,9 @@ export class FaultDetector {
       p.failures = next.failures;
       p.answered = next.answered;
       if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
-      if (this.probes.get(uid) === p) this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
+      const node = pod.spec?.nodeName ?? '';
+      if (this.probes.get(uid) === p && this.suspect(node))
+        this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
     }, delayMs);
     p.timer.unref();
   }
@@ -205,6 +213,35 @@ export class FaultDetector {
         if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
       }),
     );
+    this.updateSuspects(helpers);
+  }
+
+  private updateSuspects(helpers: Map<string, unknown>): void {
+    const now = new Set<string>();
+    for (const p of this.probes.values()) {
+      const node = p.entry.pod.spec?.nodeName;
+      // One missed helper probe is enough to start looking: a node loss is then confirmed as fast as before.
+      if (node && (!helpers.has(node) || (this.helperFailures.get(node) ?? 0) >= 1)) now.add(node);
+    }
+    for (const node of now) if (!this.suspects.has(node)) this.probeNodePods(node, true);
+    for (const node of this.suspects) if (!now.has(node)) this.probeNodePods(node, false);
+    this.suspects = now;
+  }
+
+  /** Starts (or stops) probing a node's Pods from the leader, while its helper cannot. */
+  private probeNodePods(node: string, on: boolean): void {
+    this.d.log.info(on ? 'helper not answering: probing its Pods from here' : 'helper answers again', {
+      node,
+    });
+    for (const [uid, p] of this.probes) {
+      if (p.entry.pod.spec?.nodeName !== node) continue;
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      if (on) this.arm(uid, p, 0);
+      else {
+        p.failures = 0;
+      }
+    }
   }
 
   private async podFailed(p: PodProbe): Promise<void> {

@@ -138,6 +138,9 @@ export class Manager {
       helpers: this.helpers,
       endpoints: () => this.view.helpers(),
       apply: (_node, reports) => this.checkpointer.applyReports(reports),
+      faults: (node, faults) => {
+        for (const f of faults) this.detector.podFaultReported(node, f);
+      },
       helperRestarted: (node) => this.publisher.forget(node),
       log,
     });

@@ -1,4 +1,4 @@
-import type { PullReport } from '../api/index.js';
+import type { PodFault, PullReport } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { backoffDelay } from './backoff.js';
 import type { HelperEndpoint } from './cluster-view.js';
@@ -9,6 +9,8 @@ export interface ReportCollectorDeps {
   endpoints: () => Map<string, HelperEndpoint>;
   /** Reports of a node's helper, in the order its pulls finished. */
   apply: (node: string, reports: readonly PullReport[]) => void;
+  /** Pods the node's helper saw fail their probes. */
+  faults: (node: string, faults: readonly PodFault[]) => void;
   /** The node's helper restarted: it lost its assignments. */
   helperRestarted: (node: string) => void;
   log: Logger;
@@ -83,6 +85,8 @@ export class ReportCollector {
         failures = 0;
         if (batch.missed) this.d.log.warn('missed pull reports of a helper', { node, missed: batch.missed });
         if (!first && batch.reports.length > 0) this.d.apply(node, batch.reports);
+        // Faults from before this leader may be stale (the helper repeats a fault that lasts).
+        if (!first && batch.faults?.length) this.d.faults(node, batch.faults);
       } catch (err) {
         if (signal.aborted) return;
         failures++;

@@ -8,6 +8,7 @@ import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
 import { BearerToken } from '../kube/bearer-token.js';
 import { NodePuller } from './node-puller.js';
+import { PodProber } from './pod-prober.js';
 import { pullState } from './pull-state.js';
 import { ReportOutbox } from './report-outbox.js';
 
@@ -141,11 +142,13 @@ export async function runHelper(args: string[]): Promise<void> {
     log,
     pull: pullState,
   });
+  const prober = new PodProber({ report: (fault) => outbox.addFault(fault), log });
   const app = buildHelperServer({
     store,
     nodeName: flags['node-name'],
     review: (a) => reviewer.review(a),
     puller,
+    prober,
     outbox,
     peerUser,
     log,
@@ -159,6 +162,7 @@ export async function runHelper(args: string[]): Promise<void> {
   });
   onShutdown(log, () => {
     puller.stop();
+    prober.stop();
     return app.close();
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { PullReport, ReportBatch } from '../api/index.js';
+import type { PodFault, PullReport, ReportBatch } from '../api/index.js';
 
 export interface OutboxOptions {
   /** Reports kept for a controller that is behind; older ones are dropped (and counted as missed). */
@@ -21,7 +21,7 @@ interface Waiter {
  */
 export class ReportOutbox {
   readonly boot = randomUUID();
-  private reports: { cursor: number; at: number; report: PullReport }[] = [];
+  private reports: { cursor: number; at: number; report?: PullReport; fault?: PodFault }[] = [];
   private cursor = 0;
   private dropped = 0;
   private urgentCursor = 0;
@@ -30,8 +30,17 @@ export class ReportOutbox {
   constructor(private readonly o: OutboxOptions) {}
 
   add(report: PullReport, urgent = false): void {
+    this.push({ report }, urgent);
+  }
+
+  /** A failed Pod: the leader acts on it at once. */
+  addFault(fault: PodFault): void {
+    this.push({ fault }, true);
+  }
+
+  private push(entry: { report?: PullReport; fault?: PodFault }, urgent: boolean): void {
     this.cursor++;
-    this.reports.push({ cursor: this.cursor, at: Date.now(), report });
+    this.reports.push({ cursor: this.cursor, at: Date.now(), ...entry });
     if (this.reports.length > this.o.capacity) {
       this.reports.splice(0, this.reports.length - this.o.capacity);
       this.dropped = this.reports[0]!.cursor - 1;
@@ -60,10 +69,12 @@ export class ReportOutbox {
   private batch(from: number): ReportBatch {
     const pending = this.reports.filter((r) => r.cursor > from);
     const missed = Math.max(0, this.dropped - from);
+    const faults = pending.flatMap((r) => (r.fault ? [r.fault] : []));
     return {
       boot: this.boot,
       cursor: this.cursor,
-      reports: pending.map((r) => r.report),
+      reports: pending.flatMap((r) => (r.report ? [r.report] : [])),
+      ...(faults.length > 0 ? { faults } : {}),
       ...(missed > 0 ? { missed } : {}),
     };
   }

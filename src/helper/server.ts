@@ -13,6 +13,7 @@ import {
   type RestoreResult,
 } from '../api/index.js';
 import type { NodePuller } from './node-puller.js';
+import type { PodProber } from './pod-prober.js';
 import type { ReportOutbox } from './report-outbox.js';
 import { pushState } from './restore-push.js';
 import { RestoreLedger, ledgerKey } from './restore-ledger.js';
@@ -24,6 +25,8 @@ export interface HelperServerOptions {
   review: (authorization: string | undefined) => Promise<Verdict>;
   /** Pulls this node's Pods; absent: the helper only stores and restores. */
   puller?: NodePuller;
+  /** Probes this node's fast-failover Pods. */
+  prober?: PodProber;
   outbox?: ReportOutbox;
   /**
    * The helpers' own identity: it may store copies (a helper streams the copies of its node's Pods to the
@@ -96,7 +99,7 @@ export const assignmentSchema = {
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
     intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
-    timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
     maxBytes: { type: 'integer', minimum: 1 },
     restartCount: { type: 'integer', minimum: 0 },
     targets: {
@@ -115,6 +118,17 @@ export const assignmentSchema = {
     instance: { type: 'string', pattern: INSTANCE_PATTERN.source },
     lastSequence: { type: 'integer', minimum: 0 },
     paused: { type: 'boolean' },
+    probe: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port', 'path', 'periodMs', 'failureThreshold'],
+      properties: {
+        port: { type: 'integer', minimum: 1, maximum: 65535 },
+        path: { type: 'string', pattern: '^/[^\\s#]*$', maxLength: 1024 },
+        periodMs: { type: 'integer', minimum: 50, maximum: 600_000 },
+        failureThreshold: { type: 'integer', minimum: 1, maximum: 1000 },
+      },
+    },
   },
 } as const;
 
@@ -256,6 +270,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           { schema: { body: assignmentSetSchema }, bodyLimit: 64 * 1024 * 1024 },
           async (req) => {
             const { pods, added, removed } = puller.assign(req.body.pods);
+            o.prober?.assign(req.body.pods);
             if (added || removed) o.log.info('assignments', { pods, added, removed });
             return { pods };
           },

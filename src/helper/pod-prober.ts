@@ -1,0 +1,126 @@
+import { request } from 'node:http';
+import type { PodFault, PullAssignment } from '../api/index.js';
+import type { Logger } from '../runtime/logger.js';
+
+/** One probe: a 2xx or 3xx answer within the timeout. */
+export function probeOnce(ip: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host: ip, port, path, timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+export interface ProbeState {
+  failures: number;
+  /** The app answered since its (re)start: only then can a failed probe mean a fault. */
+  answered: boolean;
+}
+
+/**
+ * One probe's effect (pure). An app that has not answered since its start is starting, not failing (a JVM,
+ * data loaded at start); one that never comes up is the kubelet's business. A paused Pod is being restored
+ * and may be busy.
+ */
+export function nextProbeState(s: ProbeState, ok: boolean, paused: boolean): ProbeState {
+  if (ok) return { failures: 0, answered: true };
+  if (!s.answered || paused) return { failures: 0, answered: s.answered };
+  return { failures: s.failures + 1, answered: true };
+}
+
+interface Probed extends ProbeState {
+  a: PullAssignment;
+  timer?: NodeJS.Timeout;
+  /** When the fault was reported; reported again after a while if the Pod is still there and failing. */
+  reportedAt?: number;
+}
+
+export interface PodProberOptions {
+  report: (fault: PodFault) => void;
+  log: Logger;
+  probe?: typeof probeOnce;
+}
+
+/**
+ * Probes the fast-failover Pods of this node at their period, the way the kubelet watches its own
+ * containers: the probes stay on the node, and the leader hears only of a Pod that failed.
+ */
+export class PodProber {
+  private pods = new Map<string, Probed>();
+  private stopped = false;
+
+  constructor(private readonly o: PodProberOptions) {}
+
+  /** Makes the Pods of `set` that ask for probes the probed ones. */
+  assign(set: readonly PullAssignment[]): void {
+    const wanted = new Map(set.filter((a) => a.probe).map((a) => [a.podUID, a]));
+    for (const [uid, p] of this.pods) {
+      if (wanted.has(uid)) continue;
+      clearTimeout(p.timer);
+      this.pods.delete(uid);
+    }
+    for (const a of wanted.values()) {
+      const p = this.pods.get(a.podUID);
+      if (!p) {
+        const fresh: Probed = { a, failures: 0, answered: false };
+        this.pods.set(a.podUID, fresh);
+        this.arm(fresh, Math.random() * a.probe!.periodMs);
+        continue;
+      }
+      // A restart is the kubelet's to handle: the new process must answer before its probes count.
+      if (a.restartCount !== p.a.restartCount)
+        Object.assign(p, { failures: 0, answered: false, reportedAt: undefined });
+      p.a = a;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const p of this.pods.values()) clearTimeout(p.timer);
+  }
+
+  /** Probes run at a fixed rate: one that times out does not push the next one back. */
+  private arm(p: Probed, delayMs: number): void {
+    if (this.stopped) return;
+    p.timer = setTimeout(() => void this.tick(p), delayMs);
+  }
+
+  private async tick(p: Probed): Promise<void> {
+    const started = Date.now();
+    const spec = p.a.probe;
+    if (this.pods.get(p.a.podUID) !== p || !spec) return;
+    const ok = await (this.o.probe ?? probeOnce)(
+      p.a.podIP,
+      spec.port,
+      spec.path,
+      Math.max(100, Math.round(spec.periodMs * 0.8)),
+    );
+    if (this.pods.get(p.a.podUID) !== p) return;
+    const next = nextProbeState(p, ok, p.a.paused === true);
+    p.failures = next.failures;
+    p.answered = next.answered;
+    if (ok) p.reportedAt = undefined;
+    const again =
+      p.reportedAt !== undefined && Date.now() - p.reportedAt > Math.max(10_000, 10 * spec.periodMs);
+    if (p.failures >= spec.failureThreshold && (p.reportedAt === undefined || again)) {
+      p.reportedAt = Date.now();
+      this.o.log.warn('Pod failed its probes; reporting it to the leader', {
+        pod: p.a.pod,
+        namespace: p.a.namespace,
+        failures: p.failures,
+      });
+      this.o.report({
+        namespace: p.a.namespace,
+        podUID: p.a.podUID,
+        failures: p.failures,
+        restartCount: p.a.restartCount,
+        message: `${p.failures} probes in a row of ${p.a.podIP}:${spec.port}${spec.path} failed`,
+      });
+    }
+    this.arm(p, Math.max(0, spec.periodMs - (Date.now() - started)));
+  }
+}

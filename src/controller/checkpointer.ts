@@ -146,7 +146,14 @@ export class Checkpointer {
       const r = this.d.book.get(uid);
       if (!r) continue;
       if (!pullers.get(node)?.ready) {
-        this.failed(s.entry, r, REASONS.helperUnavailable, `no Ready helper on node ${node} to pull the Pod`);
+        // Once per outage, not at every rebuild.
+        if (r.lastFailure?.reason !== REASONS.helperUnavailable)
+          this.failed(
+            s.entry,
+            r,
+            REASONS.helperUnavailable,
+            `no Ready helper on node ${node} to pull the Pod`,
+          );
         continue;
       }
       const a = this.assignment(s.entry, r, usable, load);

@@ -6,7 +6,7 @@ import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
 import { onShutdown } from '../runtime/shutdown.js';
-import { LeaderElector } from './leader-election.js';
+import { LeaderElector } from './kube/leader-election.js';
 import { Manager } from './manager.js';
 import { createControllerMetrics } from './metrics.js';
 

@@ -20,24 +20,24 @@ import {
   type IPullStatePolicy,
 } from '../api/index.js';
 import type { Logger } from '../runtime/logger.js';
-import { CheckpointBook, policyKey } from './checkpoint-book.js';
-import { Checkpointer } from './checkpointer.js';
-import { AssignmentPublisher } from './assignment-publisher.js';
-import { ReportCollector } from './report-collector.js';
-import { ClusterView, helperEndpoint, isHelperPod, restartCount } from './cluster-view.js';
-import { EventRecorder } from './events.js';
-import { HelperClient } from './helper-client.js';
-import { Informer } from './informer.js';
+import { CheckpointBook, policyKey } from './checkpoints/checkpoint-book.js';
+import { Checkpointer } from './checkpoints/checkpointer.js';
+import { AssignmentPublisher } from './checkpoints/assignment-publisher.js';
+import { ReportCollector } from './checkpoints/report-collector.js';
+import { ClusterView, helperEndpoint, isHelperPod, restartCount } from './kube/cluster-view.js';
+import { EventRecorder } from './kube/events.js';
+import { HelperClient } from './kube/helper-client.js';
+import { Informer } from './kube/informer.js';
 import type { ControllerMetrics } from './metrics.js';
-import { collectOrphans } from './orphan-collector.js';
-import { PolicyReconciler } from './policy-reconciler.js';
-import { StatusWriter } from './status-writer.js';
-import { WorkQueue } from './workqueue.js';
-import { FaultDetector } from './fault-detector.js';
-import { Restorer } from './restorer.js';
-import { GateKeeper } from './gate-keeper.js';
-import { GateWriter } from './readiness-gate.js';
-import { WorkloadReconciler, workloadKey } from './workload-reconciler.js';
+import { collectOrphans } from './checkpoints/orphan-collector.js';
+import { PolicyReconciler } from './policies/policy-reconciler.js';
+import { StatusWriter } from './policies/status-writer.js';
+import { WorkQueue } from './kube/workqueue.js';
+import { FaultDetector } from './failover/fault-detector.js';
+import { Restorer } from './restores/restorer.js';
+import { GateKeeper } from './restores/gate-keeper.js';
+import { GateWriter } from './restores/readiness-gate.js';
+import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.js';
 
 export interface ManagerOptions {
   kc: KubeConfig;

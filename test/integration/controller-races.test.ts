@@ -9,8 +9,8 @@ import {
   type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { FENCE_TAINT } from '../../src/api/index.js';
-import { Informer } from '../../src/controller/informer.js';
-import { setFence } from '../../src/controller/node-fence.js';
+import { Informer } from '../../src/controller/kube/informer.js';
+import { setFence } from '../../src/controller/failover/node-fence.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { core, createNamespace, eventually, kc } from './cluster.js';
 

@@ -1,6 +1,6 @@
 // A checkpoint record with copies (node, sequence) for the pure-logic tests.
-import type { CheckpointRecord } from '../../../src/controller/checkpoint-book.js';
-import { addCopy } from '../../../src/controller/checkpoint-book.js';
+import type { CheckpointRecord } from '../../../src/controller/checkpoints/checkpoint-book.js';
+import { addCopy } from '../../../src/controller/checkpoints/checkpoint-book.js';
 
 export function record(
   pod: string,

@@ -1,0 +1,311 @@
+import { request } from 'node:http';
+import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { FENCE_TAINT, type PodFault } from '../../api/index.js';
+import { statusCode } from '../../kube/api-error.js';
+import { errorMessage, type Logger } from '../../runtime/logger.js';
+import type { ProtectedPod } from '../checkpoints/checkpointer.js';
+import { podRef, policyRef } from '../checkpoints/checkpointer.js';
+import { restartCount, type ClusterView } from '../kube/cluster-view.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer } from '../kube/informer.js';
+import { setFence } from './node-fence.js';
+import { probeTarget } from './probe-target.js';
+
+export { probeTarget };
+
+/** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
+const HELPER_PROBE_MS = 500;
+const HELPER_FAILURES = 3;
+
+/** Whether the kubelet reports every container of the Pod started (its startupProbe, if any, passed). */
+export function containersStarted(pod: V1Pod): boolean {
+  const statuses = pod.status?.containerStatuses ?? [];
+  return statuses.length > 0 && statuses.every((c) => c.started === true && !!c.state?.running);
+}
+
+export interface ProbeState {
+  failures: number;
+  /** The app has answered a probe since its (re)start: only then can a failed probe mean a fault. */
+  answered: boolean;
+}
+
+/**
+ * One probe's effect on a Pod's state (pure). A slow-starting app (a JVM, heavy imports, data loaded at
+ * start) is not a failed one: failures count only once the kubelet reports the containers started and the
+ * app has answered since then; an app that never comes up is the kubelet's business (its own probes and
+ * back-off). While a restore runs the app may be busy: not a fault either.
+ */
+export function probeVerdict(
+  s: ProbeState,
+  o: {
+    ok: boolean;
+    started: boolean;
+    restoring: boolean;
+    /** A checkpoint was pulled from this process (same restart count): known even after a takeover. */
+    pulledSinceStart: boolean;
+  },
+): ProbeState {
+  if (!o.started) return { failures: 0, answered: false };
+  if (o.ok) return { failures: 0, answered: true };
+  const answered = s.answered || o.pulledSinceStart;
+  if (!answered || o.restoring) return { failures: 0, answered };
+  return { failures: s.failures + 1, answered: true };
+}
+
+function probe(ip: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host: ip, port, path, timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+interface PodProbe extends ProbeState {
+  entry: ProtectedPod;
+  timer?: NodeJS.Timeout;
+}
+
+export interface FaultDetectorDeps {
+  kc: KubeConfig;
+  view: ClusterView;
+  nodes: Informer<V1Node>;
+  events: EventRecorder;
+  log: Logger;
+  /** True while the Pod's state is being restored. */
+  restoring: (podUID: string) => boolean;
+  /** True if a checkpoint was pulled from the Pod's current process (its app has answered). */
+  pulledSinceStart: (pod: V1Pod) => boolean;
+  /** A fault was acted on for this policy (for the detection-to-ready metric). */
+  onFault: (policyKey: string) => void;
+}
+
+/**
+ * Fast failover (`http-sf`), split like Kubernetes splits it: each node's helper probes the Pods of its node
+ * every `failover.periodMilliseconds` and reports a Pod that failed `failureThreshold` probes in a row; the
+ * leader deletes it at once (grace period 0) so its workload controller makes the replacement now. The
+ * leader itself probes only the helpers (one per node). A node whose helper stops answering is suspect: only
+ * then does the leader probe that node's Pods itself, and if they fail too the node is gone: it is fenced
+ * with a NoSchedule taint first (so the replacement does not land there), then all its protected Pods are
+ * deleted. The taint is removed once the node and its helper are healthy again.
+ */
+export class FaultDetector {
+  private probes = new Map<string, PodProbe>();
+  private helperFailures = new Map<string, number>();
+  private suspects = new Set<string>();
+  private fenced = new Set<string>();
+  private deleted = new Set<string>();
+  private helperTimer?: NodeJS.Timeout;
+  private restarts = new Map<string, number>();
+  private core: CoreV1Api;
+
+  constructor(private readonly d: FaultDetectorDeps) {
+    this.core = d.kc.makeApiClient(CoreV1Api);
+  }
+
+  fencedNodes(): ReadonlySet<string> {
+    return this.fenced;
+  }
+
+  start(): void {
+    for (const n of this.d.nodes.list())
+      if ((n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) this.fenced.add(n.metadata!.name!);
+    this.helperTimer = setInterval(() => void this.probeHelpers(), HELPER_PROBE_MS);
+    this.helperTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.helperTimer);
+    for (const p of this.probes.values()) clearTimeout(p.timer);
+  }
+
+  /** Makes `entries` (the http-sf Pods of all policies) the watched set. */
+  sync(entries: readonly ProtectedPod[]): void {
+    const wanted = new Map(
+      entries.filter((e) => e.spec.mode === 'http-sf').map((e) => [e.pod.metadata!.uid!, e]),
+    );
+    for (const [uid, p] of this.probes) {
+      if (!wanted.has(uid)) {
+        clearTimeout(p.timer);
+        this.probes.delete(uid);
+        this.restarts.delete(uid);
+      }
+    }
+    // A deleted Pod leaves the wanted set (it is terminating or gone): its uid need not be kept.
+    for (const uid of this.deleted) if (!wanted.has(uid)) this.deleted.delete(uid);
+    const helperNodes = this.d.view.helpers();
+    for (const node of this.helperFailures.keys())
+      if (!helperNodes.has(node)) this.helperFailures.delete(node);
+    for (const [uid, entry] of wanted) {
+      const p = this.probes.get(uid);
+      // A container restarting in place is the kubelet's job: the new process has to answer first.
+      const restarts = restartCount(entry.pod);
+      if (p && this.restarts.get(uid) !== restarts) {
+        p.failures = 0;
+        p.answered = false;
+      }
+      this.restarts.set(uid, restarts);
+      if (p) p.entry = entry;
+      else {
+        const fresh: PodProbe = { entry, failures: 0, answered: false };
+        this.probes.set(uid, fresh);
+        if (this.suspect(entry.pod.spec?.nodeName ?? '')) this.arm(uid, fresh);
+      }
+    }
+  }
+
+  /** A helper reports a Pod of its node that failed its probes. */
+  podFaultReported(node: string, fault: PodFault): void {
+    const p = this.probes.get(fault.podUID);
+    if (!p || p.entry.pod.spec?.nodeName !== node) return;
+    // The kubelet restarted it since (or is starting it): the new process gets its own chance.
+    if (restartCount(p.entry.pod) !== fault.restartCount || !containersStarted(p.entry.pod)) return;
+    if (this.d.restoring(fault.podUID)) return;
+    void this.deletePod(p.entry, `${fault.message}, seen by the helper of node ${node}`);
+  }
+
+  /** A node whose helper is missing or has stopped answering: its Pods are probed from here meanwhile. */
+  private suspect(node: string): boolean {
+    return this.suspects.has(node);
+  }
+
+  /** Probes run at a fixed rate: a probe that times out does not push the next one back by its timeout. */
+  private arm(uid: string, p: PodProbe, delayMs = p.entry.spec.failover.periodMilliseconds): void {
+    p.timer = setTimeout(async () => {
+      if (this.probes.get(uid) !== p) return;
+      const started = Date.now();
+      const { pod, spec } = p.entry;
+      const target = probeTarget(pod, spec);
+      const period = spec.failover.periodMilliseconds;
+      const ok = await probe(
+        pod.status?.podIP ?? '',
+        target.port,
+        target.path,
+        Math.max(100, Math.round(period * 0.8)),
+      );
+      if (this.probes.get(uid) !== p) return;
+      const next = probeVerdict(p, {
+        ok,
+        started: containersStarted(p.entry.pod),
+        restoring: this.d.restoring(uid),
+        pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
+      });
+      p.failures = next.failures;
+      p.answered = next.answered;
+      if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
+      const node = pod.spec?.nodeName ?? '';
+      if (this.probes.get(uid) === p && this.suspect(node))
+        this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
+    }, delayMs);
+    p.timer.unref();
+  }
+
+  private async probeHelpers(): Promise<void> {
+    const helpers = this.d.view.helpers();
+    await Promise.all(
+      [...helpers].map(async ([node, ep]) => {
+        const u = new URL(ep.url);
+        const ok = await probe(u.hostname, Number(u.port), '/healthz', 400);
+        this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
+        if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
+      }),
+    );
+    this.updateSuspects(helpers);
+  }
+
+  private updateSuspects(helpers: Map<string, unknown>): void {
+    const now = new Set<string>();
+    for (const p of this.probes.values()) {
+      const node = p.entry.pod.spec?.nodeName;
+      // One missed helper probe is enough to start looking: a node loss is then confirmed as fast as before.
+      if (node && (!helpers.has(node) || (this.helperFailures.get(node) ?? 0) >= 1)) now.add(node);
+    }
+    for (const node of now) if (!this.suspects.has(node)) this.probeNodePods(node, true);
+    for (const node of this.suspects) if (!now.has(node)) this.probeNodePods(node, false);
+    this.suspects = now;
+  }
+
+  /** Starts (or stops) probing a node's Pods from the leader, while its helper cannot. */
+  private probeNodePods(node: string, on: boolean): void {
+    this.d.log.info(on ? 'helper not answering: probing its Pods from here' : 'helper answers again', {
+      node,
+    });
+    for (const [uid, p] of this.probes) {
+      if (p.entry.pod.spec?.nodeName !== node) continue;
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      if (on) this.arm(uid, p, 0);
+      else {
+        p.failures = 0;
+      }
+    }
+  }
+
+  private async podFailed(p: PodProbe): Promise<void> {
+    const node = p.entry.pod.spec?.nodeName ?? '';
+    const helperDown = (this.helperFailures.get(node) ?? 0) >= HELPER_FAILURES;
+    if (helperDown && !this.fenced.has(node)) await this.nodeFailed(node);
+    else await this.deletePod(p.entry, `${p.failures} probes in a row failed`);
+  }
+
+  private async nodeFailed(node: string): Promise<void> {
+    this.d.log.warn('node failed: its helper and protected Pods are unreachable; fencing it', { node });
+    try {
+      await this.setFence(node, true);
+    } catch (err) {
+      this.d.log.error('could not fence the node; deleting its Pods anyway', {
+        node,
+        error: errorMessage(err),
+      });
+    }
+    const onNode = [...this.probes.values()].filter((x) => x.entry.pod.spec?.nodeName === node);
+    await Promise.all(onNode.map((x) => this.deletePod(x.entry, `node ${node} is unreachable`)));
+  }
+
+  private async setFence(node: string, on: boolean): Promise<void> {
+    await setFence(this.core, node, on);
+    if (on) this.fenced.add(node);
+    else this.fenced.delete(node);
+  }
+
+  private async unfence(node: string): Promise<void> {
+    try {
+      await this.setFence(node, false);
+      this.d.log.info('node healthy again, fence removed', { node });
+    } catch (err) {
+      this.d.log.warn('could not remove the fence', { node, error: errorMessage(err) });
+    }
+  }
+
+  private async deletePod(e: ProtectedPod, why: string): Promise<void> {
+    const uid = e.pod.metadata!.uid!;
+    if (this.deleted.has(uid)) return;
+    this.deleted.add(uid);
+    const name = e.pod.metadata!.name!;
+    const namespace = e.pod.metadata!.namespace!;
+    this.d.log.warn('Pod failed, deleting it so its replacement starts now', { pod: name, namespace, why });
+    this.d.onFault(e.policyKey);
+    const text = `Pod ${name} failed (${why}): deleted with grace period 0 so its replacement starts now`;
+    this.d.events.record(policyRef({ ...e, namespace }), 'Warning', 'PodFailed', text);
+    this.d.events.record(podRef(e.pod), 'Warning', 'PodFailed', text);
+    try {
+      await this.core.deleteNamespacedPod({
+        name,
+        namespace,
+        gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
+      });
+    } catch (err) {
+      if (statusCode(err) !== 404 && statusCode(err) !== 409) {
+        this.deleted.delete(uid);
+        this.d.log.error('could not delete the failed Pod', { pod: name, error: errorMessage(err) });
+      }
+    }
+    const p = this.probes.get(uid);
+    if (p) clearTimeout(p.timer);
+    this.probes.delete(uid);
+  }
+}

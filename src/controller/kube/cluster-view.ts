@@ -1,0 +1,82 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { HELPER_COMPONENT, LABELS, MANAGED_BY_VALUE } from '../../api/constants.js';
+import type { Informer } from './informer.js';
+
+export const DEFAULT_HELPER_PORT = 9500;
+
+export function isNodeReady(node: V1Node | undefined): boolean {
+  return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
+export function isPodReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
+/** Container restarts of a Pod, summed over its containers. */
+export function restartCount(pod: V1Pod): number {
+  return (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+}
+
+export function isHelperPod(pod: V1Pod, operatorNamespace: string): boolean {
+  const labels = pod.metadata?.labels ?? {};
+  return (
+    pod.metadata?.namespace === operatorNamespace &&
+    labels[LABELS.component] === HELPER_COMPONENT &&
+    labels[LABELS.name] === MANAGED_BY_VALUE
+  );
+}
+
+export interface HelperEndpoint {
+  node: string;
+  pod: string;
+  url: string;
+  ready: boolean;
+}
+
+/** The helper serving each node: its Pod's IP and API port (the container port named `api`). */
+export function helperEndpoint(pod: V1Pod): HelperEndpoint | undefined {
+  const node = pod.spec?.nodeName;
+  const ip = pod.status?.podIP;
+  if (!node || !ip || pod.metadata?.deletionTimestamp) return undefined;
+  const port =
+    pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === 'api')?.containerPort ??
+    DEFAULT_HELPER_PORT;
+  return { node, pod: pod.metadata?.name ?? '', url: `http://${ip}:${port}`, ready: isPodReady(pod) };
+}
+
+/** Nodes and helpers as the informers see them now. */
+export class ClusterView {
+  constructor(
+    private readonly nodes: Informer<V1Node>,
+    private readonly pods: Informer<V1Pod>,
+    private readonly operatorNamespace: string,
+    /** Nodes the controller itself has concluded failed (fenced), excluded as targets. */
+    private readonly failedNodes: () => ReadonlySet<string> = () => new Set(),
+  ) {}
+
+  nodeReady(name: string): boolean {
+    return this.nodeReadyIgnoringFence(name) && !this.failedNodes().has(name);
+  }
+
+  /** Ready as Kubernetes reports it, whether or not the operator fenced it. */
+  nodeReadyIgnoringFence(name: string): boolean {
+    return isNodeReady(this.nodes.get(name));
+  }
+
+  helpers(): Map<string, HelperEndpoint> {
+    const out = new Map<string, HelperEndpoint>();
+    for (const pod of this.pods.list(this.operatorNamespace)) {
+      if (!isHelperPod(pod, this.operatorNamespace)) continue;
+      const ep = helperEndpoint(pod);
+      if (ep && (!out.has(ep.node) || ep.ready)) out.set(ep.node, ep);
+    }
+    return out;
+  }
+
+  /** Nodes that can take a copy now: Ready, not fenced, with a Ready helper. */
+  usableHelpers(): Map<string, HelperEndpoint> {
+    const out = new Map<string, HelperEndpoint>();
+    for (const [node, ep] of this.helpers()) if (ep.ready && this.nodeReady(node)) out.set(node, ep);
+    return out;
+  }
+}

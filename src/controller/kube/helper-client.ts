@@ -1,0 +1,117 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import {
+  HELPER_API,
+  type AssignmentSet,
+  type Inventory,
+  type PullAssignment,
+  type PullReport,
+  type ReportBatch,
+  type RestoreRequest,
+  type RestoreResult,
+} from '../../api/index.js';
+import { BearerToken } from '../../kube/bearer-token.js';
+
+/** A helper's restore answer; NotStored: it does not hold that generation (any more). */
+export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
+
+/** Calls to the helpers' API with the controller's own ServiceAccount token. */
+export class HelperClient {
+  private readonly token: BearerToken;
+
+  constructor(kc: KubeConfig) {
+    this.token = new BearerToken(kc);
+  }
+
+  private async call(
+    url: string,
+    init: RequestInit & { timeoutMs?: number; abort?: AbortSignal } = {},
+  ): Promise<Response> {
+    const timeout = AbortSignal.timeout(init.timeoutMs ?? 5000);
+    return fetch(url, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string>), authorization: await this.token.header() },
+      signal: init.abort ? AbortSignal.any([timeout, init.abort]) : timeout,
+    });
+  }
+
+  private async json<T>(base: string, res: Response): Promise<T> {
+    if (!res.ok) throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  /** What a helper stores: everything, or one Pod's generations. */
+  async inventory(base: string, podUID?: string, timeoutMs = 5000): Promise<Inventory> {
+    const query = podUID ? `?podUID=${encodeURIComponent(podUID)}` : '';
+    return this.json(base, await this.call(`${base}${HELPER_API}/blobs${query}`, { timeoutMs }));
+  }
+
+  /** Replaces the set of Pods a helper pulls on its own timer. */
+  async assign(base: string, set: AssignmentSet): Promise<void> {
+    await this.json(
+      base,
+      await this.call(`${base}${HELPER_API}/assignments`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(set),
+        timeoutMs: 10_000,
+      }),
+    );
+  }
+
+  /** Has a Pod's helper pull it once, now; answers when the copies are stored (or the pull failed). */
+  async pull(base: string, a: PullAssignment): Promise<PullReport> {
+    const res = await this.call(`${base}${HELPER_API}/pulls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(a),
+      // It may wait for the Pod's scheduled pull first.
+      timeoutMs: 2 * a.timeoutMs + 5000,
+    });
+    return this.json(base, res);
+  }
+
+  /** The helper's pull reports after `after`; waits up to `waitMs` for some. */
+  async reports(
+    base: string,
+    after: number,
+    boot: string | undefined,
+    waitMs: number,
+    abort: AbortSignal,
+  ): Promise<ReportBatch> {
+    const q = new URLSearchParams({ after: String(after), waitMs: String(waitMs) });
+    if (boot) q.set('boot', boot);
+    const res = await this.call(`${base}${HELPER_API}/reports?${q}`, { timeoutMs: waitMs + 10_000, abort });
+    return this.json(base, res);
+  }
+
+  /** Deletes a Pod's copies on a helper: all of them, or only the generations after `newerThan`. */
+  async delete(base: string, namespace: string, podUID: string, newerThan?: number): Promise<void> {
+    const query = newerThan === undefined ? '' : `?newerThan=${newerThan}`;
+    const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}${query}`, {
+      method: 'DELETE',
+    });
+    if (!res.ok && res.status !== 404)
+      throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
+  }
+
+  /** Asks a helper to push its copy into a Pod; the answer says whether to retry. */
+  async restore(
+    base: string,
+    namespace: string,
+    podUID: string,
+    target: RestoreRequest,
+  ): Promise<RestoreAnswer> {
+    const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}/restore`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(target),
+      timeoutMs: target.timeoutMs + 2000,
+    });
+    if (res.status === 200 || res.status === 502) return (await res.json()) as RestoreResult;
+    if (res.status === 404) {
+      const { error } = (await res.json().catch(() => ({}))) as { error?: string };
+      return { result: 'Failed', reason: 'NotStored', message: error ?? `helper ${base} answered 404` };
+    }
+    throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
+  }
+}

@@ -1,0 +1,175 @@
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { microTime } from '../../kube/micro-time.js';
+import { statusCode } from '../../kube/api-error.js';
+import { monotonicClock, type Clock } from './clock.js';
+import type { Logger } from '../../runtime/logger.js';
+
+export interface LeaderElectionOptions {
+  kc: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  log: Logger;
+  /** client-go's defaults: a standby takes over at most this long after the leader stopped renewing. */
+  leaseDurationMs?: number;
+  /** The leader gives up when it could not renew for this long (so two leaders never overlap). */
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  clock?: Clock;
+}
+
+/**
+ * Judges expiry as client-go does: by the local time at which this replica last saw the Lease record change,
+ * never by the `renewTime` written with the holder's clock. With skewed clocks the holder's timestamps can
+ * look stale (two leaders) or fresh forever (no leader); a record that has not changed for a whole lease
+ * duration of local time has expired, whatever it says.
+ */
+export class LeaseObserver {
+  private record?: string;
+  private observedAt = 0;
+
+  constructor(private readonly clock: Clock = monotonicClock) {}
+
+  /** Records the Lease as read now; returns whether someone else's hold on it has run out. */
+  observe(lease: V1Lease): boolean {
+    const spec = lease.spec ?? {};
+    const record = JSON.stringify([
+      spec.holderIdentity ?? '',
+      String(spec.renewTime ?? ''),
+      String(spec.acquireTime ?? ''),
+      spec.leaseDurationSeconds ?? 0,
+      spec.leaseTransitions ?? 0,
+    ]);
+    const now = this.clock();
+    if (record !== this.record) {
+      this.record = record;
+      this.observedAt = now;
+    }
+    if (!spec.holderIdentity) return true;
+    return this.observedAt + (spec.leaseDurationSeconds ?? 15) * 1000 <= now;
+  }
+}
+
+/**
+ * Lease-based leader election as client-go does it: try every retry period; the holder renews and steps down
+ * if it could not renew within the renew deadline; `release` hands over at once on graceful shutdown.
+ */
+export class LeaderElector {
+  private api: CoordinationV1Api;
+  private leading = false;
+  private lastRenew = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly observer: LeaseObserver;
+
+  constructor(private readonly o: LeaderElectionOptions) {
+    this.api = o.kc.makeApiClient(CoordinationV1Api);
+    this.observer = new LeaseObserver(o.clock);
+  }
+
+  /** Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. */
+  run(onLost: () => void): Promise<void> {
+    const retry = this.o.retryPeriodMs ?? 2000;
+    const deadline = this.o.renewDeadlineMs ?? 10_000;
+    return new Promise((resolve) => {
+      const tick = async () => {
+        if (this.stopped) return;
+        let ok = false;
+        try {
+          ok = await this.tryAcquireOrRenew();
+        } catch (err) {
+          this.o.log.warn('leader election: lease update failed', { error: String(err) });
+        }
+        if (ok) {
+          this.lastRenew = Date.now();
+          if (!this.leading) {
+            this.leading = true;
+            this.o.log.info('became leader', {
+              lease: `${this.o.namespace}/${this.o.name}`,
+              identity: this.o.identity,
+            });
+            resolve();
+          }
+        } else if (this.leading && Date.now() - this.lastRenew > deadline) {
+          this.leading = false;
+          this.o.log.error('lost leadership', { identity: this.o.identity });
+          onLost();
+          return;
+        }
+        this.timer = setTimeout(() => void tick(), retry);
+      };
+      void tick();
+    });
+  }
+
+  /** Stops renewing and, if leading, empties the Lease so a standby takes over without waiting for expiry. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      const acquired = lease.spec.acquireTime;
+      lease.spec = {
+        ...lease.spec,
+        holderIdentity: undefined,
+        leaseDurationSeconds: 1,
+        acquireTime: acquired ? (microTime(new Date(acquired)) as unknown as Date) : undefined,
+        renewTime: microTime() as unknown as Date,
+      };
+      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+      this.o.log.info('released leadership');
+    } catch (err) {
+      this.o.log.warn('could not release the lease', { error: String(err) });
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = microTime() as unknown as Date;
+    const leaseDurationSeconds = Math.round((this.o.leaseDurationMs ?? 15_000) / 1000);
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+      await this.api.createNamespacedLease({
+        namespace: this.o.namespace,
+        body: {
+          metadata: { name: this.o.name, namespace: this.o.namespace },
+          spec: {
+            holderIdentity: this.o.identity,
+            leaseDurationSeconds,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
+          },
+        },
+      });
+      return true;
+    }
+    const spec = lease.spec ?? {};
+    // Read MicroTimes come back as Dates, which would be written with three fractional digits and refused.
+    const asMicro = (d: Date | undefined) => (d ? (microTime(new Date(d)) as unknown as Date) : undefined);
+    const mine = spec.holderIdentity === this.o.identity;
+    const expired = this.observer.observe(lease);
+    if (!mine && !expired) return false;
+    lease.spec = {
+      ...spec,
+      acquireTime: asMicro(spec.acquireTime),
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds,
+      renewTime: now,
+      ...(mine ? {} : { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }),
+    };
+    try {
+      // replace carries resourceVersion: if another replica wrote in between, this fails with 409.
+      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 409) return false;
+      throw err;
+    }
+  }
+}

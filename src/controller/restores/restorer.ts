@@ -1,0 +1,452 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec } from '../../api/index.js';
+import { errorMessage, type Logger } from '../../runtime/logger.js';
+import { backoffDelay } from '../kube/backoff.js';
+import {
+  dropCopy,
+  dropNewerThan,
+  newestCopy,
+  type CheckpointBook,
+  type CheckpointRecord,
+} from '../checkpoints/checkpoint-book.js';
+import { podRef, policyRef } from '../checkpoints/checkpointer.js';
+import { restartCount, type ClusterView } from '../kube/cluster-view.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { HelperClient } from '../kube/helper-client.js';
+import type { ControllerMetrics } from '../metrics.js';
+import { gateTrue, type GateWriter } from './readiness-gate.js';
+import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } from './restore-plan.js';
+
+/**
+ * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
+ * retry quickly and keep retrying at a short, fixed ceiling, so the restore lands within ~0.25 s of the app
+ * listening instead of after a doubled wait. A refused connection costs the helper next to nothing.
+ */
+const RETRY = { baseMs: 50, maxMs: 250 };
+/**
+ * How long a connected restore may wait for the app's answer. Not the pull timeout: an app that just started
+ * on a busy node may take seconds to answer, and a push given up after its body was sent leaves it unknown
+ * whether the state arrived, so the retry could restore it twice.
+ */
+const RESTORE_ANSWER_MS = 30_000;
+
+export interface RestoreTarget {
+  policyKey: string;
+  policy: string;
+  policyUID: string;
+  spec: ResolvedSpec;
+  pod: V1Pod;
+}
+
+export interface RestorerDeps {
+  /** Shared with the gate keeper, so all gate writes to a Pod keep their order. */
+  gate: GateWriter;
+  book: CheckpointBook;
+  view: ClusterView;
+  helpers: HelperClient;
+  events: EventRecorder;
+  metrics: ControllerMetrics;
+  log: Logger;
+  onChange: (policyKey: string) => void;
+  /** The Pod as the cache holds it now, if it still exists with this UID and is not terminating. */
+  livePod: (namespace: string, name: string, uid: string) => V1Pod | undefined;
+  /** When the fault behind a replacement was detected, for the detection-to-ready histogram. */
+  faultDetectedAt?: (policyKey: string) => number | undefined;
+  /** Reconcile a policy soon (a restart was seen outside the API). */
+  requeue: (policyKey: string) => void;
+  /** Pulls a Pod now (to learn which process answers). */
+  pullNow: (podUID: string) => Promise<void>;
+  /** Reads the generations the helpers hold of a record that the book may not know yet. */
+  refresh?: (r: CheckpointRecord) => Promise<void>;
+  /** The Pod with this UID as the cache holds it, if it exists and is not terminating. */
+  livePodByUID: (podUID: string) => V1Pod | undefined;
+}
+
+/**
+ * Decides, once per Pod, whether a new Pod gets state: from its own checkpoint after a restart in place,
+ * from an orphaned checkpoint of its policy, or nothing. Until that decision is carried out the Pod is
+ * neither pulled (its empty state must not overwrite the checkpoint) nor let through its readiness gate.
+ */
+export class Restorer {
+  /** Pods whose restore is settled (done, or nothing to do); pulls may run. */
+  private settled = new Set<string>();
+  private inProgress = new Set<string>();
+  private restartsSeen = new Map<string, number>();
+  /** Pods whose app answered a pull from a new process (its identity changed) before the API showed it. */
+  private instanceRestarts = new Map<string, string>();
+  /** Pods whose restart the API showed, being pulled to learn whether a new process answers. */
+  private verifying = new Set<string>();
+  private stopped = false;
+  readonly lastRestore = new Map<string, PullStatePolicyRestore>();
+  private readonly gate: GateWriter;
+
+  constructor(private readonly d: RestorerDeps) {
+    this.gate = d.gate;
+  }
+
+  /** Ends every restore and restart check this process runs (leadership lost, shutdown). */
+  stop(): void {
+    this.stopped = true;
+    this.verifying.clear();
+  }
+
+  isSettled(podUID: string): boolean {
+    return this.settled.has(podUID);
+  }
+
+  /** A deleted policy's last restore is written nowhere any more. */
+  forgetPolicy(policyKey: string): void {
+    this.lastRestore.delete(policyKey);
+  }
+
+  forget(podUID: string): void {
+    this.settled.delete(podUID);
+    this.restartsSeen.delete(podUID);
+    this.instanceRestarts.delete(podUID);
+    this.verifying.delete(podUID);
+  }
+
+  /** A pull was answered by a new process of the app: restore it now, without waiting for the API. */
+  restartSeen(policyKey: string, podUID: string, instance: string | undefined): void {
+    this.instanceRestarts.set(podUID, instance ?? '');
+    this.settled.delete(podUID); // no pull until its restore is done
+    this.verifying.delete(podUID);
+    this.d.requeue(policyKey);
+  }
+
+  /** A pull of the Pod was stored: a restart under verification was one already restored. */
+  stateKept(podUID: string): void {
+    if (!this.verifying.delete(podUID)) return;
+    this.settled.add(podUID);
+    const pod = this.d.livePodByUID(podUID);
+    this.d.log.info('the restarted container runs the process restored already', {
+      pod: pod?.metadata?.name,
+      gate: pod ? 'opened' : 'Pod gone',
+    });
+    if (pod)
+      void this.setGate(
+        pod,
+        'True',
+        'StateKept',
+        'the restarted container runs the process that was restored already',
+      );
+  }
+
+  /**
+   * The API shows a restart of an app that names its process: pull it until it answers. A new process is
+   * restored from the copies (the pull is refused as a restart); the process restored already (a restart
+   * seen first by a pull, or by a previous leader) is left alone. Either way it is restored exactly once.
+   */
+  private verify(t: RestoreTarget): void {
+    const uid = t.pod.metadata!.uid!;
+    if (this.verifying.has(uid)) return;
+    this.verifying.add(uid);
+    void (async () => {
+      for (let attempt = 1; this.verifying.has(uid); attempt++) {
+        if (!this.d.livePod(t.pod.metadata!.namespace!, t.pod.metadata!.name!, uid)) {
+          this.verifying.delete(uid);
+          return;
+        }
+        await this.d.pullNow(uid);
+        if (this.verifying.has(uid)) await sleep(backoffDelay(attempt, RETRY));
+      }
+    })().catch((err: unknown) =>
+      this.d.log.error('restart check crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
+    );
+  }
+
+  /** Whether the Pod may be pulled: its restore is settled, or a pull is how its restart is checked. */
+  mayPull(podUID: string): boolean {
+    return this.settled.has(podUID) || this.verifying.has(podUID);
+  }
+
+  /** Considers the Pods a policy protects now; orphans are the policy's records without a live Pod. */
+  consider(targets: RestoreTarget[], orphans: CheckpointRecord[]): void {
+    const fresh: RestoreTarget[] = [];
+    for (const t of targets) {
+      const uid = t.pod.metadata!.uid!;
+      const restarts = restartCount(t.pod);
+      const own = this.d.book.get(uid);
+      const newest = own && newestCopy(own);
+      const seen = this.restartsSeen.get(uid);
+      const newInstance = this.instanceRestarts.get(uid);
+      this.instanceRestarts.delete(uid);
+      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
+      this.restartsSeen.set(uid, restarts);
+      if (seen === undefined)
+        this.d.log.debug('first look at a protected Pod', {
+          pod: t.pod.metadata?.name,
+          restarts,
+          copyRestarts: newest?.restartCount,
+          copySequence: newest?.sequence,
+          restarted,
+          gate: gateTrue(t.pod),
+        });
+      if (this.inProgress.has(uid)) continue;
+      if (newInstance !== undefined && own && newest) {
+        // A pull met a new process: the copies are all of the old one (the new one's answer was not stored).
+        this.verifying.delete(uid);
+        this.settled.delete(uid);
+        void this.setGate(
+          t.pod,
+          'False',
+          'RestoreInProgress',
+          'the app restarted; restoring its last checkpoint',
+        );
+        this.start(t, own, { restarts, startedAt: 0, instance: newInstance });
+        continue;
+      }
+      if (restarted && own && newest) {
+        // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
+        this.settled.delete(uid);
+        // After a takeover, a gate opened since the container started says a previous leader restored this
+        // process already; an app that names its process lets a pull confirm it without closing the gate.
+        const trusted = seen === undefined && own.instance !== undefined && gateOpenedSince(t.pod);
+        if (!trusted)
+          void this.setGate(
+            t.pod,
+            'False',
+            'RestoreInProgress',
+            'the container restarted; restoring its last checkpoint',
+          );
+        this.d.log.info('the API shows a container restart', {
+          pod: t.pod.metadata?.name,
+          restarts,
+          next: own.instance !== undefined ? 'pull to learn which process answers' : 'restore',
+          gateKept: trusted,
+        });
+        // An app that names its process tells whether this is a process not restored yet: ask it first.
+        if (own.instance !== undefined) this.verify(t);
+        else this.start(t, own, { restarts, startedAt: startedAt(t.pod) });
+        continue;
+      }
+      if (this.verifying.has(uid)) continue;
+      if (this.settled.has(uid)) continue;
+      if ((own && newestCopy(own)) || own?.restoredFrom || gateTrue(t.pod)) {
+        // It has state already: a previous leader restored or checkpointed it, and may have died before
+        // opening the gate.
+        this.settled.add(uid);
+        if (!gateTrue(t.pod))
+          void this.setGate(t.pod, 'True', 'StateKept', 'the Pod has been checkpointed since it started');
+        continue;
+      }
+      fresh.push(t);
+    }
+    if (fresh.length === 0) return;
+    // A policy deleted and created again under the same name (within the orphan retention) takes its
+    // predecessor's copies: that is how a user recovers from deleting a policy by mistake.
+    const free = orphans.filter((o) => !o.claimedBy || !this.d.book.get(o.claimedBy));
+    const pairs = pairOrphans(
+      free,
+      fresh.map((t) => ({
+        uid: t.pod.metadata!.uid!,
+        name: t.pod.metadata!.name!,
+        createdAt: Date.parse(String(t.pod.metadata?.creationTimestamp ?? 0)) || 0,
+        statefulSet: (t.pod.metadata?.ownerReferences ?? []).some((o) => o.kind === 'StatefulSet'),
+      })),
+    );
+    for (const t of fresh) {
+      const uid = t.pod.metadata!.uid!;
+      const orphan = pairs.get(uid);
+      if (orphan) {
+        orphan.claimedBy = uid;
+        this.start(t, orphan);
+      } else {
+        this.settled.add(uid);
+        void this.setGate(
+          t.pod,
+          'True',
+          'NothingToRestore',
+          'no checkpoint to restore: the Pod starts fresh',
+        );
+      }
+    }
+  }
+
+  /** Restores `from` into `t`: its own checkpoint after a restart in place (`restart` given), or an orphan's. */
+  private start(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): void {
+    const uid = t.pod.metadata!.uid!;
+    this.inProgress.add(uid);
+    void this.restore(t, from, restart)
+      .catch((err: unknown) =>
+        this.d.log.error('restore crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
+      )
+      .finally(() => this.inProgress.delete(uid));
+  }
+
+  private async restore(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): Promise<void> {
+    const pod = t.pod;
+    const name = pod.metadata!.name!;
+    const uid = pod.metadata!.uid!;
+    const started = Date.now();
+    const why = restart ? 'restart' : 'orphan';
+    // The process the state goes into: a repeated request for it (a retry, a new leader) is not pushed twice.
+    const target = {
+      podUID: uid,
+      restartCount: restart?.restarts ?? restartCount(pod),
+      ...(restart?.instance ? { instance: restart.instance } : {}),
+    };
+    // The helpers report pulls in batches: the newest copy of a Pod on a lost node may not have been reported.
+    if (!restart) await this.d.refresh?.(from).catch(() => undefined);
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopped) return;
+      if (from.finalizing && from.finalPull) {
+        await from.finalPull; // the final checkpoint of a terminating Pod is on its way: restore that one
+        attempt--;
+        continue;
+      }
+      const live = this.d.livePod(pod.metadata!.namespace!, name, uid);
+      if (!live) {
+        from.claimedBy = undefined;
+        return; // the new Pod went away itself; the orphan is free again
+      }
+      const candidates = restorableCopies(from, restart);
+      const helpers = this.d.view.usableHelpers();
+      const copy = candidates.find((c) => helpers.has(c.node));
+      let failure: string;
+      if (candidates.length === 0 && from.generations.length > 0) {
+        // Every copy may hold the new process's empty state: restoring one would pass it off as the old state.
+        this.settled.add(uid);
+        const message =
+          'every stored copy was pulled after the container may have restarted; the Pod keeps its own state';
+        this.report(t, {
+          pod: name,
+          fromPod: from.pod,
+          node: '',
+          sizeBytes: 0,
+          durationMilliseconds: Date.now() - started,
+          result: 'Failed',
+          message,
+        });
+        await this.setGate(live, 'True', 'NoCopyBeforeRestart', message);
+        return;
+      }
+      if (!copy) failure = 'no Ready helper holds a copy';
+      else {
+        try {
+          const answer = await this.d.helpers.restore(
+            helpers.get(copy.node)!.url,
+            from.namespace,
+            from.podUID,
+            {
+              podIP: live.status?.podIP ?? '',
+              port: t.spec.port,
+              path: t.spec.restorePath,
+              timeoutMs: Math.max(t.spec.timeoutSeconds * 1000, RESTORE_ANSWER_MS),
+              sequence: copy.sequence,
+              target,
+            },
+          );
+          if (answer.result === 'Succeeded') {
+            const durationMilliseconds = Date.now() - started;
+            const into = restart
+              ? from
+              : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
+            if (!restart) into.restoredFrom = from.podUID;
+            // The restored process's identity (undefined: the next pull's is taken as it).
+            into.instance = answer.instance;
+            const later = restart ? this.dropLaterCopies(from, copy.sequence) : 0;
+            this.settled.add(uid);
+            const again = answer.alreadyRestored ? ' (done before this request: not pushed again)' : '';
+            const dropped = later
+              ? `; ${later} later copies, pulled after the restart may have happened, dropped`
+              : '';
+            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}${dropped}`;
+            this.report(t, {
+              pod: name,
+              fromPod: from.pod,
+              node: copy.node,
+              sizeBytes: copy.sizeBytes,
+              durationMilliseconds,
+              result: 'Succeeded',
+              message,
+            });
+            await this.setGate(live, 'True', 'Restored', message);
+            const detected = this.d.faultDetectedAt?.(t.policyKey);
+            if (detected) this.d.metrics.failoverSeconds.observe((Date.now() - detected) / 1000);
+            return;
+          }
+          failure = `${answer.reason}: ${answer.message}`;
+          if (answer.reason === 'NotStored') {
+            // The helper no longer holds that generation (it keeps a few): forget it, use the next.
+            dropCopy(from, copy);
+          }
+        } catch (err) {
+          failure = errorMessage(err);
+        }
+      }
+      if (attempt === 1 || attempt % 20 === 0) {
+        this.d.log.info('restore not done yet, retrying', { pod: name, attempt, reason: failure });
+      }
+      if (attempt === 30) {
+        this.report(t, {
+          pod: name,
+          fromPod: from.pod,
+          node: copy?.node ?? '',
+          sizeBytes: copy?.sizeBytes ?? 0,
+          durationMilliseconds: Date.now() - started,
+          result: 'Failed',
+          message: `still retrying: ${failure}`,
+        });
+      }
+      await sleep(backoffDelay(attempt, RETRY));
+    }
+  }
+
+  /**
+   * Copies pulled after the restored one may be of the new process (its empty state): they must never be
+   * restored, by this process or by a later leader reading the helpers' inventories.
+   */
+  private dropLaterCopies(r: CheckpointRecord, sequence: number): number {
+    const endpoints = this.d.view.helpers();
+    const later = new Set(r.generations.filter((c) => c.sequence > sequence).map((c) => c.sequence)).size;
+    for (const node of dropNewerThan(r, sequence)) {
+      const ep = endpoints.get(node);
+      if (ep)
+        void this.d.helpers.delete(ep.url, r.namespace, r.podUID, sequence).catch((err: unknown) =>
+          this.d.log.warn('could not drop copies pulled after a restart', {
+            node,
+            error: errorMessage(err),
+          }),
+        );
+    }
+    return later;
+  }
+
+  private report(t: RestoreTarget, r: Omit<PullStatePolicyRestore, 'timestamp'>): void {
+    const restore: PullStatePolicyRestore = { ...r, timestamp: new Date().toISOString() };
+    this.lastRestore.set(t.policyKey, restore);
+    this.d.metrics.restores.inc({ result: r.result });
+    const ns = t.pod.metadata!.namespace!;
+    const type = r.result === 'Succeeded' ? 'Normal' : 'Warning';
+    const reason = r.result === 'Succeeded' ? 'Restored' : REASONS.restoreFailed;
+    const text = `Pod ${r.pod}: ${r.message ?? r.result} (${r.durationMilliseconds} ms)`;
+    this.d.log.info('restore', { policy: t.policyKey, ...restore });
+    this.d.events.record(policyRef({ ...t, namespace: ns }), type, reason, text);
+    this.d.events.record(podRef(t.pod), type, reason, text);
+    this.d.onChange(t.policyKey);
+  }
+
+  private setGate(pod: V1Pod, status: 'True' | 'False', reason: string, message: string): Promise<void> {
+    return this.gate.set(pod, status, reason, message);
+  }
+}
+
+/** The readiness gate is True and was set at or after the (latest) container start (both whole seconds). */
+function gateOpenedSince(pod: V1Pod): boolean {
+  const gate = (pod.status?.conditions ?? []).find((c) => c.type === READINESS_GATE && c.status === 'True');
+  const at = gate?.lastTransitionTime ? new Date(gate.lastTransitionTime).getTime() : 0;
+  const start = startedAt(pod);
+  return at > 0 && start > 0 && at >= start;
+}
+
+function startedAt(pod: V1Pod): number {
+  let latest = 0;
+  for (const c of pod.status?.containerStatuses ?? []) {
+    const at = c.state?.running?.startedAt;
+    if (at) latest = Math.max(latest, new Date(at).getTime());
+  }
+  return latest;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,46 @@
+// The in-memory checkpoint book.
+import { CheckpointBook, nextSequence } from '../../../../src/controller/checkpoints/checkpoint-book.js';
+import { expiredOrphans } from '../../../../src/controller/checkpoints/orphan-collector.js';
+import { record } from '../records.js';
+
+describe('checkpoint book', () => {
+  it('continues sequences above both the clock and the last one used', () => {
+    expect(nextSequence(record('p', [], { lastSequence: 5 }), 100)).toBe(100);
+    expect(nextSequence(record('p', [], { lastSequence: 500 }), 100)).toBe(501);
+  });
+  it('learns helper inventories, keeping the newest copy per node', () => {
+    const book = new CheckpointBook();
+    const meta = {
+      id: 'ns_u',
+      namespace: 'ns',
+      policy: 'p',
+      policyUID: 'pu',
+      pod: 'pod',
+      podUID: 'u',
+      sizeBytes: 3,
+      digest: 'd',
+      contentType: 't',
+      storedAt: 'x',
+    };
+    book.learnInventory('a', [{ ...meta, sequence: 7 }]);
+    book.learnInventory('a', [{ ...meta, sequence: 3 }]);
+    book.learnInventory('b', [{ ...meta, sequence: 9 }]);
+    const r = book.get('u')!;
+    expect(r.copies.get('a')!.sequence).toBe(7);
+    expect(r.lastSequence).toBe(9);
+    expect(book.loadByNode()).toEqual(
+      new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    );
+  });
+  it('expires orphans only after the retention', () => {
+    const rs = [
+      record('a', [], { orphanedSince: 0 }),
+      record('b', [], { orphanedSince: 900 }),
+      record('c', []),
+    ];
+    expect(expiredOrphans(rs, 1000, 500).map((r) => r.pod)).toEqual(['a']);
+  });
+});

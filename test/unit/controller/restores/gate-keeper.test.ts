@@ -1,0 +1,86 @@
+// The gate keeper's rule on a fake clock: a gated Pod no policy selects is opened after the grace period,
+// once; a Pod a policy selects, or whose gate is open, or that is being deleted, is left alone.
+import { jest } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import { READINESS_GATE } from '../../../../src/api/index.js';
+import { GateKeeper } from '../../../../src/controller/restores/gate-keeper.js';
+import type { EventRecorder } from '../../../../src/controller/kube/events.js';
+import type { GateWriter } from '../../../../src/controller/restores/readiness-gate.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
+
+const pod = (name: string, o: { gate?: boolean; open?: boolean; deleting?: boolean } = {}): V1Pod => ({
+  metadata: {
+    name,
+    namespace: 'ns',
+    uid: `uid-${name}`,
+    ...(o.deleting ? { deletionTimestamp: new Date() } : {}),
+  },
+  spec: {
+    containers: [],
+    ...(o.gate === false ? {} : { readinessGates: [{ conditionType: READINESS_GATE }] }),
+  },
+  status: { conditions: o.open ? [{ type: READINESS_GATE, status: 'True' }] : [] },
+});
+
+function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean) {
+  const opened: string[] = [];
+  const events: string[] = [];
+  const gate = {
+    set: async (p: V1Pod, status: string, reason: string) =>
+      void opened.push(`${p.metadata!.name} ${status} ${reason}`),
+  } as unknown as GateWriter;
+  const recorder = {
+    record: (_ref: unknown, type: string, reason: string) => void events.push(`${type} ${reason}`),
+  } as unknown as EventRecorder;
+  const k = new GateKeeper({
+    gate,
+    events: recorder,
+    log: createLogger('test', 'error'),
+    currentPod: (_ns, name) => pods.find((p) => p.metadata!.name === name),
+    selected,
+    graceMs: 5000,
+  });
+  return { k, opened, events };
+}
+
+beforeEach(() => jest.useFakeTimers());
+afterEach(() => jest.useRealTimers());
+
+describe('GateKeeper', () => {
+  it('opens the gate of an unprotected gated Pod after the grace period, with a Warning Event', async () => {
+    const p = pod('a');
+    const { k, opened, events } = keeper([p], () => false);
+    k.podChanged(p);
+    k.podChanged(p); // a second look does not start a second timer
+    await jest.advanceTimersByTimeAsync(4999);
+    expect(opened).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(opened).toEqual(['a True NoPolicy']);
+    expect(events).toEqual(['Warning NoPolicy']);
+  });
+
+  it('leaves alone Pods a policy selects, without the gate, already open, or being deleted', async () => {
+    const pods = [
+      pod('sel'),
+      pod('nogate', { gate: false }),
+      pod('open', { open: true }),
+      pod('del', { deleting: true }),
+    ];
+    const { k, opened } = keeper(pods, (p) => p.metadata!.name === 'sel');
+    for (const p of pods) k.podChanged(p);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(opened).toEqual([]);
+  });
+
+  it('does not open a Pod that a policy selected during the grace period', async () => {
+    const p = pod('late');
+    let selected = false;
+    const { k, opened } = keeper([p], () => selected);
+    k.podChanged(p);
+    await jest.advanceTimersByTimeAsync(3000);
+    selected = true;
+    k.podChanged(p);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(opened).toEqual([]);
+  });
+});

@@ -1,0 +1,311 @@
+// The helper's HTTP answers to bad input, from a real server on loopback. The TokenReview side is
+// covered against the real API server in the integration tests; here `review` is a plain function.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobStore } from '../../../src/helper/blob-store.js';
+import { pullState } from '../../../src/helper/pull-state.js';
+import { buildHelperServer } from '../../../src/helper/server.js';
+import { createLogger } from '../../../src/runtime/logger.js';
+
+const uid = '0f4c2a1e-1111-2222-3333-444455556666';
+const auth = { authorization: 'Bearer good' };
+let dir: string;
+let app: ReturnType<typeof buildHelperServer>;
+let base: string;
+
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+  json: () => { error: string };
+}
+
+/** A request with fastify-inject-like options, sent over HTTP to the listening server. */
+async function call(o: {
+  method: string;
+  url: string;
+  payload?: unknown;
+  headers?: Record<string, string>;
+}): Promise<Answer> {
+  const json = o.payload !== undefined && typeof o.payload !== 'string';
+  const res = await fetch(`${base}${o.url}`, {
+    method: o.method,
+    headers: { ...(json ? { 'content-type': 'application/json' } : {}), ...o.headers },
+    ...(o.payload !== undefined ? { body: json ? JSON.stringify(o.payload) : (o.payload as string) } : {}),
+  });
+  const body = await res.text();
+  return {
+    statusCode: res.status,
+    headers: Object.fromEntries(res.headers),
+    body,
+    json: () => JSON.parse(body),
+  };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'helper-'));
+  const store = await BlobStore.open(dir, { maxBlobBytes: 100, quotaBytes: 1000 });
+  app = buildHelperServer({
+    store,
+    nodeName: 'n1',
+    log: createLogger('test', 'error'),
+    review: async (a) =>
+      a === 'Bearer good'
+        ? { ok: true, user: 'controller' }
+        : a
+          ? { ok: false, status: 403, message: 'other may not use the helper' }
+          : { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' },
+  });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterEach(async () => {
+  await app.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const put = (query: string, payload: string, headers: Record<string, string> = auth) =>
+  call({
+    method: 'PUT',
+    url: `/v1/blobs/apps/${uid}?${query}`,
+    payload,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+describe('helper API', () => {
+  it('refuses calls without a token (401) and with a foreign one (403)', async () => {
+    const none = await call({ method: 'GET', url: '/v1/blobs' });
+    expect(none.statusCode).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer');
+    const foreign = await call({
+      method: 'GET',
+      url: '/v1/blobs',
+      headers: { authorization: 'Bearer x' },
+    });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json().error).toContain('may not use the helper');
+    expect((await call({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
+  it('stores a JSON body as bytes (not parsed) and serves it back with its metadata', async () => {
+    const stored = await put('policy=p&policyUID=u&pod=c-0&sequence=5', '{"count":7}');
+    expect(stored.statusCode).toBe(201);
+    const got = await call({ method: 'GET', url: `/v1/blobs/apps/${uid}`, headers: auth });
+    expect(got.body).toBe('{"count":7}');
+    expect(got.headers['x-checkpoint-sequence']).toBe('5');
+  });
+
+  it("keeps the Pod's restart count with the copy and lists it in the inventory", async () => {
+    expect((await put('policy=p&policyUID=u&pod=c-0&sequence=5&restartCount=2', '{}')).statusCode).toBe(201);
+    const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+      blobs: { restartCount?: number; sequence: number }[];
+    };
+    expect(inv.blobs).toEqual([expect.objectContaining({ sequence: 5, restartCount: 2 })]);
+    const bad = await put('policy=p&policyUID=u&pod=c-0&sequence=6&restartCount=-1', '{}');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toContain('restartCount must be >= 0');
+  });
+
+  it.each([
+    ['a missing sequence', 'policy=p&policyUID=u&pod=c-0', 400, "must have required property 'sequence'"],
+    ['a non-numeric sequence', 'policy=p&policyUID=u&pod=c-0&sequence=soon', 400, 'sequence must be integer'],
+    [
+      'an oversized body',
+      'policy=p&policyUID=u&pod=c-0&sequence=1',
+      413,
+      "larger than the helper's limit of 100 bytes",
+    ],
+  ])('answers %s (%s) with %i naming the problem', async (what, query, status, text) => {
+    const res = await put(query, what === 'an oversized body' ? 'x'.repeat(101) : '{}');
+    expect(res.statusCode).toBe(status);
+    expect(res.json().error).toContain(text);
+  });
+
+  it('never lets an older sequence replace a newer copy (409)', async () => {
+    expect((await put('policy=p&policyUID=u&pod=c-0&sequence=9', '"new"')).statusCode).toBe(201);
+    const late = await put('policy=p&policyUID=u&pod=c-0&sequence=3', '"old"');
+    expect(late.statusCode).toBe(409);
+    expect(late.json().error).toBe('sequence 3 is not newer than the stored 9');
+    const got = await call({ method: 'GET', url: `/v1/blobs/apps/${uid}`, headers: auth });
+    expect(got.body).toBe('"new"');
+  });
+
+  it('rejects a bad restore request naming the field, and 404s a restore of nothing', async () => {
+    const bad = await call({
+      method: 'POST',
+      url: `/v1/blobs/apps/${uid}/restore`,
+      headers: auth,
+      payload: { podIP: 'not-an-ip', port: 8080, path: '/state' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toContain('podIP');
+    const missing = await call({
+      method: 'POST',
+      url: `/v1/blobs/apps/${uid}/restore`,
+      headers: auth,
+      payload: { podIP: '127.0.0.1', port: 8080, path: '/state' },
+    });
+    expect(missing.statusCode).toBe(404);
+    const badId = await call({ method: 'GET', url: '/v1/blobs/Bad_NS/xyz', headers: auth });
+    expect(badId.statusCode).toBe(400);
+    expect(badId.json().error).toContain('namespace must be a DNS label');
+  });
+
+  it('restores a chosen generation once per process: a repeated or concurrent request for it is not pushed again', async () => {
+    for (const n of [1, 2, 3])
+      expect(
+        (await put(`policy=p&policyUID=u&pod=c-0&sequence=${n}&pulledAt=${n}000`, `{"n":${n}}`)).statusCode,
+      ).toBe(201);
+    // A real app: slow to answer, so the second request arrives while the first push is running.
+    const received: string[] = [];
+    const target = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        received.push(body);
+        setTimeout(() => res.writeHead(200, { 'pull-state-instance': 'proc-7' }).end('{}'), 300);
+      });
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const port = (target.address() as AddressInfo).port;
+    const restore = (restartCount: number) =>
+      call({
+        method: 'POST',
+        url: `/v1/blobs/apps/${uid}/restore`,
+        headers: auth,
+        payload: {
+          podIP: '127.0.0.1',
+          port,
+          path: '/state',
+          sequence: 2,
+          target: { podUID: uid, restartCount },
+        },
+      });
+    try {
+      const [first, second] = await Promise.all([restore(4), restore(4)]);
+      const third = await restore(4);
+      expect([first, second, third].map((a) => a.statusCode)).toEqual([200, 200, 200]);
+      expect(received).toEqual(['{"n":2}']);
+      expect(first.json()).toMatchObject({ result: 'Succeeded', sequence: 2, instance: 'proc-7' });
+      expect([second, third].map((a) => (a.json() as { alreadyRestored?: boolean }).alreadyRestored)).toEqual(
+        [true, true],
+      );
+      // The next start of the process is a new target.
+      expect((await restore(5)).statusCode).toBe(200);
+      expect(received).toEqual(['{"n":2}', '{"n":2}']);
+      const gone = await call({
+        method: 'POST',
+        url: `/v1/blobs/apps/${uid}/restore`,
+        headers: auth,
+        payload: { podIP: '127.0.0.1', port, path: '/state', sequence: 9 },
+      });
+      expect(gone.statusCode).toBe(404);
+      expect(gone.json().error).toBe('no generation with sequence 9 stored for this Pod on this node');
+      // Dropping the generations after a restart's cutoff leaves the older ones.
+      const dropped = await call({
+        method: 'DELETE',
+        url: `/v1/blobs/apps/${uid}?newerThan=1`,
+        headers: auth,
+      });
+      expect(dropped.json()).toEqual({ dropped: 2 });
+      const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+        blobs: { sequence: number; pulledAt: number }[];
+      };
+      expect(inv.blobs).toEqual([expect.objectContaining({ sequence: 1, pulledAt: 1000 })]);
+    } finally {
+      target.closeAllConnections();
+      await new Promise((r) => target.close(r));
+    }
+  });
+
+  it('names the field of a bad generation, process id or restore target, with 400', async () => {
+    const cases: [Promise<Answer>, string][] = [
+      [
+        put('policy=p&policyUID=u&pod=c-0&sequence=1&instance=has%20space', '{}'),
+        'instance must match pattern',
+      ],
+      [put('policy=p&policyUID=u&pod=c-0&sequence=1&pulledAt=-5', '{}'), 'pulledAt must be >= 0'],
+      [
+        call({ method: 'GET', url: `/v1/blobs/apps/${uid}?sequence=soon`, headers: auth }),
+        'sequence must be integer',
+      ],
+      [
+        call({ method: 'DELETE', url: `/v1/blobs/apps/${uid}?newerThan=later`, headers: auth }),
+        'newerThan must be integer',
+      ],
+      [
+        call({
+          method: 'POST',
+          url: `/v1/blobs/apps/${uid}/restore`,
+          headers: auth,
+          payload: {
+            podIP: '127.0.0.1',
+            port: 8080,
+            path: '/state',
+            target: { podUID: uid, restartCount: -1 },
+          },
+        }),
+        'restartCount must be >= 0',
+      ],
+      [
+        call({
+          method: 'POST',
+          url: `/v1/blobs/apps/${uid}/restore`,
+          headers: auth,
+          payload: {
+            podIP: '127.0.0.1',
+            port: 8080,
+            path: '/state',
+            target: { podUID: 'not a uid', restartCount: 0 },
+          },
+        }),
+        'podUID must match pattern',
+      ],
+    ];
+    for (const [answer, text] of cases) {
+      const res = await answer;
+      expect({ status: res.statusCode, error: res.json().error }).toEqual({
+        status: 400,
+        error: expect.stringContaining(text),
+      });
+    }
+    // Nothing was stored by the refused writes.
+    const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+      blobs: unknown[];
+    };
+    expect(inv.blobs).toEqual([]);
+  });
+
+  it('refuses to store a pull whose Pull-State-Instance header is not a short printable id, saying what is allowed', async () => {
+    const app = createServer((_req, res) =>
+      res.writeHead(200, { 'pull-state-instance': 'two words' }).end('{}'),
+    );
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    try {
+      const outcome = await pullState({
+        source: `http://127.0.0.1:${(app.address() as AddressInfo).port}/state`,
+        timeoutMs: 2000,
+        maxBytes: 100,
+        targets: [{ node: 'n1', url: base }],
+        blob: { namespace: 'apps', policy: 'p', policyUID: 'u', pod: 'c-0', podUID: uid, sequence: 1 },
+        authorization: auth.authorization,
+      });
+      expect(outcome).toMatchObject({
+        ok: false,
+        reason: 'PullFailed',
+        message: expect.stringContaining(
+          'pull-state-instance header that is not 1-128 printable ASCII characters without spaces',
+        ),
+      });
+      const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+        blobs: unknown[];
+      };
+      expect(inv.blobs).toEqual([]);
+    } finally {
+      app.closeAllConnections();
+      await new Promise((r) => app.close(r));
+    }
+  });
+});

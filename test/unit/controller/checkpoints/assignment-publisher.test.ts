@@ -1,0 +1,110 @@
+// What the leader sends to helpers, and when, on a fake clock with a recording helper client.
+import { jest } from '@jest/globals';
+import type { AssignmentSet, PullAssignment } from '../../../../src/api/index.js';
+import { AssignmentPublisher } from '../../../../src/controller/checkpoints/assignment-publisher.js';
+import type { HelperEndpoint } from '../../../../src/controller/kube/cluster-view.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
+
+const pod = (uid: string, over: Partial<PullAssignment> = {}): PullAssignment => ({
+  namespace: 'apps',
+  policy: 'p',
+  policyUID: 'pu',
+  pod: uid,
+  podUID: uid,
+  podIP: '10.0.0.5',
+  port: 8080,
+  path: '/state',
+  intervalMs: 1000,
+  timeoutMs: 1000,
+  maxBytes: 100,
+  restartCount: 0,
+  targets: [],
+  lastSequence: 0,
+  ...over,
+});
+
+const ep = (node: string, ready = true): HelperEndpoint => ({ node, url: `http://${node}:9500`, ready });
+
+let sent: { url: string; set: AssignmentSet }[];
+let failing: Set<string>;
+let wanted: Map<string, PullAssignment[]>;
+let endpoints: Map<string, HelperEndpoint>;
+let publisher: AssignmentPublisher;
+
+beforeEach(() => {
+  jest.useFakeTimers();
+  sent = [];
+  failing = new Set();
+  wanted = new Map([['n1', [pod('a')]]]);
+  endpoints = new Map([
+    ['n1', ep('n1')],
+    ['n2', ep('n2')],
+  ]);
+  publisher = new AssignmentPublisher({
+    helpers: {
+      assign: async (url, set) => {
+        if (failing.has(url)) throw new Error('connection refused');
+        sent.push({ url, set });
+      },
+    },
+    endpoints: () => endpoints,
+    build: () => wanted,
+    log: createLogger('test', 'error'),
+    debounceMs: 50,
+    resyncMs: 1000,
+    refreshMs: 60_000,
+  });
+});
+afterEach(() => {
+  publisher.stop();
+  jest.useRealTimers();
+});
+
+describe('AssignmentPublisher', () => {
+  it('sends every Ready helper its set once (an empty one too), then nothing while nothing changes', async () => {
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
+      ['http://n1:9500', ['a']],
+      ['http://n2:9500', []],
+    ]);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(sent).toHaveLength(2);
+  });
+
+  it('coalesces changes within the debounce window and sends only the node whose set changed', async () => {
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    sent = [];
+    wanted = new Map([['n1', [pod('a', { paused: true })]]]);
+    publisher.poke();
+    wanted = new Map([['n1', [pod('a'), pod('b')]]]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(60);
+    expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
+      ['http://n1:9500', ['a', 'b']],
+    ]);
+  });
+
+  it('retries a helper that failed at the next resync, and sends again to a helper that restarted', async () => {
+    failing.add('http://n2:9500');
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500']);
+    failing.clear();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n2:9500']);
+    publisher.forget('n1');
+    await jest.advanceTimersByTimeAsync(60);
+    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n2:9500', 'http://n1:9500']);
+  });
+
+  it('sends nothing to a helper that is not Ready, and refreshes every set after refreshMs', async () => {
+    endpoints.set('n2', ep('n2', false));
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500']);
+    await jest.advanceTimersByTimeAsync(61_000);
+    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n1:9500']);
+  });
+});

@@ -23,7 +23,12 @@ const pod = (uid: string, over: Partial<PullAssignment> = {}): PullAssignment =>
   ...over,
 });
 
-const ep = (node: string, ready = true): HelperEndpoint => ({ node, url: `http://${node}:9500`, ready });
+const ep = (node: string, ready = true): HelperEndpoint => ({
+  node,
+  pod: `helper-${node}`,
+  url: `http://${node}:9500`,
+  ready,
+});
 
 let sent: { url: string; set: AssignmentSet }[];
 let failing: Set<string>;

@@ -9,6 +9,7 @@ import { TokenReviewer } from './token-reviewer.js';
 import { BearerToken } from '../kube/bearer-token.js';
 import { NodePuller } from './node-puller.js';
 import { PodProber } from './pod-prober.js';
+import { helperMetrics } from './metrics.js';
 import { pullState } from './pull-state.js';
 import { ReportOutbox } from './report-outbox.js';
 
@@ -135,14 +136,23 @@ export async function runHelper(args: string[]): Promise<void> {
   });
   const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
   const token = new BearerToken(kc);
+  // The metrics read the puller's assignments; the puller reports into the metrics (once pulls run).
   const puller = new NodePuller({
     outbox,
     authorization: () => token.header(),
     concurrency: flags['pull-concurrency'],
     log,
     pull: pullState,
+    observe: (r) => metrics.observePull(r),
   });
-  const prober = new PodProber({ report: (fault) => outbox.addFault(fault), log });
+  const metrics = helperMetrics(store, puller);
+  const prober = new PodProber({
+    report: (fault) => {
+      metrics.podFaults.inc();
+      outbox.addFault(fault);
+    },
+    log,
+  });
   const app = buildHelperServer({
     store,
     nodeName: flags['node-name'],
@@ -150,6 +160,7 @@ export async function runHelper(args: string[]): Promise<void> {
     puller,
     prober,
     outbox,
+    metrics,
     peerUser,
     log,
   });

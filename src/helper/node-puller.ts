@@ -11,6 +11,8 @@ export interface NodePullerOptions {
   concurrency: number;
   log: Logger;
   pull: (r: PullRequest) => Promise<PullOutcome>;
+  /** Every pull's report (metrics). */
+  observe?: (report: PullReport) => void;
 }
 
 interface Item {
@@ -192,6 +194,7 @@ export class NodePuller {
       targets: a.targets.map((t) => t.node),
       pulledAt,
     };
+    this.o.observe?.(report);
     // A one-off pull's report is its answer; the outbox is for the scheduled ones.
     if (!oneOff) this.o.outbox.add(report, restarted);
     return report;

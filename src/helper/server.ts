@@ -1,5 +1,4 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerProbes } from '../runtime/probes.js';
 import type { Logger } from '../runtime/logger.js';
 import { BlobStore, StoreError, blobId } from './blob-store.js';
@@ -14,6 +13,7 @@ import {
 } from '../api/index.js';
 import type { NodePuller } from './node-puller.js';
 import type { PodProber } from './pod-prober.js';
+import { helperMetrics, type HelperMetrics } from './metrics.js';
 import type { ReportOutbox } from './report-outbox.js';
 import { pushState } from './restore-push.js';
 import { RestoreLedger, ledgerKey } from './restore-ledger.js';
@@ -27,6 +27,7 @@ export interface HelperServerOptions {
   puller?: NodePuller;
   /** Probes this node's fast-failover Pods. */
   prober?: PodProber;
+  metrics?: HelperMetrics;
   outbox?: ReportOutbox;
   /**
    * The helpers' own identity: it may store copies (a helper streams the copies of its node's Pods to the
@@ -175,41 +176,6 @@ const putQuerySchema = {
   },
 } as const;
 
-function metrics(store: BlobStore) {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
-    name: 'pullstate_helper_requests_total',
-    help: 'Helper API requests by route and HTTP status code.',
-    labelNames: ['route', 'code'],
-    registers: [registry],
-  });
-  const restoreSeconds = new Histogram({
-    name: 'pullstate_helper_restore_duration_seconds',
-    help: 'Time to push a stored state into a Pod, by result.',
-    labelNames: ['result'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  new Gauge({
-    name: 'pullstate_helper_blobs',
-    help: 'State copies stored on this node.',
-    registers: [registry],
-    collect() {
-      this.set(store.list().length);
-    },
-  });
-  new Gauge({
-    name: 'pullstate_helper_stored_bytes',
-    help: 'Bytes of state stored on this node.',
-    registers: [registry],
-    collect() {
-      this.set(store.usedBytes());
-    },
-  });
-  return { registry, requests, restoreSeconds };
-}
-
 const notStored = (sequence: number | undefined) =>
   sequence === undefined
     ? 'no state stored for this Pod on this node'
@@ -231,7 +197,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false } },
   });
-  const m = metrics(o.store);
+  const m = o.metrics ?? helperMetrics(o.store);
   const ledger = new RestoreLedger<RestoreResult>();
   registerProbes(app, m.registry, { healthy: () => true, notReadyBecause: () => undefined });
 

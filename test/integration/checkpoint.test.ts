@@ -264,6 +264,83 @@ describe('checkpoint pipeline', () => {
       60_000,
     );
   });
+  it("moves the state from the Pod's own node's helper to other nodes, never through the controller", async () => {
+    const helpers = await eventually('helpers Ready', async () => {
+      const h = await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=helper');
+      return h.length >= 3 ? h : undefined;
+    });
+    const controllers = (await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=controller')).map(
+      (c) => c.status!.podIP!,
+    );
+    const token = await controllerToken();
+    for (const pod of await readyPods(ns, 'app=app')) {
+      const own = helpers.find((h) => h.spec!.nodeName === pod.spec!.nodeName)!;
+      const res = await fetch(`http://${own.status!.podIP}:9500/v1/assignments`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const { pods: assigned } = (await res.json()) as {
+        pods: { podUID: string; intervalMs: number; targets: { node: string }[]; paused?: boolean }[];
+      };
+      const mine = assigned.find((a) => a.podUID === pod.metadata!.uid)!;
+      expect(mine).toMatchObject({ intervalMs: 1000 });
+      expect(mine.paused).toBeUndefined();
+      expect(mine.targets.length).toBe(1);
+      expect(mine.targets[0]!.node).not.toBe(pod.spec!.nodeName);
+      // Who GETs the state: the helper of the Pod's node, and nobody else.
+      const clients = (await eventually('state GETs counted', async () => {
+        const c = JSON.parse(
+          (await fetch(`http://${pod.status!.podIP}:8080/clients`).then((r) => r.text())) || '{}',
+        );
+        return Object.keys(c).length > 0 ? c : undefined;
+      })) as Record<string, number>;
+      expect(Object.keys(clients)).toEqual([own.status!.podIP]);
+      for (const ip of controllers) expect(clients[ip]).toBeUndefined();
+      const metrics = await fetch(`http://${own.status!.podIP}:9500/metrics`).then((r) => r.text());
+      expect(
+        Number(/pullstate_helper_pulls_total\{result="success"\} (\d+)/.exec(metrics)?.[1]),
+      ).toBeGreaterThan(0);
+      expect(Number(/pullstate_helper_assigned_pods (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    }
+  });
+
+  it('keeps checkpointing while no controller runs: the helpers pull what they were assigned', async () => {
+    const [pod] = await readyPods(ns, 'app=app');
+    const newest = async () => {
+      const c = await checkpointOf(pod!);
+      const url = await helperUrlOn(c!.node);
+      const inv = (await (
+        await fetch(`${url}/v1/blobs?podUID=${pod!.metadata!.uid}`, {
+          headers: { authorization: `Bearer ${await controllerToken()}` },
+        })
+      ).json()) as { blobs: { sequence: number }[] };
+      return Math.max(0, ...inv.blobs.map((b) => b.sequence));
+    };
+    await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=0');
+    try {
+      await eventually('no controller Pod', async () => (await controllerPods()).length === 0 || undefined);
+      await eventually(
+        'controller Pods gone',
+        async () =>
+          (
+            await core.listNamespacedPod({
+              namespace: OPERATOR_NAMESPACE,
+              labelSelector: 'app.kubernetes.io/component=controller',
+            })
+          ).items.length === 0 || undefined,
+        60_000,
+      );
+      const before = await newest();
+      await new Promise((r) => setTimeout(r, 3500));
+      expect(await newest()).toBeGreaterThan(before);
+    } finally {
+      await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=2');
+      await eventually(
+        'a leader again',
+        async () => ((await controllerPods()).length === 2 ? leader() : undefined),
+        120_000,
+      );
+    }
+  });
 });
 
 describe('annotation compatibility mode', () => {

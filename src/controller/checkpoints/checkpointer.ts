@@ -279,8 +279,9 @@ export class Checkpointer {
       podNode: pod.spec?.nodeName,
     });
     const node = pod.spec?.nodeName ?? '';
-    const puller = this.d.view.helpers().get(node);
-    if (!puller?.ready || !pod.status?.podIP) {
+    // Not through a helper whose node is NotReady or fenced: the call could only time out.
+    const puller = this.d.view.usableHelpers().get(node);
+    if (!puller || !pod.status?.podIP) {
       if (!quiet)
         this.failed(e, r, REASONS.helperUnavailable, `no Ready helper on node ${node} to pull the Pod`);
       return false;
@@ -310,6 +311,8 @@ export class Checkpointer {
     const e = s?.entry;
     this.d.metrics.pullSeconds.observe(report.durationMs / 1000);
     if (!report.ok && report.reason === 'Restarted') {
+      // The process that answered is the one restored already (this report was on its way meanwhile).
+      if (report.instance !== undefined && report.instance === r.instance) return false;
       // Seen before the API shows the restart: nothing was stored, the copies still hold the old process's state.
       this.d.log.info('the app restarted (new process identity); restoring its last checkpoint', {
         pod: r.pod,

@@ -96,6 +96,7 @@ export class FaultDetector {
   private probes = new Map<string, PodProbe>();
   private helperFailures = new Map<string, number>();
   private suspects = new Set<string>();
+  private failing = new Set<string>();
   private fenced = new Set<string>();
   private deleted = new Set<string>();
   private helperTimer?: NodeJS.Timeout;
@@ -195,8 +196,11 @@ export class FaultDetector {
       });
       p.failures = next.failures;
       p.answered = next.answered;
-      if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
       const node = pod.spec?.nodeName ?? '';
+      // The helper on the Pod's node missed HELPER_FAILURES probes and the Pod does not answer either: the
+      // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone.
+      if (p.failures >= 1 && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
+      else if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
       if (this.probes.get(uid) === p && this.suspect(node))
         this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
     }, delayMs);
@@ -230,9 +234,7 @@ export class FaultDetector {
 
   /** Starts (or stops) probing a node's Pods from the leader, while its helper cannot. */
   private probeNodePods(node: string, on: boolean): void {
-    this.d.log.info(on ? 'helper not answering: probing its Pods from here' : 'helper answers again', {
-      node,
-    });
+    if (on) this.d.log.info('helper missing or not answering: probing its Pods from here', { node });
     for (const [uid, p] of this.probes) {
       if (p.entry.pod.spec?.nodeName !== node) continue;
       clearTimeout(p.timer);
@@ -244,14 +246,28 @@ export class FaultDetector {
     }
   }
 
+  private helperDown(node: string): boolean {
+    return (this.helperFailures.get(node) ?? 0) >= HELPER_FAILURES;
+  }
+
   private async podFailed(p: PodProbe): Promise<void> {
     const node = p.entry.pod.spec?.nodeName ?? '';
-    const helperDown = (this.helperFailures.get(node) ?? 0) >= HELPER_FAILURES;
-    if (helperDown && !this.fenced.has(node)) await this.nodeFailed(node);
+    if (this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
     else await this.deletePod(p.entry, `${p.failures} probes in a row failed`);
   }
 
   private async nodeFailed(node: string): Promise<void> {
+    // Several Pods of the node reach this at once: one fence and one round of deletes.
+    if (this.failing.has(node)) return;
+    this.failing.add(node);
+    try {
+      await this.fenceAndEvacuate(node);
+    } finally {
+      this.failing.delete(node);
+    }
+  }
+
+  private async fenceAndEvacuate(node: string): Promise<void> {
     this.d.log.warn('node failed: its helper and protected Pods are unreachable; fencing it', { node });
     try {
       await this.setFence(node, true);

@@ -64,8 +64,8 @@ export class HelperClient {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(a),
-      // It may wait for the Pod's scheduled pull first.
-      timeoutMs: 2 * a.timeoutMs + 5000,
+      // It may wait for the Pod's scheduled pull first; a final pull waits on this, so no more than that.
+      timeoutMs: 2 * a.timeoutMs + 1000,
     });
     return this.json(base, res);
   }

@@ -36,6 +36,14 @@ interface Item {
 /** How long a Pod waits, after a new process answered, for the controller's decision before a new pull. */
 const heldRetryMs = (intervalMs: number) => Math.max(10_000, 5 * intervalMs);
 
+/**
+ * A pull's sequence: milliseconds since the epoch, above every sequence this helper used and the controller
+ * has seen, so it keeps increasing across helper restarts, leader changes and clock steps back.
+ */
+export function nextSequence(now: number, lastUsed: number, lastSeen: number): number {
+  return Math.max(now, lastUsed + 1, lastSeen + 1);
+}
+
 /** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */
 const jittered = (ms: number) => ms * (0.95 + Math.random() * 0.1);
 
@@ -143,8 +151,7 @@ export class NodePuller {
   private async pullOnce(item: Item, oneOff: boolean): Promise<PullReport> {
     const a = item.a;
     const pulledAt = Date.now();
-    // Milliseconds since the epoch, never below a sequence seen before: increasing across helper restarts.
-    const sequence = Math.max(pulledAt, item.lastSequence + 1, a.lastSequence + 1);
+    const sequence = nextSequence(pulledAt, item.lastSequence, a.lastSequence);
     item.lastSequence = sequence;
     const outcome: PullOutcome =
       a.targets.length === 0

@@ -118,11 +118,6 @@ export function newestCopy(r: CheckpointRecord): Copy | undefined {
   return best;
 }
 
-/** Next sequence: wall-clock milliseconds, so a new leader continues above its predecessor. */
-export function nextSequence(r: CheckpointRecord, now = Date.now()): number {
-  return Math.max(now, r.lastSequence + 1);
-}
-
 /** In-memory index of checkpoints by Pod UID. */
 export class CheckpointBook {
   private records = new Map<string, CheckpointRecord>();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PullAssignment, PullReport, ReportBatch } from '../../../src/api/index.js';
 import { BlobStore } from '../../../src/helper/blob-store.js';
-import { NodePuller } from '../../../src/helper/node-puller.js';
+import { NodePuller, nextSequence } from '../../../src/helper/node-puller.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { ReportOutbox } from '../../../src/helper/report-outbox.js';
 import { buildHelperServer } from '../../../src/helper/server.js';
@@ -136,6 +136,12 @@ afterEach(async () => {
 });
 
 describe('a node helper pulling its Pods', () => {
+  it('numbers pulls above the clock, its own last sequence and the one the controller has seen', () => {
+    expect(nextSequence(100, 5, 7)).toBe(100);
+    expect(nextSequence(100, 500, 7)).toBe(501);
+    expect(nextSequence(100, 5, 900)).toBe(901);
+  });
+
   it('pulls once on request and stores the copy on the target helper with the peer identity', async () => {
     const [n1, n2] = nodes as [Node, Node];
     const { status, body } = await send(n1, 'POST', '/v1/pulls', assignment(n2));

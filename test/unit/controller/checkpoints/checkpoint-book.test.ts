@@ -1,13 +1,9 @@
 // The in-memory checkpoint book.
-import { CheckpointBook, nextSequence } from '../../../../src/controller/checkpoints/checkpoint-book.js';
+import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { expiredOrphans } from '../../../../src/controller/checkpoints/orphan-collector.js';
 import { record } from '../records.js';
 
 describe('checkpoint book', () => {
-  it('continues sequences above both the clock and the last one used', () => {
-    expect(nextSequence(record('p', [], { lastSequence: 5 }), 100)).toBe(100);
-    expect(nextSequence(record('p', [], { lastSequence: 500 }), 100)).toBe(501);
-  });
   it('learns helper inventories, keeping the newest copy per node', () => {
     const book = new CheckpointBook();
     const meta = {

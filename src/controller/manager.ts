@@ -163,7 +163,11 @@ export class Manager {
       events: this.events,
       metrics: o.metrics,
       log,
-      onChange: (key) => this.status.request(key),
+      onChange: (key) => {
+        this.status.request(key);
+        // A restore settled or failed: whether the Pod is paused, and the process id of its copies, changed.
+        this.publisher.poke();
+      },
       livePod: (namespace, name, uid) => {
         const pod = this.pods.get(name, namespace);
         return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;

@@ -12,6 +12,8 @@ import type { ControllerMetrics } from '../metrics.js';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** The design's floor for routine writes: max(intervalSeconds, 5 s) per policy. */
 export const MIN_STATUS_PERIOD_MS = 5000;
+/** Requests for one policy within this window are computed once (condition changes wait this long at most). */
+const COALESCE_MS = 100;
 
 export interface DesiredStatus {
   status: PullStatePolicyStatus;
@@ -46,6 +48,7 @@ export class StatusWriter {
   private timers = new Map<string, NodeJS.Timeout>();
   private inFlight = new Set<string>();
   private again = new Set<string>();
+  private coalescing = new Set<string>();
 
   constructor(
     kc: KubeConfig,
@@ -72,7 +75,20 @@ export class StatusWriter {
     this.written.delete(key);
   }
 
+  /**
+   * A policy's status may have changed. Requests within COALESCE_MS are computed once: a policy over many
+   * Pods gets a request per pull report, and computing its status each time would cost O(Pods²) per period.
+   */
   request(key: string): void {
+    if (this.coalescing.has(key)) return;
+    this.coalescing.add(key);
+    setTimeout(() => {
+      this.coalescing.delete(key);
+      this.evaluate(key);
+    }, COALESCE_MS).unref();
+  }
+
+  private evaluate(key: string): void {
     if (this.inFlight.has(key)) {
       this.again.add(key);
       return;
@@ -92,7 +108,7 @@ export class StatusWriter {
       if (!this.timers.has(key)) {
         const t = setTimeout(() => {
           this.timers.delete(key);
-          this.request(key);
+          this.evaluate(key);
         }, wait);
         t.unref();
         this.timers.set(key, t);
@@ -125,14 +141,14 @@ export class StatusWriter {
         this.log.warn('status write failed, retrying', { policy: key, error: errorMessage(err) });
         const t = setTimeout(() => {
           this.timers.delete(key);
-          this.request(key);
+          this.evaluate(key);
         }, 2000);
         t.unref();
         this.timers.set(key, t);
       }
     } finally {
       this.inFlight.delete(key);
-      if (this.again.delete(key)) this.request(key);
+      if (this.again.delete(key)) this.evaluate(key);
     }
   }
 }

@@ -21,6 +21,13 @@ export interface DesiredStatus {
   periodMs: number;
 }
 
+/** Writes a policy's status (the API server's status subresource; tests pass their own). */
+export type StatusPatch = (
+  namespace: string,
+  name: string,
+  status: PullStatePolicyStatus,
+) => Promise<unknown>;
+
 interface Written {
   json: string;
   conditions: string;
@@ -43,7 +50,7 @@ export function nextWriteAt(
  * the status subresource; a change of conditions is written at once.
  */
 export class StatusWriter {
-  private api: CustomObjectsApi;
+  private patch: (namespace: string, name: string, status: PullStatePolicyStatus) => Promise<unknown>;
   private written = new Map<string, Written>();
   private timers = new Map<string, NodeJS.Timeout>();
   private inFlight = new Set<string>();
@@ -51,12 +58,20 @@ export class StatusWriter {
   private coalescing = new Set<string>();
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeConfig | StatusPatch,
     private readonly compute: (key: string) => DesiredStatus | undefined,
-    private readonly metrics: ControllerMetrics,
+    private readonly metrics: Pick<ControllerMetrics, 'statusWrites'>,
     private readonly log: Logger,
   ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+    if (typeof kc === 'function') this.patch = kc;
+    else {
+      const api = kc.makeApiClient(CustomObjectsApi);
+      this.patch = (namespace, name, status) =>
+        api.patchNamespacedCustomObjectStatus(
+          { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
+          mergePatch,
+        );
+    }
   }
 
   /** Seeds what the API already holds (after a takeover), so an unchanged status is not rewritten. */
@@ -129,10 +144,7 @@ export class StatusWriter {
     const [namespace, name] = key.split('/') as [string, string];
     this.inFlight.add(key);
     try {
-      await this.api.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
-        mergePatch,
-      );
+      await this.patch(namespace, name, status);
       this.metrics.statusWrites.inc();
       this.written.set(key, { json, conditions, at: Date.now() });
     } catch (err) {

@@ -1,0 +1,74 @@
+// When status is written, on a fake clock with a recording patch function instead of the API server.
+import { jest } from '@jest/globals';
+import type { PullStatePolicyStatus } from '../../../../src/api/index.js';
+import { StatusWriter } from '../../../../src/controller/policies/status-writer.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
+
+let status: PullStatePolicyStatus;
+let computed: number;
+let writes: { at: number; status: PullStatePolicyStatus }[];
+let fail: number | undefined;
+let writer: StatusWriter;
+const t0 = 1_000_000;
+
+const ready = (s: 'True' | 'False') => [
+  { type: 'Ready', status: s, reason: 'X', message: 'm', lastTransitionTime: '2026-11-24T00:00:00Z' },
+];
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: t0 });
+  status = { protectedPods: 1, conditions: ready('True') } as PullStatePolicyStatus;
+  computed = 0;
+  writes = [];
+  fail = undefined;
+  writer = new StatusWriter(
+    async (_ns, _name, s) => {
+      if (fail) throw Object.assign(new Error('refused'), { code: fail });
+      writes.push({ at: Date.now() - t0, status: s });
+    },
+    () => {
+      computed++;
+      return { status: { ...status }, periodMs: 1000 };
+    },
+    { statusWrites: { inc: () => undefined } } as never,
+    createLogger('test', 'error'),
+  );
+});
+afterEach(() => jest.useRealTimers());
+
+describe('StatusWriter', () => {
+  it('computes a burst of requests once and writes the first status at once', async () => {
+    for (let i = 0; i < 50; i++) writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    expect(computed).toBe(1);
+    expect(writes.map((w) => w.at)).toEqual([100]);
+  });
+
+  it('writes routine changes at most once per period (5 s floor), condition changes at once', async () => {
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    status = { ...status, protectedPods: 2 };
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(writes).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(4000);
+    expect(writes.map((w) => w.at)).toEqual([100, 5100]);
+    status = { ...status, conditions: ready('False') };
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    expect(writes.map((w) => w.at)).toEqual([100, 5100, 5250]);
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(writes).toHaveLength(3); // nothing changed: nothing written
+  });
+
+  it('retries a failed write after 2 s', async () => {
+    fail = 500;
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    expect(writes).toHaveLength(0);
+    fail = undefined;
+    await jest.advanceTimersByTimeAsync(2000);
+    expect(writes.map((w) => w.at)).toEqual([2100]);
+  });
+});

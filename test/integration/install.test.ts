@@ -51,6 +51,21 @@ describe('kubectl apply -k .', () => {
     expect((await helperPods()).map((p) => p.spec?.nodeName).sort()).toEqual(nodes);
   });
 
+  it('installs NetworkPolicies: the helper port only from the operator and labelled scrapers, the controller only for metrics', async () => {
+    const out = await kubectl(
+      'get',
+      'networkpolicies',
+      '-n',
+      OPERATOR_NAMESPACE,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}:{range .spec.ingress[*]}{.ports[0].port},{end};{end}',
+    );
+    expect(out.split(';').filter(Boolean).sort()).toEqual([
+      'pull-state-controller:9090,',
+      'pull-state-helper:9500,9500,',
+    ]);
+  });
+
   it('is idempotent: applying it again changes nothing', async () => {
     const out = await kubectl('apply', '--server-side', '-k', '.');
     expect(out.split('\n').filter((l) => l && !/ (serverside-applied|unchanged)$/.test(l))).toEqual([]);

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -23,7 +23,15 @@ import {
   type PullReport,
 } from '../src/api/index.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../src/cli/flags.js';
-import { failoverTrial, injectFault, nodesHealed, readyPod, stats, type Fault } from '../harness/failover.js';
+import {
+  failoverTrial,
+  injectFault,
+  isReady,
+  nodesHealed,
+  readyPod,
+  stats,
+  type Fault,
+} from '../harness/failover.js';
 import { appDeployment } from '../harness/deployment.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
 import { eventually } from '../harness/poll.js';
@@ -374,6 +382,43 @@ async function restartRace(samples: number) {
 }
 
 /** Prometheus text: the value of a sample line `name{labels} value`. */
+interface ScaleResult {
+  pods: number;
+  stateBytes: number;
+  loadAverage: number;
+  cores: number;
+  rssMiB: number;
+  helperCoresMax: number;
+  helperRssMiBMax: number;
+  checkpointP50Ms: number;
+  checkpointP99Ms: number;
+  statusWritesPerPolicyPerMinute: number;
+  pullsPerSecond: number;
+  failedPullsPerSecond: number;
+}
+
+/** The operator's Pods with their restart counts, and the leader: changes when any of them restarts. */
+function operatorProcesses(): string {
+  const pods = kubectl(
+    'get',
+    'pods',
+    '-n',
+    OPERATOR_NAMESPACE,
+    '-o',
+    'jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount},{end}',
+  );
+  const leader = kubectl(
+    'get',
+    'lease',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'pull-state-operator-leader',
+    '-o',
+    'jsonpath={.spec.holderIdentity}',
+  );
+  return `${pods}|${leader}`;
+}
+
 function metric(text: string, name: string): number {
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
 }
@@ -423,62 +468,80 @@ async function scale(pods: number, stateBytes: number) {
     },
     600_000,
   );
-  const lease = kubectl(
-    'get',
-    'lease',
-    '-n',
-    OPERATOR_NAMESPACE,
-    'pull-state-operator-leader',
-    '-o',
-    'jsonpath={.spec.holderIdentity}',
+  // Starting 100 app processes saturates a 2-core machine for a while: measure once every Pod is Ready and
+  // the load has settled, and again if the leader changed or an operator process restarted meanwhile.
+  await until(
+    `${pods} Pods Ready`,
+    async () =>
+      (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${name}` })).items.filter(isReady)
+        .length >= pods,
+    600_000,
   );
-  const ip = kubectl('get', 'pod', '-n', OPERATOR_NAMESPACE, lease, '-o', 'jsonpath={.status.podIP}');
-  const helperIPs = (
-    await core.listNamespacedPod({
-      namespace: OPERATOR_NAMESPACE,
-      labelSelector: 'app.kubernetes.io/component=helper',
-    })
-  ).items.map((h) => h.status!.podIP!);
-  const scrape = async (host: string, port: number) => (await fetch(`http://${host}:${port}/metrics`)).text();
-  const sample = async () => ({
-    controller: await scrape(ip, 9090),
-    helpers: await Promise.all(helperIPs.map((h) => scrape(h, 9500))),
-  });
-  const a = await sample();
-  const t0 = Date.now();
-  await sleep(60_000);
-  const b = await sample();
-  const secs = (Date.now() - t0) / 1000;
-  const cores = (x: string, y: string) =>
-    (metric(y, 'process_cpu_seconds_total') - metric(x, 'process_cpu_seconds_total')) / secs;
-  const helperCores = a.helpers.map((h, i) => cores(h, b.helpers[i]!));
-  const result = {
-    pods,
-    stateBytes,
-    cores: cores(a.controller, b.controller),
-    rssMiB: Math.round(metric(b.controller, 'process_resident_memory_bytes') / 1024 ** 2),
-    helperCoresMax: Math.max(...helperCores),
-    helperRssMiBMax: Math.max(
-      ...b.helpers.map((h) => Math.round(metric(h, 'process_resident_memory_bytes') / 1024 ** 2)),
-    ),
-    checkpointP50Ms:
-      histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.5) * 1000,
-    checkpointP99Ms:
-      histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.99) * 1000,
-    statusWritesPerPolicyPerMinute:
-      ((metric(b.controller, 'pullstate_status_writes_total') -
-        metric(a.controller, 'pullstate_status_writes_total')) /
-        secs) *
-      60,
-    pullsPerSecond:
-      (metric(b.controller, 'pullstate_pulls_total\\{result="success"\\}') -
-        metric(a.controller, 'pullstate_pulls_total\\{result="success"\\}')) /
-      secs,
-    failedPullsPerSecond:
-      (metric(b.controller, 'pullstate_pulls_total\\{result="failure"\\}') -
-        metric(a.controller, 'pullstate_pulls_total\\{result="failure"\\}')) /
-      secs,
-  };
+  await until('load settled', async () => loadavg()[0]! < cpus().length * 4, 300_000).catch(() =>
+    log(`load still ${loadavg()[0]!.toFixed(1)} after 5 min; measuring anyway`),
+  );
+  let result: ScaleResult | undefined;
+  for (let attempt = 1; attempt <= 3 && !result; attempt++) {
+    const before = operatorProcesses();
+    const lease = kubectl(
+      'get',
+      'lease',
+      '-n',
+      OPERATOR_NAMESPACE,
+      'pull-state-operator-leader',
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    );
+    const ip = kubectl('get', 'pod', '-n', OPERATOR_NAMESPACE, lease, '-o', 'jsonpath={.status.podIP}');
+    const helperIPs = (
+      await core.listNamespacedPod({
+        namespace: OPERATOR_NAMESPACE,
+        labelSelector: 'app.kubernetes.io/component=helper',
+      })
+    ).items.map((h) => h.status!.podIP!);
+    const scrape = async (host: string, port: number) =>
+      (await fetch(`http://${host}:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const sample = async () => ({
+      controller: await scrape(ip, 9090),
+      helpers: await Promise.all(helperIPs.map((h) => scrape(h, 9500))),
+    });
+    const a = await sample();
+    const t0 = Date.now();
+    await sleep(60_000);
+    const b = await sample();
+    if (operatorProcesses() !== before) {
+      log(
+        `scale: an operator process restarted or the leader changed during the window (attempt ${attempt}); again`,
+      );
+      continue;
+    }
+    const secs = (Date.now() - t0) / 1000;
+    const cores = (x: string, y: string) =>
+      (metric(y, 'process_cpu_seconds_total') - metric(x, 'process_cpu_seconds_total')) / secs;
+    const helperCores = a.helpers.map((h, i) => cores(h, b.helpers[i]!));
+    const rate = (text: string, from: string, to: string) => (metric(to, text) - metric(from, text)) / secs;
+    const helperRate = (text: string) =>
+      a.helpers.reduce((sum, h, i) => sum + rate(text, h, b.helpers[i]!), 0);
+    result = {
+      pods,
+      stateBytes,
+      loadAverage: Math.round(loadavg()[0]! * 10) / 10,
+      cores: cores(a.controller, b.controller),
+      rssMiB: Math.round(metric(b.controller, 'process_resident_memory_bytes') / 1024 ** 2),
+      helperCoresMax: Math.max(...helperCores),
+      helperRssMiBMax: Math.max(
+        ...b.helpers.map((h) => Math.round(metric(h, 'process_resident_memory_bytes') / 1024 ** 2)),
+      ),
+      checkpointP50Ms:
+        histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.5) * 1000,
+      checkpointP99Ms:
+        histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.99) * 1000,
+      statusWritesPerPolicyPerMinute: rate('pullstate_status_writes_total', a.controller, b.controller) * 60,
+      pullsPerSecond: helperRate('pullstate_helper_pulls_total\\{result="success"\\}'),
+      failedPullsPerSecond: helperRate('pullstate_helper_pulls_total\\{result="failure"\\}'),
+    };
+  }
+  if (!result) throw new Error('scale: no quiet 60 s window in 3 attempts');
   log(`scale: ${JSON.stringify(result)}`);
   await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
   await until(

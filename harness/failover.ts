@@ -73,13 +73,13 @@ export function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefin
   });
 }
 
-const ready = (p: V1Pod) =>
+export const isReady = (p: V1Pod) =>
   !p.metadata?.deletionTimestamp &&
   (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 export async function readyPod(namespace: string, selector: string): Promise<V1Pod | undefined> {
   const pods = await core().listNamespacedPod({ namespace, labelSelector: selector });
-  return pods.items.find(ready);
+  return pods.items.find(isReady);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,6 +16,7 @@ import {
 import {
   GROUP,
   HELPER_API,
+  HELPER_AUDIENCE,
   OPERATOR_NAMESPACE,
   PLURAL,
   READINESS_GATE,
@@ -181,7 +182,7 @@ async function checkpointLatency(trials: number) {
     await core.createNamespacedServiceAccountToken({
       name: 'pull-state-controller',
       namespace: OPERATOR_NAMESPACE,
-      body: { spec: { audiences: [] } },
+      body: { spec: { audiences: [HELPER_AUDIENCE] } },
     })
   ).status!.token;
   await createFixtures(core, NS);

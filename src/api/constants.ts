@@ -73,3 +73,11 @@ export const OPERATOR_NAMESPACE = 'pull-state-operator-system';
 export const INSTANCE_HEADER = 'pull-state-instance';
 /** What an instance id may be: printable, short (it is stored with every copy). */
 export const INSTANCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * Audience of the tokens that call a helper: a projected ServiceAccount token for this audience is good for
+ * the helpers only (the API server refuses it), and a token for the API server is refused by the helpers.
+ */
+export const HELPER_AUDIENCE = `${GROUP}/helper`;
+/** Where the controller and the helpers find their helper-audience token (a projected volume). */
+export const HELPER_TOKEN_FILE = `/var/run/secrets/${GROUP}/helper/token`;

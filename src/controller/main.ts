@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import Fastify from 'fastify';
-import { OPERATOR_NAMESPACE } from '../api/constants.js';
+import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
+import { existsSync } from 'node:fs';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
@@ -38,6 +39,12 @@ export const CONTROLLER_FLAGS = {
     help: 'run leader election (turn off only with a single replica)',
   },
   'lease-name': { kind: 'string', default: 'pull-state-operator-leader', help: 'name of the leader Lease' },
+  'helper-token-file': {
+    kind: 'string',
+    default: HELPER_TOKEN_FILE,
+    env: 'HELPER_TOKEN_FILE',
+    help: `token for calling the helpers (a projected ServiceAccount token for the audience ${HELPER_AUDIENCE}); without the file, the kubeconfig's token, which helpers that require their audience refuse`,
+  },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
   'orphan-retention-seconds': {
     kind: 'int',
@@ -96,8 +103,14 @@ export async function runController(args: string[]): Promise<void> {
     });
   }
   metrics.leader.set(1);
+  const tokenFile = existsSync(flags['helper-token-file']) ? flags['helper-token-file'] : undefined;
+  if (!tokenFile)
+    log.warn('no helper token file; calling the helpers with the kubeconfig token (API server audience)', {
+      file: flags['helper-token-file'],
+    });
   const manager = new Manager({
     kc,
+    ...(tokenFile ? { helperTokenFile: tokenFile } : {}),
     log,
     metrics,
     operatorNamespace: flags.namespace,

@@ -41,6 +41,8 @@ import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.
 
 export interface ManagerOptions {
   kc: KubeConfig;
+  /** The helper-audience token (a projected volume); the kubeconfig's token when absent. */
+  helperTokenFile?: string;
   log: Logger;
   metrics: ControllerMetrics;
   operatorNamespace: string;
@@ -112,7 +114,7 @@ export class Manager {
     this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, () =>
       this.detector.fencedNodes(),
     );
-    this.helpers = new HelperClient(kc);
+    this.helpers = new HelperClient(o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc });
     this.events = new EventRecorder(kc, log);
     this.checkpointer = new Checkpointer({
       book: this.book,

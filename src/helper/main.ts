@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { OPERATOR_NAMESPACE } from '../api/constants.js';
+import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
+import { existsSync } from 'node:fs';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
@@ -101,6 +102,22 @@ export const HELPER_FLAGS = {
     env: 'HELPER_REPORT_BATCH_MS',
     help: 'how long a routine pull report waits for others before the controller gets it',
   },
+  'token-file': {
+    kind: 'string',
+    default: HELPER_TOKEN_FILE,
+    env: 'HELPER_TOKEN_FILE',
+    help: "this helper's token for the other helpers (audience as --token-audience); without the file, the kubeconfig's",
+  },
+  'token-audience': {
+    kind: 'string',
+    default: HELPER_AUDIENCE,
+    env: 'HELPER_TOKEN_AUDIENCE',
+    pattern: {
+      test: /^\S{0,253}$/,
+      allowed: "an audience without spaces, or empty for the API server's own",
+    },
+    help: "audience a caller's token must be for (checked by TokenReview); empty: the API server's own",
+  },
   'token-cache-seconds': {
     kind: 'int',
     min: 0,
@@ -131,11 +148,14 @@ export async function runHelper(args: string[]): Promise<void> {
   });
   const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
   const reviewer = new TokenReviewer(kc, {
+    ...(flags['token-audience'] ? { audience: flags['token-audience'] } : {}),
     allowedUsers: [`system:serviceaccount:${flags['allowed-service-account']}`, peerUser],
     cacheMs: flags['token-cache-seconds'] * 1000,
   });
   const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
-  const token = new BearerToken(kc);
+  const token = new BearerToken(
+    existsSync(flags['token-file']) ? { file: flags['token-file'] } : { kubeConfig: kc },
+  );
   // The metrics read the puller's assignments; the puller reports into the metrics (once pulls run).
   const puller = new NodePuller({
     outbox,

@@ -6,6 +6,8 @@ export type Verdict = { ok: true; user: string } | { ok: false; status: 401 | 40
 export interface TokenReviewerOptions {
   /** The identities let in, `system:serviceaccount:<namespace>:<name>`. */
   allowedUsers: string[];
+  /** The audience a token must be for; absent: the API server's own (any token it accepts). */
+  audience?: string;
   /** How long an answer is reused; the API server is asked again after that. */
   cacheMs: number;
   /** Upper bound of cached answers, so garbage tokens cannot grow memory without limit. */
@@ -41,10 +43,21 @@ export class TokenReviewer {
   }
 
   private async ask(token: string): Promise<Verdict> {
-    const review = await this.api.createTokenReview({ body: { spec: { token } } });
+    const audiences = this.o.audience ? [this.o.audience] : undefined;
+    const review = await this.api.createTokenReview({
+      body: { spec: { token, ...(audiences ? { audiences } : {}) } },
+    });
     const status = review.status;
     if (!status?.authenticated) {
-      return { ok: false, status: 401, message: `token rejected${status?.error ? `: ${status.error}` : ''}` };
+      const why = this.o.audience ? ` (a token for the audience ${this.o.audience} is needed)` : '';
+      return {
+        ok: false,
+        status: 401,
+        message: `token rejected${status?.error ? `: ${status.error}` : ''}${why}`,
+      };
+    }
+    if (this.o.audience && !(status.audiences ?? []).includes(this.o.audience)) {
+      return { ok: false, status: 401, message: `token is not for the audience ${this.o.audience}` };
     }
     const user = status.user?.username ?? '';
     if (!this.o.allowedUsers.includes(user)) {

@@ -1,11 +1,12 @@
 // Checkpoint pipeline (#4) end to end: the operator installed with `kubectl apply -k .` (controllers and
 // helpers as Pods with their own ServiceAccounts), real apps, real faults.
 import { createHash } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { appDeployment } from '../../harness/deployment.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
-import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
-import { apps, cluster, core, createNamespace, eventually, readyPods } from './cluster.js';
+import { HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
+import { apps, cluster, core, createNamespace, eventually, kc, readyPods } from './cluster.js';
 import {
   condition,
   controllerPods,
@@ -31,11 +32,12 @@ function stateApp(name: string, replicas: number): V1Deployment {
   );
 }
 
-async function controllerToken(): Promise<string> {
+/** A token of the controller's ServiceAccount, by default for the helpers' audience (what the controller uses). */
+async function controllerToken(audiences: string[] = [HELPER_AUDIENCE]): Promise<string> {
   const t = await core.createNamespacedServiceAccountToken({
     name: 'pull-state-controller',
     namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [], expirationSeconds: 600 } },
+    body: { spec: { audiences, expirationSeconds: 600 } },
   });
   return t.status!.token;
 }
@@ -118,13 +120,41 @@ describe('checkpoint pipeline', () => {
     const other = await core.createNamespacedServiceAccountToken({
       name: 'default',
       namespace: ns,
-      body: { spec: { audiences: [], expirationSeconds: 600 } },
+      body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
     });
     const foreign = await fetch(url, { headers: { authorization: `Bearer ${other.status!.token}` } });
     expect(foreign.status).toBe(403);
     expect(await foreign.text()).toContain(
       'only system:serviceaccount:pull-state-operator-system:pull-state-controller',
     );
+  });
+
+  it("admits only tokens for the helpers' audience, which the API server refuses", async () => {
+    const pod = pods[0]!;
+    const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
+    const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
+    // The controller's own identity with the API server's audience (what a stolen API token would be): 401.
+    const apiToken = await controllerToken([]);
+    const refused = await fetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).toContain(`a token for the audience ${HELPER_AUDIENCE} is needed`);
+    // The helper-audience token opens the helper and nothing on the API server.
+    const helperToken = await controllerToken();
+    expect((await fetch(url, { headers: { authorization: `Bearer ${helperToken}` } })).status).toBe(200);
+    const server = kc.getCurrentCluster()!.server;
+    const api = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(
+        `${server}/api/v1/namespaces/${ns}/pods`,
+        { headers: { authorization: `Bearer ${helperToken}` }, rejectUnauthorized: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(api).toBe(401);
   });
 
   it.each([

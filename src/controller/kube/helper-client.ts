@@ -1,4 +1,3 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import {
   HELPER_API,
   type AssignmentSet,
@@ -14,12 +13,12 @@ import { BearerToken } from '../../kube/bearer-token.js';
 /** A helper's restore answer; NotStored: it does not hold that generation (any more). */
 export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
 
-/** Calls to the helpers' API with the controller's own ServiceAccount token. */
+/** Calls to the helpers' API with the controller's own ServiceAccount token (for the helpers' audience). */
 export class HelperClient {
   private readonly token: BearerToken;
 
-  constructor(kc: KubeConfig) {
-    this.token = new BearerToken(kc);
+  constructor(token: ConstructorParameters<typeof BearerToken>[0]) {
+    this.token = new BearerToken(token);
   }
 
   private async call(

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash tools/with-deps.sh
 export NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}"
 npx jest --selectProjects unit "$@"
+# A short fuzz run (the long one: npm run fuzz -- --seconds 600).
+npx tsx tools/fuzz/main.ts --seconds "${FUZZ_SECONDS:-20}"
 if compgen -G "test/integration/*.test.ts" >/dev/null; then
   npx jest --selectProjects integration --runInBand "$@"
 fi

@@ -159,6 +159,14 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
       const text = await readSome(res).catch(() => '');
       throw new PullError('PullFailed', `GET ${r.source} answered ${status}${text ? `: ${text}` : ''}`);
     }
+    // 204/205 carry no body and 206 a part of one: stored, they would replace the state with nothing or a piece.
+    if (status !== 200 && status !== 203) {
+      res.destroy();
+      throw new PullError(
+        'PullFailed',
+        `GET ${r.source} answered ${status}; only 200 with the whole state as its body is stored`,
+      );
+    }
     const declared = Number(res.headers['content-length']);
     if (Number.isFinite(declared) && declared > r.maxBytes) {
       res.destroy();

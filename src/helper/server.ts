@@ -420,8 +420,11 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
 
   app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
     if (err.validation) return reply.code(400).send({ error: err.message });
-    o.log.error('helper request failed', { error: err.message });
-    return reply.code(err.statusCode ?? 500).send({ error: err.message });
+    const status = err.statusCode ?? 500;
+    // A client's mistake (415, 413, a body that stopped mid-way) is the client's news, not the helper's.
+    if (status < 500) o.log.debug('helper request refused', { status, error: err.message });
+    else o.log.error('helper request failed', { error: err.message });
+    return reply.code(status).send({ error: err.message });
   });
   return app;
 }

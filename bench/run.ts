@@ -438,7 +438,9 @@ function histogramQuantile(a: string, b: string, name: string, q: number): numbe
 }
 
 async function scale(pods: number, stateBytes: number) {
-  const name = `many-${stateBytes}`;
+  // A name of its own per run: a policy created again under an earlier run's name would take over that run's
+  // copies (still within their retention) and restore them into these Pods.
+  const name = `many-${stateBytes}-${Date.now().toString(36)}`;
   await createFixtures(core, NS);
   await appsApi.createNamespacedDeployment({
     namespace: NS,
@@ -520,7 +522,9 @@ async function scale(pods: number, stateBytes: number) {
     const cores = (x: string, y: string) =>
       (metric(y, 'process_cpu_seconds_total') - metric(x, 'process_cpu_seconds_total')) / secs;
     const helperCores = a.helpers.map((h, i) => cores(h, b.helpers[i]!));
-    const rate = (text: string, from: string, to: string) => (metric(to, text) - metric(from, text)) / secs;
+    // A series a process never incremented is absent: it counts as 0.
+    const rate = (text: string, from: string, to: string) =>
+      ((metric(to, text) || 0) - (metric(from, text) || 0)) / secs;
     const helperRate = (text: string) =>
       a.helpers.reduce((sum, h, i) => sum + rate(text, h, b.helpers[i]!), 0);
     result = {

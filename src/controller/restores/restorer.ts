@@ -23,6 +23,10 @@ import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } 
  * listening instead of after a doubled wait. A refused connection costs the helper next to nothing.
  */
 const RETRY = { baseMs: 50, maxMs: 250 };
+/** Retry beat of a restore after its first 40 attempts (~10 s). */
+const SLOW_RETRY_MS = 2000;
+/** Refusals (4xx) of a state by the app after which its restore is given up. */
+const MAX_REJECTIONS = 5;
 /**
  * How long a connected restore may wait for the app's answer. Not the pull timeout: an app that just started
  * on a busy node may take seconds to answer, and a push given up after its body was sent leaves it unknown
@@ -288,6 +292,7 @@ export class Restorer {
     };
     // The helpers report pulls in batches: the newest copy of a Pod on a lost node may not have been reported.
     if (!restart) await this.d.refresh?.(from).catch(() => undefined);
+    let rejected = 0;
     for (let attempt = 1; ; attempt++) {
       if (this.stopped) return;
       if (from.finalizing && from.finalPull) {
@@ -367,6 +372,27 @@ export class Restorer {
             return;
           }
           failure = `${answer.reason}: ${answer.message}`;
+          if (answer.reason === 'Rejected' && answer.status !== undefined && answer.status < 500) {
+            rejected++;
+            if (rejected >= MAX_REJECTIONS) {
+              // The app refuses this state (no restore endpoint, or it cannot take it): retrying will not
+              // change its mind, and the Pod would never be pulled nor Ready. It starts without the state;
+              // the copies stay until they expire.
+              this.settled.add(uid);
+              const message = `the app refused the state ${rejected} times (${answer.message}); the Pod starts without it`;
+              this.report(t, {
+                pod: name,
+                fromPod: from.pod,
+                node: copy.node,
+                sizeBytes: copy.sizeBytes,
+                durationMilliseconds: Date.now() - started,
+                result: 'Failed',
+                message,
+              });
+              await this.setGate(live, 'True', 'RestoreRejected', message);
+              return;
+            }
+          }
           if (answer.reason === 'NotStored') {
             // The helper no longer holds that generation (it keeps a few): forget it, use the next.
             dropCopy(from, copy);
@@ -389,7 +415,8 @@ export class Restorer {
           message: `still retrying: ${failure}`,
         });
       }
-      await sleep(backoffDelay(attempt, RETRY));
+      // Fast while an app may be about to listen; after that, an app that takes minutes gets a slower beat.
+      await sleep(attempt <= 40 ? backoffDelay(attempt, RETRY) : SLOW_RETRY_MS);
     }
   }
 

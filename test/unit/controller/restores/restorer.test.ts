@@ -1,0 +1,122 @@
+// The restore of an orphan's copy into a new Pod, on a fake clock, with a scripted helper answer and the
+// gate writes recorded (the API server side is in the integration tests).
+import { jest } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parseSpec, type RestoreResult, type ResolvedSpec } from '../../../../src/api/index.js';
+import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoint-book.js';
+import { Restorer } from '../../../../src/controller/restores/restorer.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
+import { record } from '../records.js';
+
+const spec = (() => {
+  const r = parseSpec({ selector: { matchLabels: { app: 'a' } }, port: 8080 });
+  if (!r.ok) throw new Error(r.errors.join());
+  return r.value as ResolvedSpec;
+})();
+
+const pod: V1Pod = {
+  metadata: { name: 'new', namespace: 'ns', uid: 'uid-new', creationTimestamp: new Date() },
+  spec: {
+    containers: [{ name: 'app' }],
+    readinessGates: [{ conditionType: 'pullstate.hitachienergy.com/restored' }],
+  },
+  status: { podIP: '10.0.0.9', containerStatuses: [] },
+};
+
+let answers: RestoreResult[];
+let gates: [string, string][];
+let reports: string[];
+let restorer: Restorer;
+/** The new Pod is looked at (a reconcile), with the helper answering as `answers` say. */
+let begin: () => void;
+
+beforeEach(() => {
+  jest.useFakeTimers();
+  gates = [];
+  reports = [];
+  const book = new CheckpointBook();
+  const orphan = record('old', [['n2', 100]], { orphanedSince: 0 });
+  book.ensure(orphan);
+  Object.assign(book.get(orphan.podUID)!, orphan);
+  restorer = new Restorer({
+    gate: {
+      set: async (_p: V1Pod, status: string, reason: string) => void gates.push([status, reason]),
+    } as never,
+    book,
+    view: {
+      usableHelpers: () => new Map([['n2', { node: 'n2', pod: 'h2', url: 'http://n2:9500', ready: true }]]),
+      helpers: () => new Map(),
+    } as never,
+    helpers: { restore: async () => (answers.length > 1 ? answers.shift() : answers[0]) } as never,
+    events: {
+      record: (_o: unknown, _t: string, _r: string, text: string) => void reports.push(text),
+    } as never,
+    metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } } as never,
+    log: createLogger('test', 'error'),
+    onChange: () => undefined,
+    livePod: () => pod,
+    requeue: () => undefined,
+    pullNow: async () => undefined,
+    livePodByUID: () => pod,
+  });
+  begin = () =>
+    restorer.consider(
+      [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod }],
+      [book.get(orphan.podUID)!],
+    );
+});
+afterEach(() => jest.useRealTimers());
+
+const rejected: RestoreResult = {
+  result: 'Failed',
+  reason: 'Rejected',
+  status: 404,
+  message: 'the Pod answered 404',
+  durationMs: 1,
+  sequence: 100,
+  digest: 'sha256:x',
+  sizeBytes: 10,
+};
+
+describe('Restorer', () => {
+  it('restores an orphan into a fresh Pod and opens its gate', async () => {
+    answers = [
+      { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
+    ];
+    begin();
+    await jest.advanceTimersByTimeAsync(10);
+    expect(gates).toEqual([['True', 'Restored']]);
+    expect(restorer.isSettled('uid-new')).toBe(true);
+    expect(reports[0]).toContain('restored 10 bytes (sequence 100) from Pod old via node n2');
+  });
+
+  it('retries while the app is not listening, then restores', async () => {
+    const unreachable: RestoreResult = { ...rejected, reason: 'Unreachable', status: undefined } as never;
+    answers = [
+      unreachable,
+      unreachable,
+      unreachable,
+      { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
+    ];
+    begin();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(restorer.isSettled('uid-new')).toBe(false);
+    expect(gates).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(gates).toEqual([['True', 'Restored']]);
+  });
+
+  it('gives up a state the app refuses five times: the Pod starts without it and is not retried', async () => {
+    answers = [rejected];
+    begin();
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(gates).toEqual([['True', 'RestoreRejected']]);
+    expect(restorer.isSettled('uid-new')).toBe(true);
+    expect(reports.at(-1)).toContain(
+      'the app refused the state 5 times (the Pod answered 404); the Pod starts without it',
+    );
+    const n = reports.length;
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(reports.length).toBe(n);
+  });
+});

@@ -49,6 +49,12 @@ const FLAGS = {
     },
     help: 'scenarios to run',
   },
+  'scale-sizes': {
+    kind: 'string',
+    default: '1024,1048576',
+    pattern: { test: /^\d+(,\d+)*$/, allowed: 'a comma list of state sizes in bytes' },
+    help: 'state sizes of the scale scenario',
+  },
   'baseline-partition-trials': {
     kind: 'int',
     min: 1,
@@ -601,7 +607,9 @@ async function main(): Promise<void> {
     out.baseline = await failover(trials, false, Math.min(trials, flags['baseline-partition-trials']));
   if (only.has('scale')) {
     const pods = flags.quick ? 30 : 100;
-    out.scale = [await scale(pods, 1024), await scale(pods, 1024 ** 2)];
+    const results: ScaleResult[] = [];
+    for (const size of flags['scale-sizes'].split(',').map(Number)) results.push(await scale(pods, size));
+    out.scale = results;
   }
   // A run of some scenarios keeps the others' figures from the previous run, marked with that run's date.
   const previous = existsSync(LATEST)

@@ -290,8 +290,9 @@ export class Restorer {
       restartCount: restart?.restarts ?? restartCount(pod),
       ...(restart?.instance ? { instance: restart.instance } : {}),
     };
-    // The helpers report pulls in batches: the newest copy of a Pod on a lost node may not have been reported.
-    if (!restart) await this.d.refresh?.(from).catch(() => undefined);
+    // The helpers report pulls in batches, and a report can be lost (a lost node, a leader change, a poll that
+    // failed): ask the helpers which generations they hold before choosing one.
+    await this.d.refresh?.(from).catch(() => undefined);
     let rejected = 0;
     for (let attempt = 1; ; attempt++) {
       if (this.stopped) return;

@@ -171,6 +171,11 @@ describe('an app that re-executes itself (the API never shows a restart)', () =>
     await sleep(2000);
     const settled = (await stats(ip, 1000))!;
     expect(settled.restores).toBe(1);
+    if ((after.restoredCount ?? 0) < before.count - PER_INTERVAL - SAMPLING)
+      // Which copy was restored, and why, is in the leader's log.
+      process.stdout.write(
+        `restored ${after.restoredCount}, was at ${before.count}; leader log:\n${await leaderLog(name, 80)}\n`,
+      );
     expect(after.restoredCount).toBeGreaterThanOrEqual(before.count - PER_INTERVAL - SAMPLING);
     const now = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: ns });
     expect(now.status?.containerStatuses?.[0]?.restartCount).toBe(

@@ -1,8 +1,8 @@
-import { request } from 'node:http';
 import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { FENCE_TAINT, type PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
+import { probeOnce } from '../../runtime/http-probe.js';
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { restartCount, type ClusterView } from '../kube/cluster-view.js';
@@ -50,18 +50,6 @@ export function probeVerdict(
   const answered = s.answered || o.pulledSinceStart;
   if (!answered || o.restoring) return { failures: 0, answered };
   return { failures: s.failures + 1, answered: true };
-}
-
-function probe(ip: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host: ip, port, path, timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
 }
 
 interface PodProbe extends ProbeState {
@@ -181,7 +169,7 @@ export class FaultDetector {
       const { pod, spec } = p.entry;
       const target = probeTarget(pod, spec);
       const period = spec.failover.periodMilliseconds;
-      const ok = await probe(
+      const ok = await probeOnce(
         pod.status?.podIP ?? '',
         target.port,
         target.path,
@@ -212,7 +200,7 @@ export class FaultDetector {
     await Promise.all(
       [...helpers].map(async ([node, ep]) => {
         const u = new URL(ep.url);
-        const ok = await probe(u.hostname, Number(u.port), '/healthz', 400);
+        const ok = await probeOnce(u.hostname, Number(u.port), '/healthz', 400);
         this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
         if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
       }),

@@ -17,6 +17,7 @@ import {
   GROUP,
   HELPER_API,
   HELPER_AUDIENCE,
+  HELPER_HEALTH_PORT,
   OPERATOR_NAMESPACE,
   PLURAL,
   READINESS_GATE,
@@ -36,6 +37,7 @@ import {
 import { appDeployment } from '../harness/deployment.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
 import { eventually } from '../harness/poll.js';
+import { helperFetch } from '../harness/helper-https.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
@@ -68,6 +70,7 @@ const FLAGS = {
 let core: CoreV1Api;
 let appsApi: AppsV1Api;
 let custom: CustomObjectsApi;
+let kubeconfig: KubeConfig;
 const NS = 'bench';
 const LATEST = '.local/bench/latest.json';
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -226,7 +229,7 @@ async function checkpointLatency(trials: number) {
     // both meet the same machine load.
     const warmUp = 10;
     for (let i = 0; i < warmUp + Math.max(trials * 5, 30); i++) {
-      const res = await fetch(`http://${puller.status!.podIP}:9500${HELPER_API}/pulls`, {
+      const res = await helperFetch(kubeconfig, `https://${puller.status!.podIP}:9500${HELPER_API}/pulls`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -242,7 +245,7 @@ async function checkpointLatency(trials: number) {
           timeoutMs: 30_000,
           maxBytes: 64 * 1024 ** 2,
           restartCount: 0,
-          targets: [{ node: target.spec!.nodeName!, url: `http://${target.status!.podIP}:9500` }],
+          targets: [{ node: target.spec!.nodeName!, url: `https://${target.status!.podIP}:9500` }],
           lastSequence: 0,
         }),
       });
@@ -512,7 +515,7 @@ async function scale(pods: number, stateBytes: number) {
       (await fetch(`http://${host}:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const sample = async () => ({
       controller: await scrape(ip, 9090),
-      helpers: await Promise.all(helperIPs.map((h) => scrape(h, 9500))),
+      helpers: await Promise.all(helperIPs.map((h) => scrape(h, HELPER_HEALTH_PORT))),
     });
     const a = await sample();
     const t0 = Date.now();
@@ -583,6 +586,7 @@ async function main(): Promise<void> {
   });
   const kc = new KubeConfig();
   kc.loadFromFile('.local/kubeconfig');
+  kubeconfig = kc;
   core = kc.makeApiClient(CoreV1Api);
   appsApi = kc.makeApiClient(AppsV1Api);
   custom = kc.makeApiClient(CustomObjectsApi);

@@ -81,3 +81,16 @@ export const INSTANCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 export const HELPER_AUDIENCE = `${GROUP}/helper`;
 /** Where the controller and the helpers find their helper-audience token (a projected volume). */
 export const HELPER_TOKEN_FILE = `/var/run/secrets/${GROUP}/helper/token`;
+
+/**
+ * Helper serving certificates: each helper asks for one with a CertificateSigningRequest for this signer; the
+ * leading controller checks it (the requester is a helper Pod, the IP its own) and signs it with the CA it
+ * keeps in the Secret below. Clients trust only that CA, published in the ConfigMap below.
+ */
+export const HELPER_SIGNER_NAME = `${GROUP}/helper-serving`;
+export const CA_SECRET_NAME = 'pull-state-ca';
+export const CA_CONFIGMAP_NAME = 'pull-state-ca';
+/** Key of the CA certificate in the ConfigMap (as in kube-root-ca.crt). */
+export const CA_CONFIGMAP_KEY = 'ca.crt';
+/** Plain HTTP port of the helper's /healthz, /readyz and /metrics; the API port (9500) is HTTPS only. */
+export const HELPER_HEALTH_PORT = 9501;

@@ -9,6 +9,7 @@ import { registerProbes } from '../runtime/probes.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { Manager } from './manager.js';
+import { ensureCertificateAuthority } from './certificates/ca-keeper.js';
 import { createControllerMetrics } from './metrics.js';
 
 export const CONTROLLER_FLAGS = {
@@ -46,6 +47,21 @@ export const CONTROLLER_FLAGS = {
     help: `token for calling the helpers (a projected ServiceAccount token for the audience ${HELPER_AUDIENCE}); without the file, the kubeconfig's token, which helpers that require their audience refuse`,
   },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
+  'helper-service-account': {
+    kind: 'string',
+    default: 'pull-state-helper',
+    env: 'HELPER_SERVICE_ACCOUNT',
+    pattern: { test: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, allowed: 'a ServiceAccount name' },
+    help: "the helpers' ServiceAccount (in --namespace): only its serving certificate requests are signed",
+  },
+  'helper-cert-seconds': {
+    kind: 'int',
+    min: 30,
+    max: 366 * 86_400,
+    default: 86_400,
+    env: 'HELPER_CERT_SECONDS',
+    help: "validity of the helpers' serving certificates; each helper renews at two thirds of it",
+  },
   'orphan-retention-seconds': {
     kind: 'int',
     min: 1,
@@ -108,8 +124,16 @@ export async function runController(args: string[]): Promise<void> {
     log.warn('no helper token file; calling the helpers with the kubeconfig token (API server audience)', {
       file: flags['helper-token-file'],
     });
+  // Before anything calls a helper: helpers are verified against this CA, and their certificates come from it.
+  const ca = await ensureCertificateAuthority(kc, flags.namespace, log).catch((err: unknown) => {
+    log.error('could not create or read the helper CA', { error: errorMessage(err) });
+    process.exit(1);
+  });
   const manager = new Manager({
     kc,
+    ca,
+    helperUser: `system:serviceaccount:${flags.namespace}:${flags['helper-service-account']}`,
+    helperCertValidityMs: flags['helper-cert-seconds'] * 1000,
     ...(tokenFile ? { helperTokenFile: tokenFile } : {}),
     log,
     metrics,

@@ -38,6 +38,8 @@ import { Restorer } from './restores/restorer.js';
 import { GateKeeper } from './restores/gate-keeper.js';
 import { GateWriter } from './restores/readiness-gate.js';
 import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.js';
+import { HelperCertificateSigner } from './certificates/helper-signer.js';
+import type { CertificateAuthority } from '../tls/pki.js';
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -48,6 +50,11 @@ export interface ManagerOptions {
   operatorNamespace: string;
   workers: number;
   orphanRetentionMs: number;
+  /** The operator's CA: helpers' certificates are verified against it, and the signer signs with it. */
+  ca: CertificateAuthority;
+  /** `system:serviceaccount:<namespace>:<name>` of the helpers, the only requester whose CSRs are signed. */
+  helperUser: string;
+  helperCertValidityMs: number;
 }
 
 type Workload = V1Deployment | V1StatefulSet;
@@ -78,6 +85,7 @@ export class Manager {
   readonly restorer: Restorer;
   readonly detector: FaultDetector;
   readonly gateKeeper: GateKeeper;
+  readonly signer: HelperCertificateSigner;
   private faultAt = new Map<string, number>();
   readonly workloadReconciler: WorkloadReconciler;
   readonly policyQueue: WorkQueue;
@@ -114,7 +122,20 @@ export class Manager {
     this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, () =>
       this.detector.fencedNodes(),
     );
-    this.helpers = new HelperClient(o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc });
+    this.helpers = new HelperClient(
+      o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc },
+      o.ca.certPem,
+    );
+    this.signer = new HelperCertificateSigner({
+      kc,
+      ca: o.ca,
+      operatorNamespace: o.operatorNamespace,
+      helperUser: o.helperUser,
+      pod: (ns, name) => this.pods.get(name, ns),
+      isHelperPod: (pod) => isHelperPod(pod, o.operatorNamespace),
+      validityMs: o.helperCertValidityMs,
+      log,
+    });
     this.events = new EventRecorder(kc, log);
     this.checkpointer = new Checkpointer({
       book: this.book,
@@ -288,6 +309,8 @@ export class Manager {
       this.workloads.Deployment.start(),
       this.workloads.StatefulSet.start(),
     ]);
+    // Helpers without a certificate serve nothing: sign before reading their inventories.
+    await this.signer.start();
     await this.learnInventories();
     this.collector.sync();
     this.publisher.start();
@@ -324,6 +347,7 @@ export class Manager {
     // The helpers keep pulling what they were last assigned until the next leader takes over.
     this.publisher.stop();
     this.collector.stop();
+    await this.signer.stop();
     this.checkpointer.stop();
     this.restorer.stop();
     this.gateKeeper.stop();
@@ -338,12 +362,14 @@ export class Manager {
       this.workloads.Deployment.stop(),
       this.workloads.StatefulSet.stop(),
     ]);
+    await this.helpers.close();
   }
 
   /** A helper that became Ready (new node, or restarted) may hold copies this process never saw. */
   private helperChanged(pod: V1Pod, kind: 'add' | 'update' | 'delete'): void {
     const ep = kind === 'delete' ? undefined : helperEndpoint(pod);
     const node = pod.spec?.nodeName ?? '';
+    this.signer.podChanged();
     if (ep?.ready && this.knownHelpers.get(node) !== ep.url + pod.metadata?.uid) {
       this.knownHelpers.set(node, ep.url + pod.metadata?.uid);
       if (this.synced) void this.learnInventory(node, ep.url);

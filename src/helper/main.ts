@@ -1,5 +1,15 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
+import type { Server as TlsServer } from 'node:tls';
+import Fastify from 'fastify';
+import {
+  HELPER_AUDIENCE,
+  HELPER_HEALTH_PORT,
+  HELPER_TOKEN_FILE,
+  OPERATOR_NAMESPACE,
+} from '../api/constants.js';
+import { registerProbes } from '../runtime/probes.js';
+import { PeerTrust } from './peer-trust.js';
+import { ServingCertificate } from './serving-certificate.js';
 import { existsSync } from 'node:fs';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
@@ -23,7 +33,28 @@ export const HELPER_FLAGS = {
     max: 65535,
     default: 9500,
     env: 'HELPER_PORT',
-    help: 'port of the HTTP API, probes and metrics',
+    help: 'port of the HTTPS API (the controller and other helpers call it)',
+  },
+  'health-port': {
+    kind: 'int',
+    min: 1,
+    max: 65535,
+    default: HELPER_HEALTH_PORT,
+    env: 'HELPER_HEALTH_PORT',
+    help: 'port of /healthz, /readyz and /metrics (plain HTTP: probes and Prometheus)',
+  },
+  'pod-ip': {
+    kind: 'string',
+    env: 'POD_IP',
+    pattern: { test: /^\d{1,3}(\.\d{1,3}){3}$/, allowed: 'an IPv4 address (the downward API status.podIP)' },
+    help: "this helper Pod's IP, the one name in its serving certificate",
+  },
+  namespace: {
+    kind: 'string',
+    default: OPERATOR_NAMESPACE,
+    env: 'POD_NAMESPACE',
+    pattern: { test: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, allowed: 'a namespace name (DNS label)' },
+    help: "the operator's namespace (where the controller publishes the helper CA)",
   },
   'state-dir': {
     kind: 'string',
@@ -137,6 +168,7 @@ export const HELPER_HELP = helpText(
 export async function runHelper(args: string[]): Promise<void> {
   const flags = parseFlags(args, HELPER_FLAGS, process.env);
   const log = createLogger('helper');
+  if (!flags['pod-ip']) throw new Error('--pod-ip (or POD_IP) is required: the serving certificate names it');
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const store = await BlobStore.open(flags['state-dir'], {
@@ -163,6 +195,7 @@ export async function runHelper(args: string[]): Promise<void> {
     concurrency: flags['pull-concurrency'],
     log,
     pull: pullState,
+    peerAgent: () => trust.agent(),
     observe: (r) => metrics.observePull(r),
   });
   const metrics = helperMetrics(store, puller);
@@ -173,7 +206,45 @@ export async function runHelper(args: string[]): Promise<void> {
     },
     log,
   });
+  // Probes and metrics first, on their own plain port: the kubelet sees the helper start and wait.
+  let notReady: string | undefined = 'waiting for the helper CA';
+  const health = Fastify({ logger: false });
+  registerProbes(health, metrics.registry, { healthy: () => true, notReadyBecause: () => notReady });
+  await health.listen({ host: '0.0.0.0', port: flags['health-port'] });
+  const trust = new PeerTrust(kc, flags.namespace, log);
+  // Set once the first certificate is issued; renewals and the shutdown hook reach the server through it.
+  const api: { app?: ReturnType<typeof buildHelperServer> } = {};
+  const serving = new ServingCertificate({
+    kc,
+    nodeName: flags['node-name'] ?? 'unknown',
+    podIP: flags['pod-ip'],
+    log,
+    // New connections get the renewed certificate; open ones keep theirs.
+    onRenewed: (c) =>
+      (api.app?.server as unknown as TlsServer | undefined)?.setSecureContext({
+        key: c.keyPem,
+        cert: c.certPem,
+      }),
+  });
+  const starting = new AbortController();
+  onShutdown(log, async () => {
+    starting.abort();
+    serving.stop();
+    trust.stop();
+    puller.stop();
+    prober.stop();
+    await api.app?.close();
+    await health.close();
+  });
+  await trust.start(starting.signal);
+  notReady = 'waiting for a serving certificate (the leading controller signs it)';
+  const first = await serving.obtain();
+  log.info('serving certificate issued', {
+    serial: first.info.serial,
+    notAfter: first.info.notAfter.toISOString(),
+  });
   const app = buildHelperServer({
+    tls: { key: first.keyPem, cert: first.certPem },
     store,
     nodeName: flags['node-name'],
     review: (a) => reviewer.review(a),
@@ -184,16 +255,14 @@ export async function runHelper(args: string[]): Promise<void> {
     peerUser,
     log,
   });
+  api.app = app;
   await app.listen({ host: '0.0.0.0', port: flags.port });
+  notReady = undefined;
   log.info('helper started', {
     node: flags['node-name'],
     port: flags.port,
+    healthPort: flags['health-port'],
     blobs: store.list().length,
     usedBytes: store.usedBytes(),
-  });
-  onShutdown(log, () => {
-    puller.stop();
-    prober.stop();
-    return app.close();
   });
 }

@@ -1,3 +1,4 @@
+import type { Agent as HttpsAgent } from 'node:https';
 import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import type { PullRequest } from './pull-state.js';
@@ -11,6 +12,8 @@ export interface NodePullerOptions {
   concurrency: number;
   log: Logger;
   pull: (r: PullRequest) => Promise<PullOutcome>;
+  /** The HTTPS agent for the other helpers (trusting the operator's CA). */
+  peerAgent?: () => HttpsAgent | undefined;
   /** Every pull's report (metrics). */
   observe?: (report: PullReport) => void;
 }
@@ -176,6 +179,7 @@ export class NodePuller {
               restartCount: a.restartCount,
             },
             authorization: await this.o.authorization(),
+            ...(this.o.peerAgent?.() ? { peerAgent: this.o.peerAgent()! } : {}),
             pulledAt,
             ...(item.expected !== undefined ? { expectedInstance: item.expected } : {}),
           });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import {
   HELPER_API,
   INSTANCE_HEADER,
@@ -24,6 +25,8 @@ export interface PullRequest {
   blob: CopyFields;
   /** Bearer credentials for the target helpers. */
   authorization: string;
+  /** For `https://` targets: an agent that verifies the helpers' certificates against the operator's CA. */
+  peerAgent?: HttpsAgent;
   /** When the GET is sent; the copies record it. */
   pulledAt?: number;
   /**
@@ -77,11 +80,12 @@ function startUpload(
   if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
   if (answer.instance !== undefined) q.set('instance', answer.instance);
   const url = new URL(`${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
-  const req = request(url, {
-    method: 'PUT',
-    agent: pullAgent,
-    headers: { 'content-type': contentType, authorization: r.authorization },
-  });
+  const headers = { 'content-type': contentType, authorization: r.authorization };
+  // A bearer token never goes to a helper over plain HTTP when the helpers speak HTTPS, nor unverified.
+  const req =
+    url.protocol === 'https:'
+      ? httpsRequest(url, { method: 'PUT', agent: r.peerAgent ?? false, rejectUnauthorized: true, headers })
+      : request(url, { method: 'PUT', agent: pullAgent, headers });
   const upload: Upload = {
     node: target.node,
     req,

@@ -34,6 +34,8 @@ export interface HelperServerOptions {
    * others) and nothing else.
    */
   peerUser?: string;
+  /** Serve HTTPS with this key and certificate (the helper always does; unit tests may serve plain HTTP). */
+  tls?: { key: string; cert: string };
   log: Logger;
 }
 
@@ -192,11 +194,15 @@ function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
  */
 export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
   // Long polls must not hold a shutdown for their full wait.
-  const app = Fastify({
+  const options = {
     logger: false,
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false } },
-  });
+  } as const;
+  // One instance type for both: the routes do not care which transport carries them.
+  const app = (o.tls
+    ? Fastify({ ...options, https: o.tls })
+    : Fastify(options)) as unknown as FastifyInstance;
   const m = o.metrics ?? helperMetrics(o.store);
   const ledger = new RestoreLedger<RestoreResult>();
   registerProbes(app, m.registry, { healthy: () => true, notReadyBecause: () => undefined });

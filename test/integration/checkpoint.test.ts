@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { appDeployment } from '../../harness/deployment.js';
+import { helperFetch } from '../../harness/helper-https.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, kc, readyPods } from './cluster.js';
@@ -20,6 +21,9 @@ import {
 } from './operator.js';
 
 const ns = 'it-checkpoint';
+
+/** A call to a helper's HTTPS API, verified against the operator's CA. */
+const hfetch = (url: string, init?: Parameters<typeof helperFetch>[2]) => helperFetch(kc, url, init);
 
 function stateApp(name: string, replicas: number): V1Deployment {
   return appDeployment(
@@ -105,7 +109,7 @@ describe('checkpoint pipeline', () => {
     const pod = pods[0]!;
     const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
-    const res = await fetch(url, { headers: { authorization: `Bearer ${await controllerToken()}` } });
+    const res = await hfetch(url, { headers: { authorization: `Bearer ${await controllerToken()}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     const body = Buffer.from(await res.arrayBuffer());
@@ -115,14 +119,14 @@ describe('checkpoint pipeline', () => {
     expect(JSON.parse(body.toString())).toHaveProperty('version');
 
     // Forged and foreign tokens are refused.
-    expect((await fetch(url)).status).toBe(401);
-    expect((await fetch(url, { headers: { authorization: 'Bearer forged.token.value' } })).status).toBe(401);
+    expect((await hfetch(url)).status).toBe(401);
+    expect((await hfetch(url, { headers: { authorization: 'Bearer forged.token.value' } })).status).toBe(401);
     const other = await core.createNamespacedServiceAccountToken({
       name: 'default',
       namespace: ns,
       body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
     });
-    const foreign = await fetch(url, { headers: { authorization: `Bearer ${other.status!.token}` } });
+    const foreign = await hfetch(url, { headers: { authorization: `Bearer ${other.status!.token}` } });
     expect(foreign.status).toBe(403);
     expect(await foreign.text()).toContain(
       'only system:serviceaccount:pull-state-operator-system:pull-state-controller',
@@ -135,12 +139,12 @@ describe('checkpoint pipeline', () => {
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
     // The controller's own identity with the API server's audience (what a stolen API token would be): 401.
     const apiToken = await controllerToken([]);
-    const refused = await fetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
+    const refused = await hfetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
     expect(refused.status).toBe(401);
     expect(await refused.text()).toContain(`a token for the audience ${HELPER_AUDIENCE} is needed`);
     // The helper-audience token opens the helper and nothing on the API server.
     const helperToken = await controllerToken();
-    expect((await fetch(url, { headers: { authorization: `Bearer ${helperToken}` } })).status).toBe(200);
+    expect((await hfetch(url, { headers: { authorization: `Bearer ${helperToken}` } })).status).toBe(200);
     const server = kc.getCurrentCluster()!.server;
     const api = await new Promise<number>((resolve, reject) => {
       const req = httpsRequest(
@@ -215,7 +219,7 @@ describe('checkpoint pipeline', () => {
     await eventually(
       'the copy kept on disk or moved to another node',
       async () => {
-        const res = await fetch(`${await helperUrlOn(before.node)}/v1/blobs`, {
+        const res = await hfetch(`${await helperUrlOn(before.node)}/v1/blobs`, {
           headers: { authorization: `Bearer ${await controllerToken()}` },
         });
         const inventory = (await res.json()) as { blobs: { podUID: string; sequence: number }[] };
@@ -305,7 +309,7 @@ describe('checkpoint pipeline', () => {
     const token = await controllerToken();
     for (const pod of await readyPods(ns, 'app=app')) {
       const own = helpers.find((h) => h.spec!.nodeName === pod.spec!.nodeName)!;
-      const res = await fetch(`http://${own.status!.podIP}:9500/v1/assignments`, {
+      const res = await hfetch(`https://${own.status!.podIP}:9500/v1/assignments`, {
         headers: { authorization: `Bearer ${token}` },
       });
       const { pods: assigned } = (await res.json()) as {
@@ -325,7 +329,7 @@ describe('checkpoint pipeline', () => {
       })) as Record<string, number>;
       expect(Object.keys(clients)).toEqual([own.status!.podIP]);
       for (const ip of controllers) expect(clients[ip]).toBeUndefined();
-      const metrics = await fetch(`http://${own.status!.podIP}:9500/metrics`).then((r) => r.text());
+      const metrics = await fetch(`http://${own.status!.podIP}:9501/metrics`).then((r) => r.text());
       expect(
         Number(/pullstate_helper_pulls_total\{result="success"\} (\d+)/.exec(metrics)?.[1]),
       ).toBeGreaterThan(0);
@@ -339,7 +343,7 @@ describe('checkpoint pipeline', () => {
       const c = await checkpointOf(pod!);
       const url = await helperUrlOn(c!.node);
       const inv = (await (
-        await fetch(`${url}/v1/blobs?podUID=${pod!.metadata!.uid}`, {
+        await hfetch(`${url}/v1/blobs?podUID=${pod!.metadata!.uid}`, {
           headers: { authorization: `Bearer ${await controllerToken()}` },
         })
       ).json()) as { blobs: { sequence: number }[] };

@@ -62,7 +62,7 @@ describe('kubectl apply -k .', () => {
     );
     expect(out.split(';').filter(Boolean).sort()).toEqual([
       'pull-state-controller:9090,',
-      'pull-state-helper:9500,9500,',
+      'pull-state-helper:9500,9501,',
     ]);
   });
 
@@ -76,6 +76,11 @@ describe('least privilege', () => {
   it.each([
     ['get', 'secrets', '-A'],
     ['list', 'secrets', '-A'],
+    ['get', 'secrets', '-n', OPERATOR_NAMESPACE],
+    ['get', 'secret/some-other-secret', '-n', OPERATOR_NAMESPACE],
+    ['update', 'configmaps/some-other-config', '-n', OPERATOR_NAMESPACE],
+    ['sign', 'signers.certificates.k8s.io/kubernetes.io/kube-apiserver-client'],
+    ['approve', 'signers.certificates.k8s.io/kubernetes.io/kubelet-serving'],
     ['delete', 'deployments', '-n', ns],
     ['update', 'deployments', '-n', ns],
     ['create', 'pods', '-n', ns],
@@ -91,6 +96,12 @@ describe('least privilege', () => {
     ['list', 'deployments', '-A'],
     ['update', 'pullstatepolicies.pullstate.hitachienergy.com', '--subresource=status', '-n', ns],
     ['create', 'leases', '-n', OPERATOR_NAMESPACE],
+    ['get', 'secret/pull-state-ca', '-n', OPERATOR_NAMESPACE],
+    ['update', 'configmaps/pull-state-ca', '-n', OPERATOR_NAMESPACE],
+    ['update', 'certificatesigningrequests', '--subresource=approval'],
+    ['update', 'certificatesigningrequests', '--subresource=status'],
+    ['sign', 'signers.certificates.k8s.io/pullstate.hitachienergy.com/helper-serving'],
+    ['approve', 'signers.certificates.k8s.io/pullstate.hitachienergy.com/helper-serving'],
   ])('the controller may %s %s', async (...args) => {
     expect(await canI(controllerSA, ...args)).toBe(true);
   });
@@ -99,10 +110,19 @@ describe('least privilege', () => {
     expect(await canI(controllerSA, 'create', 'leases', '-n', ns)).toBe(false);
   });
 
-  it('the helper may only review tokens', async () => {
-    expect(await canI(helperSA, 'create', 'tokenreviews')).toBe(true);
+  it('the helper may only review tokens, ask for its certificate and read the CA certificate', async () => {
+    for (const args of [
+      ['create', 'tokenreviews'],
+      ['create', 'certificatesigningrequests'],
+      ['get', 'configmap/pull-state-ca', '-n', OPERATOR_NAMESPACE],
+    ])
+      expect(await canI(helperSA, ...args)).toBe(true);
     for (const args of [
       ['get', 'secrets', '-A'],
+      ['get', 'secret/pull-state-ca', '-n', OPERATOR_NAMESPACE],
+      ['get', 'configmap/other', '-n', OPERATOR_NAMESPACE],
+      ['update', 'certificatesigningrequests', '--subresource=approval'],
+      ['update', 'certificatesigningrequests', '--subresource=status'],
       ['list', 'pods', '-A'],
       ['get', 'nodes'],
     ])

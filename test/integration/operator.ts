@@ -87,7 +87,7 @@ export function condition(p: IPullStatePolicy, type: string) {
 export async function helperUrlOn(node: string): Promise<string> {
   const pod = (await helperPods()).find((p: V1Pod) => p.spec?.nodeName === node);
   if (!pod) throw new Error(`no Ready helper on ${node}`);
-  return `http://${pod.status!.podIP}:9500`;
+  return `https://${pod.status!.podIP}:9500`;
 }
 
 export async function warningEvents(namespace: string, name: string): Promise<string[]> {

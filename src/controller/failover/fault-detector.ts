@@ -199,7 +199,7 @@ export class FaultDetector {
     const helpers = this.d.view.helpers();
     await Promise.all(
       [...helpers].map(async ([node, ep]) => {
-        const u = new URL(ep.url);
+        const u = new URL(ep.healthUrl);
         const ok = await probeOnce(u.hostname, Number(u.port), '/healthz', 400);
         this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
         if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);

@@ -1,5 +1,5 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { HELPER_COMPONENT, LABELS, MANAGED_BY_VALUE } from '../../api/constants.js';
+import { HELPER_COMPONENT, HELPER_HEALTH_PORT, LABELS, MANAGED_BY_VALUE } from '../../api/constants.js';
 import type { Informer } from './informer.js';
 
 export const DEFAULT_HELPER_PORT = 9500;
@@ -29,19 +29,28 @@ export function isHelperPod(pod: V1Pod, operatorNamespace: string): boolean {
 export interface HelperEndpoint {
   node: string;
   pod: string;
+  /** `https://<podIP>:<api port>`: the helper API. */
   url: string;
+  /** `http://<podIP>:<health port>`: its /healthz, plain HTTP. */
+  healthUrl: string;
   ready: boolean;
 }
 
-/** The helper serving each node: its Pod's IP and API port (the container port named `api`). */
+/** The helper serving each node: its Pod's IP, API and health ports (container ports `api` and `health`). */
 export function helperEndpoint(pod: V1Pod): HelperEndpoint | undefined {
   const node = pod.spec?.nodeName;
   const ip = pod.status?.podIP;
   if (!node || !ip || pod.metadata?.deletionTimestamp) return undefined;
-  const port =
-    pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === 'api')?.containerPort ??
-    DEFAULT_HELPER_PORT;
-  return { node, pod: pod.metadata?.name ?? '', url: `http://${ip}:${port}`, ready: isPodReady(pod) };
+  const ports = pod.spec?.containers.flatMap((c) => c.ports ?? []) ?? [];
+  const port = ports.find((p) => p.name === 'api')?.containerPort ?? DEFAULT_HELPER_PORT;
+  const health = ports.find((p) => p.name === 'health')?.containerPort ?? HELPER_HEALTH_PORT;
+  return {
+    node,
+    pod: pod.metadata?.name ?? '',
+    url: `https://${ip}:${port}`,
+    healthUrl: `http://${ip}:${health}`,
+    ready: isPodReady(pod),
+  };
 }
 
 /** Nodes and helpers as the informers see them now. */

@@ -8,17 +8,30 @@ import {
   type RestoreRequest,
   type RestoreResult,
 } from '../../api/index.js';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { BearerToken } from '../../kube/bearer-token.js';
 
 /** A helper's restore answer; NotStored: it does not hold that generation (any more). */
 export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
 
-/** Calls to the helpers' API with the controller's own ServiceAccount token (for the helpers' audience). */
+type Response = Awaited<ReturnType<typeof undiciFetch>>;
+type RequestInit = NonNullable<Parameters<typeof undiciFetch>[1]>;
+
+/**
+ * Calls to the helpers' HTTPS API with the controller's own ServiceAccount token (for the helpers' audience),
+ * verifying each helper's certificate against the operator's CA and its Pod IP.
+ */
 export class HelperClient {
   private readonly token: BearerToken;
+  private readonly dispatcher: Agent;
 
-  constructor(token: ConstructorParameters<typeof BearerToken>[0]) {
+  constructor(token: ConstructorParameters<typeof BearerToken>[0], caPem: string) {
     this.token = new BearerToken(token);
+    this.dispatcher = new Agent({ connect: { ca: caPem }, keepAliveTimeout: 30_000 });
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
   }
 
   private async call(
@@ -26,8 +39,9 @@ export class HelperClient {
     init: RequestInit & { timeoutMs?: number; abort?: AbortSignal } = {},
   ): Promise<Response> {
     const timeout = AbortSignal.timeout(init.timeoutMs ?? 5000);
-    return fetch(url, {
+    return undiciFetch(url, {
       ...init,
+      dispatcher: this.dispatcher,
       headers: { ...(init.headers as Record<string, string>), authorization: await this.token.header() },
       signal: init.abort ? AbortSignal.any([timeout, init.abort]) : timeout,
     });

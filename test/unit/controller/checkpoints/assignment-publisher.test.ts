@@ -26,7 +26,8 @@ const pod = (uid: string, over: Partial<PullAssignment> = {}): PullAssignment =>
 const ep = (node: string, ready = true): HelperEndpoint => ({
   node,
   pod: `helper-${node}`,
-  url: `http://${node}:9500`,
+  url: `https://${node}:9500`,
+  healthUrl: `http://${node}:9501`,
   ready,
 });
 
@@ -70,8 +71,8 @@ describe('AssignmentPublisher', () => {
     publisher.start();
     await jest.advanceTimersByTimeAsync(100);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
-      ['http://n1:9500', ['a']],
-      ['http://n2:9500', []],
+      ['https://n1:9500', ['a']],
+      ['https://n2:9500', []],
     ]);
     await jest.advanceTimersByTimeAsync(10_000);
     expect(sent).toHaveLength(2);
@@ -87,29 +88,29 @@ describe('AssignmentPublisher', () => {
     publisher.poke();
     await jest.advanceTimersByTimeAsync(60);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
-      ['http://n1:9500', ['a', 'b']],
+      ['https://n1:9500', ['a', 'b']],
     ]);
   });
 
   it('retries a helper that failed at the next resync, and sends again to a helper that restarted', async () => {
-    failing.add('http://n2:9500');
+    failing.add('https://n2:9500');
     publisher.start();
     await jest.advanceTimersByTimeAsync(100);
-    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500']);
+    expect(sent.map((s) => s.url)).toEqual(['https://n1:9500']);
     failing.clear();
     await jest.advanceTimersByTimeAsync(1000);
-    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n2:9500']);
+    expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n2:9500']);
     publisher.forget('n1');
     await jest.advanceTimersByTimeAsync(60);
-    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n2:9500', 'http://n1:9500']);
+    expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n2:9500', 'https://n1:9500']);
   });
 
   it('sends nothing to a helper that is not Ready, and refreshes every set after refreshMs', async () => {
     endpoints.set('n2', ep('n2', false));
     publisher.start();
     await jest.advanceTimersByTimeAsync(100);
-    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500']);
+    expect(sent.map((s) => s.url)).toEqual(['https://n1:9500']);
     await jest.advanceTimersByTimeAsync(61_000);
-    expect(sent.map((s) => s.url)).toEqual(['http://n1:9500', 'http://n1:9500']);
+    expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n1:9500']);
   });
 });

@@ -26,7 +26,7 @@ let faults: PodFault[];
 let restarted: string[];
 let collector: ReportCollector;
 const endpoints = new Map<string, HelperEndpoint>([
-  ['n1', { node: 'n1', pod: 'helper-n1', url: 'http://n1:9500', ready: true }],
+  ['n1', { node: 'n1', pod: 'helper-n1', url: 'https://n1:9500', healthUrl: 'http://n1:9501', ready: true }],
 ]);
 
 beforeEach(() => {
@@ -120,6 +120,12 @@ describe('ReportCollector', () => {
     collector.sync();
     await jest.advanceTimersByTimeAsync(60_000);
     expect(calls.length).toBe(n);
-    endpoints.set('n1', { node: 'n1', pod: 'helper-n1', url: 'http://n1:9500', ready: true });
+    endpoints.set('n1', {
+      node: 'n1',
+      pod: 'helper-n1',
+      url: 'https://n1:9500',
+      healthUrl: 'http://n1:9501',
+      ready: true,
+    });
   });
 });

@@ -18,6 +18,7 @@ export interface ServingCredentials {
   keyPem: string;
   certPem: string;
   info: CertificateInfo;
+  receivedAt: number;
 }
 
 export interface ServingCertificateOptions {
@@ -74,7 +75,13 @@ export class ServingCertificate {
 
   private scheduleRenewal(delayMs?: number): void {
     clearTimeout(this.timer);
-    const due = delayMs ?? Math.max(1000, renewalTime(this.current!.info).getTime() - Date.now());
+    // From when it arrived, not its notBefore: signers backdate certificates for clock skew, which would
+    // put a short certificate's renewal time in the past.
+    const { info, receivedAt } = this.current!;
+    const from = new Date(Math.max(info.notBefore.getTime(), receivedAt));
+    const due =
+      delayMs ??
+      Math.max(1000, renewalTime({ notBefore: from, notAfter: info.notAfter }).getTime() - Date.now());
     this.timer = setTimeout(() => void this.renew(), Math.min(due, 2 ** 31 - 1));
     this.timer.unref();
   }
@@ -126,7 +133,12 @@ export class ServingCertificate {
       const done = outcome(csr);
       if (done.certificate) {
         const certPem = Buffer.from(done.certificate, 'base64').toString('utf8');
-        return { keyPem: await privateKeyPem(keys.privateKey), certPem, info: certificateInfo(certPem) };
+        return {
+          keyPem: await privateKeyPem(keys.privateKey),
+          certPem,
+          info: certificateInfo(certPem),
+          receivedAt: Date.now(),
+        };
       }
       if (done.refused) throw new Error(`certificate request ${name} ${done.refused}`);
       const waited = Date.now() - started;

@@ -15,7 +15,10 @@ const ns = 'it-helper-tls';
 const certificates = kc.makeApiClient(CertificatesV1Api);
 
 /** The certificate a helper presents on its API port, and whether it verifies against `ca`. */
-function peerCertificate(ip: string, ca?: string): Promise<{ cert: PeerCertificate; authorized: boolean; error?: string }> {
+function peerCertificate(
+  ip: string,
+  ca?: string,
+): Promise<{ cert: PeerCertificate; authorized: boolean; error?: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: ip, port: 9500, ...(ca ? { ca } : {}), rejectUnauthorized: false }, () => {
       const cert = socket.getPeerCertificate(true);
@@ -65,7 +68,14 @@ async function failedPulls(ip: string): Promise<number> {
 async function restartHelpers(): Promise<V1Pod[]> {
   const before = new Set((await helperPods()).map((p) => p.metadata!.uid));
   await kubectl('rollout', 'restart', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper');
-  await kubectl('rollout', 'status', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper', '--timeout=180s');
+  await kubectl(
+    'rollout',
+    'status',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'daemonset/pull-state-helper',
+    '--timeout=180s',
+  );
   const nodes = (await core.listNode()).items.length;
   return eventually(
     'every helper replaced and Ready',
@@ -80,7 +90,14 @@ async function restartHelpers(): Promise<V1Pod[]> {
 async function setCertSeconds(seconds: number | undefined): Promise<void> {
   const env = seconds === undefined ? 'HELPER_CERT_SECONDS-' : `HELPER_CERT_SECONDS=${seconds}`;
   await kubectl('set', 'env', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', env);
-  await kubectl('rollout', 'status', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--timeout=180s');
+  await kubectl(
+    'rollout',
+    'status',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'deployment/pull-state-controller',
+    '--timeout=180s',
+  );
   // The new leader is one of the new replicas: wait until it leads (the old one released the Lease).
   await eventually(
     'a new leader',
@@ -162,7 +179,9 @@ describe('helper API over TLS', () => {
         return c.status?.conditions?.find((x) => x.type === 'Denied' || x.type === 'Approved');
       });
       expect(denied).toMatchObject({ type: 'Denied', reason: 'NotAHelper' });
-      expect(denied!.message).toMatch(/only system:serviceaccount:pull-state-operator-system:pull-state-helper may/);
+      expect(denied!.message).toMatch(
+        /only system:serviceaccount:pull-state-operator-system:pull-state-helper may/,
+      );
       expect((await certificates.readCertificateSigningRequest({ name })).status?.certificate).toBeFalsy();
     } finally {
       await certificates.deleteCertificateSigningRequest({ name }).catch(() => undefined);
@@ -225,7 +244,8 @@ describe('helper API over TLS', () => {
       await setCertSeconds(undefined);
       await restartHelpers();
     }
-  });
+    // Two controller rollouts and two helper rollouts, each a few seconds to a minute on a loaded machine.
+  }, 480_000);
 });
 
 afterAll(async () => {

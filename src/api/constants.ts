@@ -6,6 +6,8 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = 'PullStatePolicy';
 export const PLURAL = 'pullstatepolicies';
 export const CRD_FILE = 'crds/pullstate.hitachienergy.com_pullstatepolicies.yaml';
+export const RESTORE_KIND = 'PullStateRestore';
+export const RESTORE_PLURAL = 'pullstaterestores';
 
 /** Annotations of the original research prototype (compatibility mode). */
 export const ANNOTATION_PREFIX = 'hitachienergy.com/ps_';

@@ -39,6 +39,7 @@ import { GateKeeper } from './restores/gate-keeper.js';
 import { GateWriter } from './restores/readiness-gate.js';
 import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.js';
 import { HelperCertificateSigner } from './certificates/helper-signer.js';
+import { RestoreRequestReconciler } from './restores/restore-requests.js';
 import type { CertificateAuthority } from '../tls/pki.js';
 
 export interface ManagerOptions {
@@ -86,6 +87,7 @@ export class Manager {
   readonly detector: FaultDetector;
   readonly gateKeeper: GateKeeper;
   readonly signer: HelperCertificateSigner;
+  readonly restoreRequests: RestoreRequestReconciler;
   private faultAt = new Map<string, number>();
   readonly workloadReconciler: WorkloadReconciler;
   readonly policyQueue: WorkQueue;
@@ -137,6 +139,18 @@ export class Manager {
       log,
     });
     this.events = new EventRecorder(kc, log);
+    this.restoreRequests = new RestoreRequestReconciler({
+      kc,
+      log,
+      events: this.events,
+      helpers: this.helpers,
+      policyExists: (ns, name) => this.policies.get(name, ns) !== undefined,
+      protectedPods: (ns, name) =>
+        this.checkpointer.protectedPods().filter((p) => p.policyKey === policyKey(ns, name) && p.pod.status?.podIP),
+      record: (uid) => this.book.get(uid),
+      refresh: (uid) => this.refreshRecord(uid),
+      usableHelpers: () => this.view.usableHelpers(),
+    });
     this.checkpointer = new Checkpointer({
       book: this.book,
       view: this.view,
@@ -308,6 +322,7 @@ export class Manager {
       this.policies.start(),
       this.workloads.Deployment.start(),
       this.workloads.StatefulSet.start(),
+      this.restoreRequests.startCache(),
     ]);
     // Helpers without a certificate serve nothing: sign before reading their inventories.
     await this.signer.start();
@@ -318,6 +333,7 @@ export class Manager {
     for (const p of this.policies.list())
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
     this.policyQueue.resume();
+    this.restoreRequests.resume();
     const now = Date.now();
     // Copies on disk whose Pod nobody protects start their retention clock now.
     setTimeout(() => {
@@ -348,6 +364,7 @@ export class Manager {
     this.publisher.stop();
     this.collector.stop();
     await this.signer.stop();
+    await this.restoreRequests.stop();
     this.checkpointer.stop();
     this.restorer.stop();
     this.gateKeeper.stop();

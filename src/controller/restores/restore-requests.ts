@@ -49,8 +49,10 @@ export class RestoreRequestReconciler {
   readonly informer: Informer<IPullStateRestore>;
   private readonly queue: WorkQueue;
   private readonly now: () => Date;
-  /** Requests this process is working on (a Running one not in here was left by a previous leader). */
+  /** Requests (by uid) this process is working on: a Running one not in here was left by a previous leader. */
   private readonly mine = new Set<string>();
+  /** Requests (by uid) this process finished: the cache may still show them Running for a moment. */
+  private readonly finished = new Set<string>();
 
   constructor(private readonly d: RestoreRequestDeps) {
     this.api = d.kc.makeApiClient(CustomObjectsApi);
@@ -74,7 +76,8 @@ export class RestoreRequestReconciler {
         }),
     });
     this.informer.onChange((o, kind) => {
-      if (kind !== 'delete') this.queue.add(key(o));
+      if (kind !== 'delete') return this.queue.add(key(o));
+      this.finished.delete(o.metadata!.uid!);
     });
   }
 
@@ -96,9 +99,10 @@ export class RestoreRequestReconciler {
     const [namespace, name] = k.split('/') as [string, string];
     const obj = this.informer.get(name, namespace);
     if (!obj) return;
+    const uid = obj.metadata!.uid!;
     const phase = obj.status?.phase;
-    if (phase === 'Succeeded' || phase === 'Failed') return;
-    if (phase === 'Running' && !this.mine.has(k))
+    if (phase === 'Succeeded' || phase === 'Failed' || this.finished.has(uid) || this.mine.has(uid)) return;
+    if (phase === 'Running')
       return this.finish(
         obj,
         'Failed',
@@ -128,7 +132,7 @@ export class RestoreRequestReconciler {
         : `${spec.policyName} protects no Pod`;
       return this.finish(obj, 'Failed', `${what}; ${allowed}`, []);
     }
-    this.mine.add(k);
+    this.mine.add(uid);
     try {
       await this.patchStatus(obj, {
         phase: 'Running',
@@ -145,7 +149,7 @@ export class RestoreRequestReconciler {
           : `restored into ${ok} of ${results.length} Pod(s); ${failed.map((f) => `${f.pod}: ${f.message ?? ''}`).join('; ')}`;
       await this.finish(obj, failed.length === 0 ? 'Succeeded' : 'Failed', message, results);
     } finally {
-      this.mine.delete(k);
+      this.mine.delete(uid);
     }
   }
 
@@ -206,6 +210,7 @@ export class RestoreRequestReconciler {
       completionTime: this.now().toISOString(),
       observedGeneration: obj.metadata?.generation ?? 0,
     });
+    this.finished.add(obj.metadata!.uid!);
     this.d.events.record(
       {
         kind: 'PullStateRestore',

@@ -41,6 +41,7 @@ import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.
 import { HelperCertificateSigner } from './certificates/helper-signer.js';
 import { RestoreRequestReconciler } from './restores/restore-requests.js';
 import type { CertificateAuthority } from '../tls/pki.js';
+import type { MetricsSample } from './metrics.js';
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -146,7 +147,9 @@ export class Manager {
       helpers: this.helpers,
       policyExists: (ns, name) => this.policies.get(name, ns) !== undefined,
       protectedPods: (ns, name) =>
-        this.checkpointer.protectedPods().filter((p) => p.policyKey === policyKey(ns, name) && p.pod.status?.podIP),
+        this.checkpointer
+          .protectedPods()
+          .filter((p) => p.policyKey === policyKey(ns, name) && p.pod.status?.podIP),
       record: (uid) => this.book.get(uid),
       refresh: (uid) => this.refreshRecord(uid),
       usableHelpers: () => this.view.usableHelpers(),
@@ -351,6 +354,7 @@ export class Manager {
     );
     for (const t of this.timers) t.unref();
     this.synced = true;
+    this.o.metrics.setSampler(() => this.metricsSample());
     for (const pod of this.pods.list()) this.gateKeeper.podChanged(pod);
     log.info('controller synced', {
       policies: this.policies.list().length,
@@ -380,6 +384,30 @@ export class Manager {
       this.workloads.StatefulSet.stop(),
     ]);
     await this.helpers.close();
+  }
+
+  /** Per-policy checkpoint ages and helper availability, read at scrape time. */
+  private metricsSample(): MetricsSample {
+    const policies = new Map<string, MetricsSample['policies'][number]>();
+    for (const p of this.checkpointer.protectedPods()) {
+      const newest = this.book.get(p.pod.metadata!.uid!)?.generations[0];
+      const at = newest
+        ? (newest.pulledAt ?? Date.parse(newest.storedAt))
+        : Date.parse(String(p.pod.status?.startTime ?? p.pod.metadata?.creationTimestamp ?? new Date()));
+      const entry = policies.get(p.policyKey) ?? {
+        namespace: p.pod.metadata!.namespace!,
+        policy: p.policy,
+        intervalSeconds: p.spec.intervalSeconds,
+        oldestCheckpointMs: at,
+      };
+      entry.oldestCheckpointMs = Math.min(entry.oldestCheckpointMs, at);
+      policies.set(p.policyKey, entry);
+    }
+    const helpers = this.view.helpers();
+    const helpersUnavailable = this.nodes
+      .list()
+      .filter((n) => this.view.nodeReady(n.metadata!.name!) && !helpers.get(n.metadata!.name!)?.ready).length;
+    return { policies: [...policies.values()], helpersUnavailable };
   }
 
   /** A helper that became Ready (new node, or restarted) may hold copies this process never saw. */

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 /**
- * Debian packages the nodes need from the host, by a file each installs. runc and the CNI plugins come from
+ * Debian packages the local cluster needs from the host, by a file each installs. runc and the CNI plugins come from
  * Debian because they build with cgo or are plain binaries; nftables is what kube-proxy's nftables mode
  * drives; iptables and conntrack are what the kubelet and the CNI portmap plugin call.
  */
@@ -14,6 +14,9 @@ export const HOST_PACKAGES: Record<string, string> = {
   conntrack: '/usr/sbin/conntrack',
   iproute2: '/usr/sbin/ip',
   'util-linux': '/usr/bin/nsenter',
+  // Not for the nodes: the observability test scrapes the operator with a real Prometheus and checks the
+  // alert rules with promtool.
+  prometheus: '/usr/bin/promtool',
 };
 
 export const RUNC = HOST_PACKAGES.runc!;

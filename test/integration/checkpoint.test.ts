@@ -3,9 +3,8 @@
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { appDeployment } from '../../harness/deployment.js';
 import { helperFetch } from '../../harness/helper-https.js';
-import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
+import { createFixtures } from '../../harness/fixture-app.js';
 import { HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, kc, readyPods } from './cluster.js';
 import {
@@ -17,6 +16,8 @@ import {
   kubectl,
   leader,
   policy,
+  protectedStateApp,
+  stateAppDeployment,
   warningEvents,
 } from './operator.js';
 
@@ -25,16 +26,7 @@ const ns = 'it-checkpoint';
 /** A call to a helper's HTTPS API, verified against the operator's CA. */
 const hfetch = (url: string, init?: Parameters<typeof helperFetch>[2]) => helperFetch(kc, url, init);
 
-function stateApp(name: string, replicas: number): V1Deployment {
-  return appDeployment(
-    name,
-    ns,
-    replicas,
-    fixturePod('state-app.mjs', {
-      readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-    }),
-  );
-}
+const stateApp = (name: string, replicas: number) => stateAppDeployment(ns, name, replicas);
 
 /** A token of the controller's ServiceAccount, by default for the helpers' audience (what the controller uses). */
 async function controllerToken(audiences: string[] = [HELPER_AUDIENCE]): Promise<string> {
@@ -63,15 +55,7 @@ beforeAll(async () => {
   await installOperator();
   await createNamespace(ns);
   await createFixtures(core, ns);
-  await apps.createNamespacedDeployment({ namespace: ns, body: stateApp('app', 2) });
-  await createPolicy(ns, 'app', {
-    selector: { matchLabels: { app: 'app' } },
-    mode: 'http',
-    intervalSeconds: 1,
-    timeoutSeconds: 1,
-    port: 8080,
-    maxStateBytes: 100_000,
-  });
+  await protectedStateApp(ns, 'app', 2, { maxStateBytes: 100_000 });
   pods = await eventually('2 app Pods Ready', async () => {
     const ready = await readyPods(ns, 'app=app');
     return ready.length === 2 ? ready : undefined;

@@ -4,12 +4,11 @@ import { connect, type PeerCertificate } from 'node:tls';
 import { request as httpRequest } from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
 import { CertificatesV1Api } from '@kubernetes/client-node';
-import { appDeployment } from '../../harness/deployment.js';
-import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
+import { createFixtures } from '../../harness/fixture-app.js';
 import { helperCa, helperFetch } from '../../harness/helper-https.js';
 import { HELPER_AUDIENCE, HELPER_SIGNER_NAME, OPERATOR_NAMESPACE } from '../../src/api/index.js';
-import { apps, core, createNamespace, eventually, kc } from './cluster.js';
-import { createPolicy, helperPods, installOperator, kubectl, leader, policy } from './operator.js';
+import { core, createNamespace, eventually, kc } from './cluster.js';
+import { helperPods, installOperator, kubectl, leader, policy, protectedStateApp } from './operator.js';
 
 const ns = 'it-helper-tls';
 const certificates = kc.makeApiClient(CertificatesV1Api);
@@ -192,24 +191,7 @@ describe('helper API over TLS', () => {
     await setCertSeconds(30);
     try {
       const helpers = await restartHelpers();
-      await apps.createNamespacedDeployment({
-        namespace: ns,
-        body: appDeployment(
-          'app',
-          ns,
-          2,
-          fixturePod('state-app.mjs', {
-            readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-          }),
-        ),
-      });
-      await createPolicy(ns, 'app', {
-        selector: { matchLabels: { app: 'app' } },
-        mode: 'http',
-        intervalSeconds: 1,
-        timeoutSeconds: 1,
-        port: 8080,
-      });
+      await protectedStateApp(ns, 'app', 2);
       await eventually(
         'both Pods checkpointed',
         async () => (await policy(ns, 'app')).status?.checkpointSummary?.current === 2 || undefined,

@@ -6,10 +6,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { appDeployment } from '../../harness/deployment.js';
-import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
-import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
-import { controllerPods, createPolicy, helperPods, installOperator } from './operator.js';
+import { createFixtures } from '../../harness/fixture-app.js';
+import { core, createNamespace, eventually, readyPods } from './cluster.js';
+import { controllerPods, helperPods, installOperator, protectedStateApp } from './operator.js';
 
 const ns = 'it-observability';
 const PORT = 19090;
@@ -98,24 +97,7 @@ beforeAll(async () => {
   await installOperator();
   await createNamespace(ns);
   await createFixtures(core, ns);
-  await apps.createNamespacedDeployment({
-    namespace: ns,
-    body: appDeployment(
-      'app',
-      ns,
-      1,
-      fixturePod('state-app.mjs', {
-        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-      }),
-    ),
-  });
-  await createPolicy(ns, 'app', {
-    selector: { matchLabels: { app: 'app' } },
-    mode: 'http',
-    intervalSeconds: 1,
-    timeoutSeconds: 1,
-    port: 8080,
-  });
+  await protectedStateApp(ns, 'app', 1);
   await eventually(
     'the app Ready',
     async () => (await readyPods(ns, 'app=app')).length === 1 || undefined,

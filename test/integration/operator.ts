@@ -1,9 +1,11 @@
 // Helpers for tests that run the operator as installed by `kubectl apply -k .` on the local cluster.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CoordinationV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION, type IPullStatePolicy } from '../../src/api/index.js';
-import { core, eventually, kc, readyPods } from './cluster.js';
+import { apps, core, eventually, kc, readyPods } from './cluster.js';
+import { appDeployment } from '../../harness/deployment.js';
+import { fixturePod } from '../../harness/fixture-app.js';
 import { podLogs } from '../../tools/localcluster/src/cluster.js';
 
 const run = promisify(execFile);
@@ -77,6 +79,39 @@ export async function createPolicy(
     namespace,
     plural: PLURAL,
     body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'PullStatePolicy', metadata: { name, namespace }, spec },
+  });
+}
+
+/**
+ * The state-app fixture (it answers as the test tells it, see test/fixtures/state-app.mjs) as Deployment
+ * `name` with label app=<name>. Needs the fixtures ConfigMap of the namespace (createFixtures).
+ */
+export function stateAppDeployment(namespace: string, name: string, replicas: number): V1Deployment {
+  return appDeployment(
+    name,
+    namespace,
+    replicas,
+    fixturePod('state-app.mjs', {
+      readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+    }),
+  );
+}
+
+/** The state app protected by a policy of the same name: mode http, every second, plus `spec`. */
+export async function protectedStateApp(
+  namespace: string,
+  name: string,
+  replicas: number,
+  spec: Record<string, unknown> = {},
+): Promise<void> {
+  await apps.createNamespacedDeployment({ namespace, body: stateAppDeployment(namespace, name, replicas) });
+  await createPolicy(namespace, name, {
+    selector: { matchLabels: { app: name } },
+    mode: 'http',
+    intervalSeconds: 1,
+    timeoutSeconds: 1,
+    port: 8080,
+    ...spec,
   });
 }
 

@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Server as TlsServer } from 'node:tls';
+import { join } from 'node:path';
 import Fastify from 'fastify';
 import {
   HELPER_AUDIENCE,
@@ -218,6 +219,8 @@ export async function runHelper(args: string[]): Promise<void> {
     kc,
     nodeName: flags['node-name'] ?? 'unknown',
     podIP: flags['pod-ip'],
+    keepDir: join(flags['state-dir'], 'tls'),
+    caPem: () => trust.caPem(),
     log,
     // New connections get the renewed certificate; open ones keep theirs.
     onRenewed: (c) =>

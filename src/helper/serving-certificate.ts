@@ -1,3 +1,6 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   CertificatesV1Api,
   type KubeConfig,
@@ -32,6 +35,13 @@ export interface ServingCertificateOptions {
   pollMs?: number;
   /** A request not signed within this long is replaced by a new one. */
   requestTimeoutMs?: number;
+  /**
+   * Where the key and certificate are kept (mode 0600, on the node's state disk), so a restarted helper
+   * serves at once, even while no controller leads to sign a new one.
+   */
+  keepDir?: string;
+  /** The CA a kept certificate must be signed by (the current one). */
+  caPem?: () => string | undefined;
 }
 
 const WAIT_LOG_MS = 30_000;
@@ -51,12 +61,23 @@ export class ServingCertificate {
     this.api = o.kc.makeApiClient(CertificatesV1Api);
   }
 
-  /** The first certificate: waits as long as it takes (the controller may not run yet). */
+  /** The first certificate: a kept one still good, or else a new one, however long that takes. */
   async obtain(): Promise<ServingCredentials> {
+    const kept = await this.loadKept();
+    if (kept) {
+      this.current = kept;
+      this.o.log.info('serving certificate kept from before the restart', {
+        serial: kept.info.serial,
+        notAfter: kept.info.notAfter.toISOString(),
+      });
+      this.scheduleRenewal();
+      return kept;
+    }
     for (let attempt = 1; ; attempt++) {
       if (this.abort.signal.aborted) throw new Error('stopped');
       try {
         this.current = await this.request();
+        await this.keep(this.current);
         this.scheduleRenewal();
         return this.current;
       } catch (err) {
@@ -90,6 +111,7 @@ export class ServingCertificate {
     try {
       const fresh = await this.request();
       this.current = fresh;
+      await this.keep(fresh);
       this.o.log.info('serving certificate renewed', {
         serial: fresh.info.serial,
         notAfter: fresh.info.notAfter.toISOString(),
@@ -106,6 +128,45 @@ export class ServingCertificate {
         retryInMs,
       });
       this.scheduleRenewal(retryInMs);
+    }
+  }
+
+  /** A kept key and certificate, if they are for this Pod IP, from the current CA, and not due for renewal. */
+  private async loadKept(): Promise<ServingCredentials | undefined> {
+    const dir = this.o.keepDir;
+    const ca = this.o.caPem?.();
+    if (!dir || !ca) return undefined;
+    try {
+      const [keyPem, certPem] = await Promise.all([
+        readFile(join(dir, 'serving.key'), 'utf8'),
+        readFile(join(dir, 'serving.crt'), 'utf8'),
+      ]);
+      const cert = new X509Certificate(certPem);
+      const info = certificateInfo(certPem);
+      const good =
+        cert.subjectAltName === `IP Address:${this.o.podIP}` &&
+        cert.verify(new X509Certificate(ca).publicKey) &&
+        renewalTime(info).getTime() > Date.now();
+      return good ? { keyPem, certPem, info, receivedAt: info.notBefore.getTime() } : undefined;
+    } catch {
+      return undefined; // none kept, or unreadable: ask for a new one
+    }
+  }
+
+  private async keep(c: ServingCredentials): Promise<void> {
+    const dir = this.o.keepDir;
+    if (!dir) return;
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const [name, pem] of [
+        ['serving.key', c.keyPem],
+        ['serving.crt', c.certPem],
+      ] as const) {
+        await writeFile(join(dir, `${name}.tmp`), pem, { mode: 0o600 });
+        await rename(join(dir, `${name}.tmp`), join(dir, name));
+      }
+    } catch (err) {
+      this.o.log.warn('could not keep the serving certificate on disk', { error: errorMessage(err) });
     }
   }
 

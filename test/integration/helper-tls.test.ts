@@ -7,8 +7,16 @@ import { CertificatesV1Api } from '@kubernetes/client-node';
 import { createFixtures } from '../../harness/fixture-app.js';
 import { helperCa, helperFetch } from '../../harness/helper-https.js';
 import { HELPER_AUDIENCE, HELPER_SIGNER_NAME, OPERATOR_NAMESPACE } from '../../src/api/index.js';
-import { core, createNamespace, eventually, kc } from './cluster.js';
-import { helperPods, installOperator, kubectl, leader, policy, protectedStateApp } from './operator.js';
+import { cluster, core, createNamespace, eventually, kc } from './cluster.js';
+import {
+  controllerPods,
+  helperPods,
+  installOperator,
+  kubectl,
+  leader,
+  policy,
+  protectedStateApp,
+} from './operator.js';
 
 const ns = 'it-helper-tls';
 const certificates = kc.makeApiClient(CertificatesV1Api);
@@ -184,6 +192,50 @@ describe('helper API over TLS', () => {
       expect((await certificates.readCertificateSigningRequest({ name })).status?.certificate).toBeFalsy();
     } finally {
       await certificates.deleteCertificateSigningRequest({ name }).catch(() => undefined);
+    }
+  });
+
+  it('a helper restarted while no controller leads serves at once with the certificate it kept', async () => {
+    const ca = await helperCa(kc);
+    const [h] = await helperPods();
+    const ip = h!.status!.podIP!;
+    const before = await peerCertificate(ip, ca);
+    await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=0');
+    try {
+      await eventually(
+        'controller Pods gone',
+        async () =>
+          (
+            await core.listNamespacedPod({
+              namespace: OPERATOR_NAMESPACE,
+              labelSelector: 'app.kubernetes.io/component=controller',
+            })
+          ).items.length === 0 || undefined,
+        60_000,
+      );
+      await cluster('fault', 'crash', `${OPERATOR_NAMESPACE}/${h!.metadata!.name}`);
+      await eventually(
+        'the helper restarted and Ready without a controller',
+        async () => {
+          const p = await core.readNamespacedPod({ name: h!.metadata!.name!, namespace: OPERATOR_NAMESPACE });
+          const c = p.status?.containerStatuses?.[0];
+          return (c?.restartCount ?? 0) > (h!.status!.containerStatuses?.[0]?.restartCount ?? 0) && c?.ready
+            ? true
+            : undefined;
+        },
+        60_000,
+      );
+      const after = await peerCertificate(ip, ca);
+      expect(after.authorized).toBe(true);
+      expect(after.cert.serialNumber).toBe(before.cert.serialNumber);
+    } finally {
+      await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=2');
+      await eventually(
+        '2 controllers Ready',
+        async () => (await controllerPods()).length === 2 || undefined,
+        90_000,
+      );
+      await eventually('a leader', () => leader(), 60_000);
     }
   });
 

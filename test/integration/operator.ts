@@ -2,7 +2,15 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CoordinationV1Api, CustomObjectsApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { GROUP, OPERATOR_NAMESPACE, PLURAL, VERSION, type IPullStatePolicy } from '../../src/api/index.js';
+import {
+  GROUP,
+  HELPER_AUDIENCE,
+  OPERATOR_NAMESPACE,
+  PLURAL,
+  VERSION,
+  type IPullStatePolicy,
+} from '../../src/api/index.js';
+import { helperFetch } from '../../harness/helper-https.js';
 import { apps, core, eventually, kc, readyPods } from './cluster.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { fixturePod } from '../../harness/fixture-app.js';
@@ -56,6 +64,48 @@ export async function leaderLog(mentioning: string, lines = 30): Promise<string>
   } catch (err) {
     return `(no log: ${String(err)})`;
   }
+}
+
+/**
+ * Every generation of a Pod's state on every helper (time, process id, the body's start) and the helpers' log
+ * lines about it: what a failed restore assertion needs to tell a wrong copy from a wrong choice.
+ */
+export async function helperGenerations(pod: V1Pod): Promise<string> {
+  const uid = pod.metadata!.uid!;
+  const token = await core.createNamespacedServiceAccountToken({
+    name: 'pull-state-controller',
+    namespace: OPERATOR_NAMESPACE,
+    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
+  });
+  const headers = { authorization: `Bearer ${token.status!.token}` };
+  const out: string[] = [];
+  for (const h of await helperPods()) {
+    const base = `https://${h.status!.podIP}:9500/v1/blobs`;
+    try {
+      const inv = (await (await helperFetch(kc, `${base}?podUID=${uid}`, { headers })).json()) as {
+        blobs: { sequence: number; pulledAt?: number; instance?: string }[];
+      };
+      for (const b of inv.blobs) {
+        const body = await (
+          await helperFetch(kc, `${base}/${pod.metadata!.namespace}/${uid}?sequence=${b.sequence}`, {
+            headers,
+          })
+        ).text();
+        const at = new Date(b.pulledAt ?? b.sequence).toISOString();
+        out.push(
+          `${h.spec!.nodeName} #${b.sequence} pulled ${at} instance ${b.instance ?? '-'}: ${body.slice(0, 200)}`,
+        );
+      }
+      const log = podLogs(`${OPERATOR_NAMESPACE}/${h.metadata!.name}`)
+        .split('\n')
+        .filter((l) => l.includes(pod.metadata!.name!) || l.includes(uid))
+        .slice(-20);
+      if (log.length > 0) out.push(`${h.spec!.nodeName} helper log:`, ...log);
+    } catch (err) {
+      out.push(`${h.spec!.nodeName}: ${String(err)}`);
+    }
+  }
+  return out.join('\n');
 }
 
 export async function policy(namespace: string, name: string): Promise<IPullStatePolicy> {

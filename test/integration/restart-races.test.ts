@@ -10,7 +10,7 @@ import { appDeployment } from '../../harness/deployment.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { failoverTrial, stats, type TrialResult } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
-import { createPolicy, installOperator, leaderLog, policy } from './operator.js';
+import { createPolicy, helperGenerations, installOperator, leaderLog, policy } from './operator.js';
 
 const ns = 'it-restart-races';
 /** Updates per interval: the app counts +1 every 100 ms, pulls run every second. */
@@ -174,7 +174,8 @@ describe('an app that re-executes itself (the API never shows a restart)', () =>
     if ((after.restoredCount ?? 0) < before.count - PER_INTERVAL - SAMPLING)
       // Which copy was restored, and why, is in the leader's log.
       process.stdout.write(
-        `restored ${after.restoredCount}, was at ${before.count}; leader log:\n${await leaderLog(name, 80)}\n`,
+        `restored ${after.restoredCount}, was at ${before.count}; leader log:\n${await leaderLog(name, 80)}\n` +
+          `generations on the helpers:\n${await helperGenerations(pod)}\n`,
       );
     expect(after.restoredCount).toBeGreaterThanOrEqual(before.count - PER_INTERVAL - SAMPLING);
     const now = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: ns });

@@ -85,7 +85,12 @@ describe('a gated Pod no policy protects', () => {
     });
     expect(next.gate.reason).toBe('NoPolicy');
     expect(next.gate.message).toContain('no PullStatePolicy in namespace it-lifecycle selects this Pod');
-    expect(await readyPods(ns, 'app=orphaned')).toHaveLength(1);
+    // The kubelet turns the Pod Ready at its next status sync after the gate opened.
+    await eventually(
+      'the replacement Ready',
+      async () => (await readyPods(ns, 'app=orphaned')).length === 1 || undefined,
+      15_000,
+    );
     expect((await warningsOn(next.pod.metadata!.name!)).some((e) => e.startsWith('NoPolicy:'))).toBe(true);
   });
 

@@ -48,7 +48,8 @@ const WAIT_LOG_MS = 30_000;
 
 /**
  * This helper's serving certificate for its Pod IP, from a CertificateSigningRequest that the leading
- * controller signs with the operator's CA. The private key is made here and never leaves the process. The
+ * controller signs with the operator's CA. The private key is made here and never leaves the helper (it is
+ * kept, with the certificate, in the state directory of its node). The
  * certificate is renewed two thirds into its validity; until a renewal is signed the old one keeps serving.
  */
 export class ServingCertificate {

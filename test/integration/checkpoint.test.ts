@@ -17,6 +17,7 @@ import {
   leader,
   policy,
   protectedStateApp,
+  scaleControllers,
   stateAppDeployment,
   warningEvents,
 } from './operator.js';
@@ -333,30 +334,13 @@ describe('checkpoint pipeline', () => {
       ).json()) as { blobs: { sequence: number }[] };
       return Math.max(0, ...inv.blobs.map((b) => b.sequence));
     };
-    await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=0');
     try {
-      await eventually('no controller Pod', async () => (await controllerPods()).length === 0 || undefined);
-      await eventually(
-        'controller Pods gone',
-        async () =>
-          (
-            await core.listNamespacedPod({
-              namespace: OPERATOR_NAMESPACE,
-              labelSelector: 'app.kubernetes.io/component=controller',
-            })
-          ).items.length === 0 || undefined,
-        60_000,
-      );
+      await scaleControllers(0);
       const before = await newest();
       await new Promise((r) => setTimeout(r, 3500));
       expect(await newest()).toBeGreaterThan(before);
     } finally {
-      await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=2');
-      await eventually(
-        'a leader again',
-        async () => ((await controllerPods()).length === 2 ? leader() : undefined),
-        120_000,
-      );
+      await scaleControllers(2);
     }
   });
 });

@@ -9,13 +9,13 @@ import { helperCa, helperFetch } from '../../harness/helper-https.js';
 import { HELPER_AUDIENCE, HELPER_SIGNER_NAME, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { cluster, core, createNamespace, eventually, kc } from './cluster.js';
 import {
-  controllerPods,
   helperPods,
   installOperator,
   kubectl,
   leader,
   policy,
   protectedStateApp,
+  scaleControllers,
 } from './operator.js';
 
 const ns = 'it-helper-tls';
@@ -200,19 +200,8 @@ describe('helper API over TLS', () => {
     const [h] = await helperPods();
     const ip = h!.status!.podIP!;
     const before = await peerCertificate(ip, ca);
-    await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=0');
     try {
-      await eventually(
-        'controller Pods gone',
-        async () =>
-          (
-            await core.listNamespacedPod({
-              namespace: OPERATOR_NAMESPACE,
-              labelSelector: 'app.kubernetes.io/component=controller',
-            })
-          ).items.length === 0 || undefined,
-        60_000,
-      );
+      await scaleControllers(0);
       await cluster('fault', 'crash', `${OPERATOR_NAMESPACE}/${h!.metadata!.name}`);
       await eventually(
         'the helper restarted and Ready without a controller',
@@ -229,13 +218,7 @@ describe('helper API over TLS', () => {
       expect(after.authorized).toBe(true);
       expect(after.cert.serialNumber).toBe(before.cert.serialNumber);
     } finally {
-      await kubectl('scale', '-n', OPERATOR_NAMESPACE, 'deployment/pull-state-controller', '--replicas=2');
-      await eventually(
-        '2 controllers Ready',
-        async () => (await controllerPods()).length === 2 || undefined,
-        90_000,
-      );
-      await eventually('a leader', () => leader(), 60_000);
+      await scaleControllers(2);
     }
   });
 

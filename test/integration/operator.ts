@@ -34,6 +34,39 @@ export async function installOperator(): Promise<void> {
   await eventually('a leader', () => leader(), 60_000);
 }
 
+/**
+ * Scales the controllers and waits: for 0 until no controller Pod is left at all (not even terminating),
+ * else until that many are Ready and one of them leads.
+ */
+export async function scaleControllers(replicas: number): Promise<void> {
+  await kubectl(
+    'scale',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'deployment/pull-state-controller',
+    `--replicas=${replicas}`,
+  );
+  if (replicas > 0) {
+    await eventually(
+      'a leader again',
+      async () => ((await controllerPods()).length === replicas ? leader() : undefined),
+      120_000,
+    );
+    return;
+  }
+  await eventually(
+    'controller Pods gone',
+    async () =>
+      (
+        await core.listNamespacedPod({
+          namespace: OPERATOR_NAMESPACE,
+          labelSelector: 'app.kubernetes.io/component=controller',
+        })
+      ).items.length === 0 || undefined,
+    60_000,
+  );
+}
+
 export const helperPods = () => readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=helper');
 export const controllerPods = () => readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=controller');
 

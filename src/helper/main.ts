@@ -169,7 +169,6 @@ export const HELPER_HELP = helpText(
 export async function runHelper(args: string[]): Promise<void> {
   const flags = parseFlags(args, HELPER_FLAGS, process.env);
   const log = createLogger('helper');
-  if (!flags['pod-ip']) throw new Error('--pod-ip (or POD_IP) is required: the serving certificate names it');
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const store = await BlobStore.open(flags['state-dir'], {

@@ -1,0 +1,26 @@
+import { parseFlags, UsageError } from '../../src/cli/flags.js';
+import { CONTROLLER_FLAGS } from '../../src/controller/main.js';
+import { HELPER_FLAGS } from '../../src/helper/main.js';
+
+const node = ['--node-name', 'n1'];
+
+describe('flags of the helper TLS', () => {
+  it('the helper takes its Pod IP and health port, and names what is allowed when they are wrong', () => {
+    expect(parseFlags([...node, '--pod-ip', '10.244.1.5'], HELPER_FLAGS, {})['pod-ip']).toBe('10.244.1.5');
+    expect(parseFlags(node, HELPER_FLAGS, { POD_IP: '10.244.1.6' })['pod-ip']).toBe('10.244.1.6');
+    expect(() => parseFlags([...node, '--pod-ip', 'helper-1'], HELPER_FLAGS, {})).toThrow(UsageError);
+    expect(() => parseFlags(node, HELPER_FLAGS, {})).toThrow(/--pod-ip is required \(or set POD_IP\)/);
+    expect(() => parseFlags([...node, '--pod-ip', 'helper-1'], HELPER_FLAGS, {})).toThrow(/an IPv4 address/);
+    expect(() =>
+      parseFlags([...node, '--pod-ip', '10.0.0.1', '--health-port', '0'], HELPER_FLAGS, {}),
+    ).toThrow(/1 to 65535/);
+  });
+
+  it('the controller refuses a certificate validity below 30 s or a bad helper ServiceAccount name', () => {
+    expect(parseFlags([], CONTROLLER_FLAGS, {})['helper-cert-seconds']).toBe(86_400);
+    expect(() => parseFlags(['--helper-cert-seconds', '5'], CONTROLLER_FLAGS, {})).toThrow(/30/);
+    expect(() => parseFlags(['--helper-service-account', 'Bad_Name'], CONTROLLER_FLAGS, {})).toThrow(
+      /a ServiceAccount name/,
+    );
+  });
+});

@@ -10,6 +10,9 @@ const common = {
   modulePathIgnorePatterns: ['<rootDir>/.local/', '<rootDir>/dist/'],
 };
 
+// Same rule as test/integration/argocd-flag.ts (which global-setup.ts uses): SKIP_ARGOCD=1, never in CI.
+const skipArgoCd = process.env.SKIP_ARGOCD === '1' && process.env.CI !== 'true';
+
 export default {
   // Integration tests wait for real controllers and processes; unit tests finish far below this.
   testTimeout: 180_000,
@@ -19,6 +22,9 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      testPathIgnorePatterns: skipArgoCd
+        ? ['/node_modules/', '<rootDir>/test/integration/gitops.test.ts']
+        : [],
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
       globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
       slowTestThreshold: 60,

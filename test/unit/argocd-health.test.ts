@@ -3,15 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
-import { CONDITION_TYPES, GROUP, KIND, REASONS } from '../../src/api/index.js';
+import { CONDITION_TYPES, GROUP, KIND, REASONS, RESTORE_KIND } from '../../src/api/index.js';
 
-const key = `resource.customizations.health.${GROUP}_${KIND}`;
-const script = (
+const checks = (
   parse(readFileSync('examples/argocd/argocd-cm-health.yaml', 'utf8')) as { data: Record<string, string> }
-).data[key]!;
+).data;
+const scriptFor = (kind: string) => checks[`resource.customizations.health.${GROUP}_${kind}`]!;
 
-/** Runs the health script with `obj` set (passed as JSON and decoded by a tiny Lua JSON reader below). */
-function health(obj: unknown): { status: string; message: string } {
+/** Runs the kind's health script with `obj` set, as Argo CD does. */
+function health(obj: unknown, script = scriptFor(KIND)): { status: string; message: string } {
   const L = lauxlib.luaL_newstate();
   lualib.luaL_openlibs(L);
   lua.lua_newtable(L);
@@ -139,5 +139,37 @@ describe('Argo CD health check for PullStatePolicy', () => {
     expect(app.spec.source.path).toBe('.');
     expect(app.spec.syncPolicy.syncOptions).toContain('ServerSideApply=true');
     expect(app.spec.ignoreDifferences[0]!.jsonPointers).toContain('/status');
+  });
+});
+
+describe('Argo CD health check for PullStateRestore', () => {
+  const restore = (status?: Record<string, unknown>) =>
+    health(
+      {
+        apiVersion: `${GROUP}/v1alpha1`,
+        kind: RESTORE_KIND,
+        metadata: { name: 'r' },
+        ...(status ? { status } : {}),
+      },
+      scriptFor(RESTORE_KIND),
+    );
+
+  it('is Progressing until the controller acted on it', () => {
+    expect(restore()).toEqual({ status: 'Progressing', message: 'Restore not yet acted on' });
+    expect(restore({ phase: 'Running', message: 'restoring 2 Pods' })).toEqual({
+      status: 'Progressing',
+      message: 'Restore Running: restoring 2 Pods',
+    });
+  });
+
+  it('is Healthy when it Succeeded and Degraded with the reason when it Failed', () => {
+    expect(restore({ phase: 'Succeeded', message: 'restored 1 Pod' })).toEqual({
+      status: 'Healthy',
+      message: 'restored 1 Pod',
+    });
+    expect(restore({ phase: 'Failed', message: 'PullStatePolicy "nope" does not exist' })).toEqual({
+      status: 'Degraded',
+      message: 'PullStatePolicy "nope" does not exist',
+    });
   });
 });

@@ -72,12 +72,14 @@ function containerdLdflags(): string {
   return `-s -w -X ${pkg}.Version=${CONTAINERD_VERSION} -X ${pkg}.Revision=localcluster`;
 }
 
-interface GoBuild {
+export interface GoBuild {
   what: string;
   module: string;
   packages: string[];
   tags?: string;
   ldflags: string;
+  /** A Go release the go command fetches from the module proxy when the module needs a newer one. */
+  toolchain?: string;
 }
 
 const CONTAINERD = 'github.com/containerd/containerd/v2/cmd';
@@ -111,9 +113,9 @@ const builds: GoBuild[] = [
   },
 ];
 
-async function goBuild(b: GoBuild, out: string, log: (line: string) => void): Promise<void> {
+export async function goBuild(b: GoBuild, out: string, log: (line: string) => void): Promise<void> {
   const started = Date.now();
-  const env = { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
+  const env = { ...process.env, GOTOOLCHAIN: b.toolchain ?? 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
   const tags = b.tags ? ['-tags', b.tags] : [];
   log(`localcluster: building ${b.what}`);
   let total = 0;

@@ -20,7 +20,7 @@ kube-controller-manager and kube-scheduler, plus real nodes (containerd, runc, C
 each node in its own network namespace. Built from Go modules and Debian packages on first use.
 
 Commands:
-  up [--nodes N]                start the cluster (idempotent); prints the kubeconfig path
+  up [--nodes N] [--argocd]     start the cluster (idempotent); prints the kubeconfig path
   down                          stop everything and remove what the cluster made (safe to repeat)
   status                        nodes, their state, and the Pods running on each
   images                        rebuild this project's images and import them into every node
@@ -32,7 +32,7 @@ Commands:
   fault start <node>            boot a stopped node again
 
 Run \`npm run cluster -- <command> --help\` for a command's options.`,
-  up: `Usage: npm run cluster -- up [--nodes N] [--grace-period S] [--toleration-seconds S] [--no-build]
+  up: `Usage: npm run cluster -- up [--nodes N] [--grace-period S] [--toleration-seconds S] [--no-build] [--argocd]
 
 Starts the cluster unless it is already running. The first run builds Kubernetes, containerd and two small
 helpers from Go modules (4-10 min on 2 cores, cached in ~/.cache/pull-state-operator) and installs missing
@@ -40,7 +40,11 @@ Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrac
   --nodes N                 worker nodes besides the control-plane node (default 3, 1..20)
   --grace-period S          node-monitor-grace-period of kube-controller-manager (default 8, 2..300)
   --toleration-seconds S    default not-ready/unreachable toleration of new Pods (default 300, 0..3600)
-  --no-build                do not run \`npm run build\` before assembling this project's images`,
+  --no-build                do not run \`npm run build\` before assembling this project's images
+  --argocd                  also run Argo CD v3.6 (application controller, repo server, Redis) against the
+                            cluster, with this project's health checks; its first build takes about 10 min
+                            (cached in ~/.cache/pull-state-operator/argocd-*). Given to a running cluster, it
+                            starts only Argo CD`,
   down: `Usage: npm run cluster -- down
 
 Stops every process, removes the network namespaces, links, routes and cgroups the cluster made, and
@@ -120,12 +124,14 @@ async function upCommand(args: string[]): Promise<void> {
     'grace-period': 'value',
     'toleration-seconds': 'value',
     'no-build': 'bool',
+    argocd: 'bool',
   });
   await up({
     nodes: intFlag(flags, 'nodes', 3, 1, 20),
     nodeMonitorGracePeriodSeconds: intFlag(flags, 'grace-period', 8, 2, 300),
     tolerationSeconds: intFlag(flags, 'toleration-seconds', 300, 0, 3600),
     build: !flags['no-build'],
+    argocd: flags.argocd === 'true',
   });
   console.log(kubeconfigPath);
 }

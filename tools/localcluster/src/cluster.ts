@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { BRIDGE_IP, NAME_PREFIX, clusterNodeNames, nodeIp } from './addressing.js';
+import { startArgoCd, stopArgoCd } from './argocd.js';
+import { argocdBinDir, ensureArgoCd } from './argocd-build.js';
 import { binDir, binaryPath, ensureBinaries } from './build.js';
 import { cgroupRoots, removeCgroupRoot } from './cgroups.js';
 import { controlPlaneAlive, kubeconfigYaml, startControlPlane, stopControlPlane } from './controlplane.js';
@@ -34,6 +36,8 @@ export interface UpOptions {
   nodeMonitorGracePeriodSeconds: number;
   tolerationSeconds: number;
   build: boolean;
+  /** Also run Argo CD (built on first use). */
+  argocd?: boolean;
 }
 
 export interface ClusterState {
@@ -94,12 +98,15 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
   const running = readState();
   if (running && controlPlaneAlive(clusterDir).length === 4) {
     log(`localcluster: already running (${running.server})`);
+    if (o.argocd) await startArgoCd(log);
     return running;
   }
   const started = Date.now();
   await down(() => undefined);
   ensureHostPackages(log);
   await ensureBinaries(log);
+  // Built before anything starts, so a cold Argo CD build does not hold a half-started cluster.
+  if (o.argocd) await ensureArgoCd(log);
   if (o.build) {
     log('localcluster: compiling the project (npm run build) for its images');
     execFileSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: 'inherit' });
@@ -141,6 +148,7 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
   log(
     `localcluster: ${nodes.length} nodes Ready ${((Date.now() - nodeStart) / 1000).toFixed(1)}s after their start`,
   );
+  if (o.argocd) await startArgoCd(log);
   log(`localcluster: up in ${((Date.now() - started) / 1000).toFixed(1)}s; use it with:`);
   log(`  export KUBECONFIG=${kubeconfigPath}`);
   return state;
@@ -172,10 +180,10 @@ function knownNodes(): NodeSpec[] {
 
 /** Processes started from the cache's binaries or inside .local/cluster: the cluster's, whoever started them. */
 function clusterProcesses(): number[] {
-  const bin = binDir();
+  const bins = [binDir(), argocdBinDir()];
   return findPids((p) => {
     const cmd = commandLine(p);
-    return cmd.includes(bin) || cmd.includes(clusterDir);
+    return bins.some((b) => cmd.includes(b)) || cmd.includes(clusterDir);
   });
 }
 
@@ -190,6 +198,7 @@ export async function leftovers(): Promise<string[]> {
 export async function down(log: Log = console.log): Promise<void> {
   const started = Date.now();
   const nodes = knownNodes();
+  await stopArgoCd();
   await Promise.all(nodes.map((n) => shutdownNode(n).catch(() => [])));
   await stopControlPlane(clusterDir);
   // Whatever a crashed run left.

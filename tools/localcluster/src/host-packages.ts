@@ -17,6 +17,9 @@ export const HOST_PACKAGES: Record<string, string> = {
   // Not for the nodes: the observability test scrapes the operator with a real Prometheus and checks the
   // alert rules with promtool.
   prometheus: '/usr/bin/promtool',
+  // Not for the nodes either: Argo CD (`up --argocd`) keeps its cache in Redis and its repo server runs git.
+  'redis-server': '/usr/bin/redis-server',
+  git: '/usr/bin/git',
 };
 
 export const RUNC = HOST_PACKAGES.runc!;

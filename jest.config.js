@@ -10,7 +10,7 @@ const common = {
   modulePathIgnorePatterns: ['<rootDir>/.local/', '<rootDir>/dist/'],
 };
 
-// Same rule as test/integration/argocd-flag.ts (which global-setup.ts uses): SKIP_ARGOCD=1, never in CI.
+// SKIP_ARGOCD=1 leaves Argo CD and the GitOps test out of a local run, never in CI (global-setup.ts agrees).
 const skipArgoCd = process.env.SKIP_ARGOCD === '1' && process.env.CI !== 'true';
 
 export default {

@@ -279,6 +279,8 @@ describe('Argo CD syncs this repository', () => {
 
   it('re-syncs as no-ops: status is ignored and server-side apply writes nothing', async () => {
     const before = await appliedState();
+    // Every object was applied by Argo CD, so an unchanged time means the re-sync wrote nothing.
+    expect(Object.entries(before).filter(([, v]) => v.endsWith('applied never'))).toEqual([]);
     const statusBefore = (await policy(appNamespace, 'count-app')).metadata?.resourceVersion;
     for (const name of ['pull-state-operator', 'count-app']) await syncNow(name);
     // Two resync periods (10 s each) while the controller keeps writing the policy's status.

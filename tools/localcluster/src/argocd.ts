@@ -93,7 +93,12 @@ async function waitRedis(port: number, pid: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (!alive(pid)) throw new Error(`redis-server exited; its log: ${logFile('redis')}`);
     try {
-      if (execFileSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).trim() === 'PONG')
+      if (
+        execFileSync('redis-cli', ['-p', String(port), 'ping'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim() === 'PONG'
+      )
         return;
     } catch {
       // Not listening yet.

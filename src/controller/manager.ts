@@ -33,7 +33,7 @@ import { collectOrphans } from './checkpoints/orphan-collector.js';
 import { PolicyReconciler } from './policies/policy-reconciler.js';
 import { StatusWriter } from './policies/status-writer.js';
 import { WorkQueue } from './kube/workqueue.js';
-import { FaultDetector } from './failover/fault-detector.js';
+import { FaultDetector, apiFaultActions } from './failover/fault-detector.js';
 import { Restorer } from './restores/restorer.js';
 import { GateKeeper } from './restores/gate-keeper.js';
 import { GateWriter } from './restores/readiness-gate.js';
@@ -97,6 +97,8 @@ export class Manager {
   private timers: NodeJS.Timeout[] = [];
   private retargetTimer?: NodeJS.Timeout;
   private knownHelpers = new Map<string, string>();
+  /** One signal ends everything this leadership term started. */
+  private readonly term = new AbortController();
   synced = false;
 
   constructor(private readonly o: ManagerOptions) {
@@ -225,9 +227,10 @@ export class Manager {
         this.faultAt.delete(key);
         return at;
       },
+      signal: this.term.signal,
     });
     this.detector = new FaultDetector({
-      kc,
+      actions: apiFaultActions(kc),
       view: this.view,
       nodes: this.nodes,
       events: this.events,
@@ -240,6 +243,7 @@ export class Manager {
         return [...copies].some((c) => c.restartCount === restarts);
       },
       onFault: (key) => this.faultAt.set(key, Date.now()),
+      signal: this.term.signal,
     });
     this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log);
     this.policyReconciler = new PolicyReconciler({
@@ -369,10 +373,9 @@ export class Manager {
     this.collector.stop();
     await this.signer.stop();
     await this.restoreRequests.stop();
+    this.term.abort();
     this.checkpointer.stop();
-    this.restorer.stop();
     this.gateKeeper.stop();
-    this.detector.stop();
     this.policyQueue.stop();
     this.workloadQueue.stop();
     for (const t of this.timers) clearInterval(t);

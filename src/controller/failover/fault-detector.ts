@@ -8,6 +8,7 @@ import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { restartCount, type ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
+import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { setFence } from './node-fence.js';
 import { probeTarget } from './probe-target.js';
 
@@ -16,6 +17,11 @@ export { probeTarget };
 /** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
 const HELPER_PROBE_MS = 500;
 const HELPER_FAILURES = 3;
+/** The queue key of the helper probe round; every other key is `pod/<uid>`, a Pod probed from here. */
+const HELPERS_KEY = 'helpers';
+const podKey = (uid: string) => `pod/${uid}`;
+/** Pods of suspect nodes probed at once (each waits at most 80 % of its period). */
+const PROBE_CONCURRENCY = 256;
 
 /** Whether the kubelet reports every container of the Pod started (its startupProbe, if any, passed). */
 export function containersStarted(pod: V1Pod): boolean {
@@ -54,11 +60,36 @@ export function probeVerdict(
 
 interface PodProbe extends ProbeState {
   entry: ProtectedPod;
-  timer?: NodeJS.Timeout;
 }
 
+/** What the detector does to the cluster when it acts on a fault. */
+export interface FaultActions {
+  /** Deletes the Pod with grace period 0 (only the one with this UID). */
+  deletePod(namespace: string, name: string, uid: string): Promise<void>;
+  /** Adds or removes the operator's NoSchedule taint on the node. */
+  setFence(node: string, on: boolean): Promise<void>;
+}
+
+/** The fault actions through the API server. */
+export function apiFaultActions(kc: KubeConfig): FaultActions {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    deletePod: async (namespace, name, uid) => {
+      await core.deleteNamespacedPod({
+        name,
+        namespace,
+        gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
+      });
+    },
+    setFence: (node, on) => setFence(core, node, on),
+  };
+}
+
+export type Probe = (host: string, port: number, path: string, timeoutMs: number) => Promise<boolean>;
+
 export interface FaultDetectorDeps {
-  kc: KubeConfig;
+  actions: FaultActions;
   view: ClusterView;
   nodes: Informer<V1Node>;
   events: EventRecorder;
@@ -69,6 +100,12 @@ export interface FaultDetectorDeps {
   pulledSinceStart: (pod: V1Pod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
+  /** Ends every probe (leadership lost, shutdown). */
+  signal?: AbortSignal;
+  /** One HTTP probe; tests pass a scripted one. */
+  probe?: Probe;
+  /** Milliseconds, for the fixed probe rate (tests pass a fake clock). */
+  now?: () => number;
 }
 
 /**
@@ -87,28 +124,35 @@ export class FaultDetector {
   private failing = new Set<string>();
   private fenced = new Set<string>();
   private deleted = new Set<string>();
-  private helperTimer?: NodeJS.Timeout;
   private restarts = new Map<string, number>();
-  private core: CoreV1Api;
+  /** The helper probe round and the Pods probed from here, each key again after its period. */
+  private readonly queue: WorkQueue;
+  private readonly probe: Probe;
+  private readonly now: () => number;
 
   constructor(private readonly d: FaultDetectorDeps) {
-    this.core = d.kc.makeApiClient(CoreV1Api);
+    this.probe = d.probe ?? probeOnce;
+    this.now = d.now ?? Date.now;
+    this.queue = new WorkQueue(
+      (key) => (key === HELPERS_KEY ? this.probeHelpers() : this.probePod(key.slice(4))),
+      {
+        concurrency: PROBE_CONCURRENCY,
+        signal: d.signal,
+        onError: (key, err, retryInMs) =>
+          d.log.error('fault probe crashed, will retry', { key, error: errorMessage(err), retryInMs }),
+      },
+    );
   }
 
   fencedNodes(): ReadonlySet<string> {
     return this.fenced;
   }
 
+  /** Learns the fences a previous leader left and starts the helper probes (they run until the signal). */
   start(): void {
     for (const n of this.d.nodes.list())
       if ((n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) this.fenced.add(n.metadata!.name!);
-    this.helperTimer = setInterval(() => void this.probeHelpers(), HELPER_PROBE_MS);
-    this.helperTimer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.helperTimer);
-    for (const p of this.probes.values()) clearTimeout(p.timer);
+    this.queue.addAfter(HELPERS_KEY, HELPER_PROBE_MS);
   }
 
   /** Makes `entries` (the http-sf Pods of all policies) the watched set. */
@@ -116,9 +160,9 @@ export class FaultDetector {
     const wanted = new Map(
       entries.filter((e) => e.spec.mode === 'http-sf').map((e) => [e.pod.metadata!.uid!, e]),
     );
-    for (const [uid, p] of this.probes) {
+    for (const uid of this.probes.keys()) {
       if (!wanted.has(uid)) {
-        clearTimeout(p.timer);
+        this.queue.forget(podKey(uid));
         this.probes.delete(uid);
         this.restarts.delete(uid);
       }
@@ -141,7 +185,8 @@ export class FaultDetector {
       else {
         const fresh: PodProbe = { entry, failures: 0, answered: false };
         this.probes.set(uid, fresh);
-        if (this.suspect(entry.pod.spec?.nodeName ?? '')) this.arm(uid, fresh);
+        if (this.suspect(entry.pod.spec?.nodeName ?? ''))
+          this.queue.addAfter(podKey(uid), entry.spec.failover.periodMilliseconds);
       }
     }
   }
@@ -161,51 +206,55 @@ export class FaultDetector {
     return this.suspects.has(node);
   }
 
-  /** Probes run at a fixed rate: a probe that times out does not push the next one back by its timeout. */
-  private arm(uid: string, p: PodProbe, delayMs = p.entry.spec.failover.periodMilliseconds): void {
-    p.timer = setTimeout(async () => {
-      if (this.probes.get(uid) !== p) return;
-      const started = Date.now();
-      const { pod, spec } = p.entry;
-      const target = probeTarget(pod, spec);
-      const period = spec.failover.periodMilliseconds;
-      const ok = await probeOnce(
-        pod.status?.podIP ?? '',
-        target.port,
-        target.path,
-        Math.max(100, Math.round(period * 0.8)),
-      );
-      if (this.probes.get(uid) !== p) return;
-      const next = probeVerdict(p, {
-        ok,
-        started: containersStarted(p.entry.pod),
-        restoring: this.d.restoring(uid),
-        pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
-      });
-      p.failures = next.failures;
-      p.answered = next.answered;
-      const node = pod.spec?.nodeName ?? '';
-      // The helper on the Pod's node missed HELPER_FAILURES probes and the Pod does not answer either: the
-      // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone.
-      if (p.failures >= 1 && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
-      else if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
-      if (this.probes.get(uid) === p && this.suspect(node))
-        this.arm(uid, p, Math.max(0, period - (Date.now() - started)));
-    }, delayMs);
-    p.timer.unref();
+  /**
+   * One probe of a Pod of a suspect node. Probes run at a fixed rate: a probe that times out does not push
+   * the next one back by its timeout.
+   */
+  private async probePod(uid: string): Promise<ReconcileResult> {
+    const p = this.probes.get(uid);
+    if (!p || !this.suspect(p.entry.pod.spec?.nodeName ?? '')) return;
+    const started = this.now();
+    const { pod, spec } = p.entry;
+    const target = probeTarget(pod, spec);
+    const period = spec.failover.periodMilliseconds;
+    const ok = await this.probe(
+      pod.status?.podIP ?? '',
+      target.port,
+      target.path,
+      Math.max(100, Math.round(period * 0.8)),
+    );
+    if (this.probes.get(uid) !== p) return;
+    const next = probeVerdict(p, {
+      ok,
+      started: containersStarted(p.entry.pod),
+      restoring: this.d.restoring(uid),
+      pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
+    });
+    p.failures = next.failures;
+    p.answered = next.answered;
+    const node = pod.spec?.nodeName ?? '';
+    // The helper on the Pod's node missed HELPER_FAILURES probes and the Pod does not answer either: the
+    // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone.
+    if (p.failures >= 1 && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
+    else if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
+    if (this.probes.get(uid) !== p || !this.suspect(node)) return;
+    return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
   }
 
-  private async probeHelpers(): Promise<void> {
+  /** One round of helper probes, every HELPER_PROBE_MS from its start. */
+  private async probeHelpers(): Promise<ReconcileResult> {
+    const started = this.now();
     const helpers = this.d.view.helpers();
     await Promise.all(
       [...helpers].map(async ([node, ep]) => {
         const u = new URL(ep.healthUrl);
-        const ok = await probeOnce(u.hostname, Number(u.port), '/healthz', 400);
+        const ok = await this.probe(u.hostname, Number(u.port), '/healthz', 400);
         this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
         if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
       }),
     );
     this.updateSuspects(helpers);
+    return { requeueAfterMs: Math.max(0, HELPER_PROBE_MS - (this.now() - started)) };
   }
 
   private updateSuspects(helpers: Map<string, unknown>): void {
@@ -215,9 +264,11 @@ export class FaultDetector {
       // One missed helper probe is enough to start looking: a node loss is then confirmed as fast as before.
       if (node && (!helpers.has(node) || (this.helperFailures.get(node) ?? 0) >= 1)) now.add(node);
     }
-    for (const node of now) if (!this.suspects.has(node)) this.probeNodePods(node, true);
-    for (const node of this.suspects) if (!now.has(node)) this.probeNodePods(node, false);
+    // Set first: a probe queued below may run at once and asks whether its node is still suspect.
+    const before = this.suspects;
     this.suspects = now;
+    for (const node of now) if (!before.has(node)) this.probeNodePods(node, true);
+    for (const node of before) if (!now.has(node)) this.probeNodePods(node, false);
   }
 
   /** Starts (or stops) probing a node's Pods from the leader, while its helper cannot. */
@@ -225,10 +276,9 @@ export class FaultDetector {
     if (on) this.d.log.info('helper missing or not answering: probing its Pods from here', { node });
     for (const [uid, p] of this.probes) {
       if (p.entry.pod.spec?.nodeName !== node) continue;
-      clearTimeout(p.timer);
-      p.timer = undefined;
-      if (on) this.arm(uid, p, 0);
+      if (on) this.queue.add(podKey(uid));
       else {
+        this.queue.forget(podKey(uid));
         p.failures = 0;
       }
     }
@@ -270,7 +320,7 @@ export class FaultDetector {
   }
 
   private async setFence(node: string, on: boolean): Promise<void> {
-    await setFence(this.core, node, on);
+    await this.d.actions.setFence(node, on);
     if (on) this.fenced.add(node);
     else this.fenced.delete(node);
   }
@@ -296,20 +346,14 @@ export class FaultDetector {
     this.d.events.record(policyRef({ ...e, namespace }), 'Warning', 'PodFailed', text);
     this.d.events.record(podRef(e.pod), 'Warning', 'PodFailed', text);
     try {
-      await this.core.deleteNamespacedPod({
-        name,
-        namespace,
-        gracePeriodSeconds: 0,
-        body: { gracePeriodSeconds: 0, preconditions: { uid } },
-      });
+      await this.d.actions.deletePod(namespace, name, uid);
     } catch (err) {
       if (statusCode(err) !== 404 && statusCode(err) !== 409) {
         this.deleted.delete(uid);
         this.d.log.error('could not delete the failed Pod', { pod: name, error: errorMessage(err) });
       }
     }
-    const p = this.probes.get(uid);
-    if (p) clearTimeout(p.timer);
+    this.queue.forget(podKey(uid));
     this.probes.delete(uid);
   }
 }

@@ -10,6 +10,8 @@ export interface WorkQueueOptions {
   onError?: (key: string, err: unknown, retryInMs: number) => void;
   /** Collect keys but run nothing until `resume()`: reconcilers wait for the caches they read. */
   paused?: boolean;
+  /** Aborted, the queue stops for good (the leadership term or the process ended). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -33,6 +35,8 @@ export class WorkQueue {
     private readonly o: WorkQueueOptions,
   ) {
     this.paused = o.paused ?? false;
+    if (o.signal?.aborted) this.stop();
+    else o.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
 
   resume(): void {
@@ -68,6 +72,19 @@ export class WorkQueue {
 
   depth(): number {
     return this.queue.length;
+  }
+
+  /** Drops a key that needs no more work: its pending retry and its place in the queue (not a running call). */
+  forget(key: string): void {
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+    this.failures.delete(key);
+    this.dirtyWhileActive.delete(key);
+    if (this.queued.delete(key)) this.queue = this.queue.filter((k) => k !== key);
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
   }
 
   stop(): void {

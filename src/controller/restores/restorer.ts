@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { backoffDelay } from '../kube/backoff.js';
+import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import {
   dropCopy,
   dropNewerThan,
@@ -33,6 +34,11 @@ const MAX_REJECTIONS = 5;
  * whether the state arrived, so the retry could restore it twice.
  */
 const RESTORE_ANSWER_MS = 30_000;
+/**
+ * Restores running at once. Each mostly waits for an app's answer (up to RESTORE_ANSWER_MS): a failover of
+ * many Pods must not queue behind a few slow apps.
+ */
+const RESTORE_CONCURRENCY = 256;
 
 export interface RestoreTarget {
   policyKey: string;
@@ -64,6 +70,27 @@ export interface RestorerDeps {
   refresh?: (r: CheckpointRecord) => Promise<void>;
   /** The Pod with this UID as the cache holds it, if it exists and is not terminating. */
   livePodByUID: (podUID: string) => V1Pod | undefined;
+  /** Ends every restore and restart check (leadership lost, shutdown). */
+  signal?: AbortSignal;
+  /** Wall-clock milliseconds, for durations (tests pass a fake one). */
+  now?: () => number;
+}
+
+/** A restore in progress: what goes where, and how its attempts went so far. */
+interface RestoreJob {
+  t: RestoreTarget;
+  from: CheckpointRecord;
+  restart?: RestartFacts;
+  attempts: number;
+  rejected: number;
+  started: number;
+  refreshed: boolean;
+}
+
+/** A restart being checked by pulls: which process answers. */
+interface RestartCheck {
+  t: RestoreTarget;
+  attempts: number;
 }
 
 /**
@@ -74,24 +101,37 @@ export interface RestorerDeps {
 export class Restorer {
   /** Pods whose restore is settled (done, or nothing to do); pulls may run. */
   private settled = new Set<string>();
-  private inProgress = new Set<string>();
+  /** Restores in progress, by Pod UID; each attempt is one run of the `restores` queue. */
+  private jobs = new Map<string, RestoreJob>();
   private restartsSeen = new Map<string, number>();
   /** Pods whose app answered a pull from a new process (its identity changed) before the API showed it. */
   private instanceRestarts = new Map<string, string>();
-  /** Pods whose restart the API showed, being pulled to learn whether a new process answers. */
-  private verifying = new Set<string>();
-  private stopped = false;
+  /** Pods whose restart the API showed, being pulled (one run of `checks` each) to learn which process answers. */
+  private verifying = new Map<string, RestartCheck>();
+  private readonly restores: WorkQueue;
+  private readonly checks: WorkQueue;
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
   private readonly gate: GateWriter;
+  private readonly now: () => number;
 
   constructor(private readonly d: RestorerDeps) {
     this.gate = d.gate;
-  }
-
-  /** Ends every restore and restart check this process runs (leadership lost, shutdown). */
-  stop(): void {
-    this.stopped = true;
-    this.verifying.clear();
+    this.now = d.now ?? Date.now;
+    const onError = (what: string) => (key: string, err: unknown, retryInMs: number) =>
+      d.log.error(`${what} crashed, will retry`, { podUID: key, error: errorMessage(err), retryInMs });
+    this.restores = new WorkQueue((uid) => this.restoreAttempt(uid), {
+      concurrency: RESTORE_CONCURRENCY,
+      signal: d.signal,
+      backoff: RETRY,
+      onError: onError('restore'),
+    });
+    this.checks = new WorkQueue((uid) => this.checkRestart(uid), {
+      concurrency: RESTORE_CONCURRENCY,
+      signal: d.signal,
+      backoff: RETRY,
+      onError: onError('restart check'),
+    });
+    d.signal?.addEventListener('abort', () => this.verifying.clear(), { once: true });
   }
 
   isSettled(podUID: string): boolean {
@@ -108,6 +148,7 @@ export class Restorer {
     this.restartsSeen.delete(podUID);
     this.instanceRestarts.delete(podUID);
     this.verifying.delete(podUID);
+    this.checks.forget(podUID);
   }
 
   /** A pull was answered by a new process of the app: restore it now, without waiting for the API. */
@@ -144,19 +185,23 @@ export class Restorer {
   private verify(t: RestoreTarget): void {
     const uid = t.pod.metadata!.uid!;
     if (this.verifying.has(uid)) return;
-    this.verifying.add(uid);
-    void (async () => {
-      for (let attempt = 1; this.verifying.has(uid); attempt++) {
-        if (!this.d.livePod(t.pod.metadata!.namespace!, t.pod.metadata!.name!, uid)) {
-          this.verifying.delete(uid);
-          return;
-        }
-        await this.d.pullNow(uid);
-        if (this.verifying.has(uid)) await sleep(backoffDelay(attempt, RETRY));
-      }
-    })().catch((err: unknown) =>
-      this.d.log.error('restart check crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
-    );
+    this.verifying.set(uid, { t, attempts: 0 });
+    this.checks.add(uid);
+  }
+
+  /** One pull of a restart under check; again after a short back-off until the pull settles it. */
+  private async checkRestart(uid: string): Promise<ReconcileResult> {
+    const check = this.verifying.get(uid);
+    if (!check) return;
+    const pod = check.t.pod;
+    if (!this.d.livePod(pod.metadata!.namespace!, pod.metadata!.name!, uid)) {
+      this.verifying.delete(uid);
+      return;
+    }
+    await this.d.pullNow(uid);
+    if (this.verifying.get(uid) !== check) return;
+    check.attempts++;
+    return { requeueAfterMs: backoffDelay(check.attempts, RETRY) };
   }
 
   /** Whether the Pod may be pulled: its restore is settled, or a pull is how its restart is checked. */
@@ -186,7 +231,7 @@ export class Restorer {
           restarted,
           gate: gateTrue(t.pod),
         });
-      if (this.inProgress.has(uid)) continue;
+      if (this.jobs.has(uid)) continue;
       if (newInstance !== undefined && own && newest) {
         // A pull met a new process: the copies are all of the old one (the new one's answer was not stored).
         this.verifying.delete(uid);
@@ -270,19 +315,25 @@ export class Restorer {
   /** Restores `from` into `t`: its own checkpoint after a restart in place (`restart` given), or an orphan's. */
   private start(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): void {
     const uid = t.pod.metadata!.uid!;
-    this.inProgress.add(uid);
-    void this.restore(t, from, restart)
-      .catch((err: unknown) =>
-        this.d.log.error('restore crashed', { pod: t.pod.metadata?.name, error: errorMessage(err) }),
-      )
-      .finally(() => this.inProgress.delete(uid));
+    this.jobs.set(uid, { t, from, restart, attempts: 0, rejected: 0, started: this.now(), refreshed: false });
+    this.restores.add(uid);
   }
 
-  private async restore(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): Promise<void> {
+  /** One attempt of a restore: done (the job ends), or again after a delay. */
+  private async restoreAttempt(uid: string): Promise<ReconcileResult> {
+    const job = this.jobs.get(uid);
+    if (!job) return;
+    const retryInMs = await this.attempt(job);
+    if (retryInMs !== undefined) return { requeueAfterMs: retryInMs };
+    if (this.jobs.get(uid) === job) this.jobs.delete(uid);
+  }
+
+  /** Returns the delay before the next attempt, or undefined when the restore is over (either way). */
+  private async attempt(job: RestoreJob): Promise<number | undefined> {
+    const { t, from, restart, started } = job;
     const pod = t.pod;
     const name = pod.metadata!.name!;
     const uid = pod.metadata!.uid!;
-    const started = Date.now();
     const why = restart ? 'restart' : 'orphan';
     // The process the state goes into: a repeated request for it (a retry, a new leader) is not pushed twice.
     const target = {
@@ -290,135 +341,132 @@ export class Restorer {
       restartCount: restart?.restarts ?? restartCount(pod),
       ...(restart?.instance ? { instance: restart.instance } : {}),
     };
-    // The helpers report pulls in batches, and a report can be lost (a lost node, a leader change, a poll that
-    // failed): ask the helpers which generations they hold before choosing one.
-    await this.d.refresh?.(from).catch(() => undefined);
-    let rejected = 0;
-    for (let attempt = 1; ; attempt++) {
-      if (this.stopped) return;
-      if (from.finalizing && from.finalPull) {
-        await from.finalPull; // the final checkpoint of a terminating Pod is on its way: restore that one
-        attempt--;
-        continue;
-      }
-      const live = this.d.livePod(pod.metadata!.namespace!, name, uid);
-      if (!live) {
-        from.claimedBy = undefined;
-        return; // the new Pod went away itself; the orphan is free again
-      }
-      const candidates = restorableCopies(from, restart);
-      const helpers = this.d.view.usableHelpers();
-      const copy = candidates.find((c) => helpers.has(c.node));
-      let failure: string;
-      if (candidates.length === 0 && from.generations.length > 0) {
-        // Every copy may hold the new process's empty state: restoring one would pass it off as the old state.
-        this.settled.add(uid);
-        const message =
-          'every stored copy was pulled after the container may have restarted; the Pod keeps its own state';
-        this.report(t, {
-          pod: name,
-          fromPod: from.pod,
-          node: '',
-          sizeBytes: 0,
-          durationMilliseconds: Date.now() - started,
-          result: 'Failed',
-          message,
-        });
-        await this.setGate(live, 'True', 'NoCopyBeforeRestart', message);
-        return;
-      }
-      if (!copy) failure = 'no Ready helper holds a copy';
-      else {
-        try {
-          const answer = await this.d.helpers.restore(
-            helpers.get(copy.node)!.url,
-            from.namespace,
-            from.podUID,
-            {
-              podIP: live.status?.podIP ?? '',
-              port: t.spec.port,
-              path: t.spec.restorePath,
-              timeoutMs: Math.max(t.spec.timeoutSeconds * 1000, RESTORE_ANSWER_MS),
-              sequence: copy.sequence,
-              target,
-            },
-          );
-          if (answer.result === 'Succeeded') {
-            const durationMilliseconds = Date.now() - started;
-            const into = restart
-              ? from
-              : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
-            if (!restart) into.restoredFrom = from.podUID;
-            // The restored process's identity (undefined: the next pull's is taken as it).
-            into.instance = answer.instance;
-            const later = restart ? this.dropLaterCopies(from, copy.sequence) : 0;
+    if (!job.refreshed) {
+      // The helpers report pulls in batches, and a report can be lost (a lost node, a leader change, a poll
+      // that failed): ask the helpers which generations they hold before choosing one.
+      await this.d.refresh?.(from).catch(() => undefined);
+      job.refreshed = true;
+    }
+    // The final checkpoint of a terminating Pod is on its way: restore that one.
+    while (from.finalizing && from.finalPull) await from.finalPull;
+    const attempt = ++job.attempts;
+    const live = this.d.livePod(pod.metadata!.namespace!, name, uid);
+    if (!live) {
+      from.claimedBy = undefined;
+      return; // the new Pod went away itself; the orphan is free again
+    }
+    const candidates = restorableCopies(from, restart);
+    const helpers = this.d.view.usableHelpers();
+    const copy = candidates.find((c) => helpers.has(c.node));
+    let failure: string;
+    if (candidates.length === 0 && from.generations.length > 0) {
+      // Every copy may hold the new process's empty state: restoring one would pass it off as the old state.
+      this.settled.add(uid);
+      const message =
+        'every stored copy was pulled after the container may have restarted; the Pod keeps its own state';
+      this.report(t, {
+        pod: name,
+        fromPod: from.pod,
+        node: '',
+        sizeBytes: 0,
+        durationMilliseconds: this.now() - started,
+        result: 'Failed',
+        message,
+      });
+      await this.setGate(live, 'True', 'NoCopyBeforeRestart', message);
+      return;
+    }
+    if (!copy) failure = 'no Ready helper holds a copy';
+    else {
+      try {
+        const answer = await this.d.helpers.restore(
+          helpers.get(copy.node)!.url,
+          from.namespace,
+          from.podUID,
+          {
+            podIP: live.status?.podIP ?? '',
+            port: t.spec.port,
+            path: t.spec.restorePath,
+            timeoutMs: Math.max(t.spec.timeoutSeconds * 1000, RESTORE_ANSWER_MS),
+            sequence: copy.sequence,
+            target,
+          },
+        );
+        if (answer.result === 'Succeeded') {
+          const durationMilliseconds = this.now() - started;
+          const into = restart
+            ? from
+            : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
+          if (!restart) into.restoredFrom = from.podUID;
+          // The restored process's identity (undefined: the next pull's is taken as it).
+          into.instance = answer.instance;
+          const later = restart ? this.dropLaterCopies(from, copy.sequence) : 0;
+          this.settled.add(uid);
+          const again = answer.alreadyRestored ? ' (done before this request: not pushed again)' : '';
+          const dropped = later
+            ? `; ${later} later copies, pulled after the restart may have happened, dropped`
+            : '';
+          const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}${dropped}`;
+          this.report(t, {
+            pod: name,
+            fromPod: from.pod,
+            node: copy.node,
+            sizeBytes: copy.sizeBytes,
+            durationMilliseconds,
+            result: 'Succeeded',
+            message,
+          });
+          await this.setGate(live, 'True', 'Restored', message);
+          const detected = this.d.faultDetectedAt?.(t.policyKey);
+          if (detected) this.d.metrics.failoverSeconds.observe((this.now() - detected) / 1000);
+          return;
+        }
+        failure = `${answer.reason}: ${answer.message}`;
+        if (answer.reason === 'Rejected' && answer.status !== undefined && answer.status < 500) {
+          job.rejected++;
+          if (job.rejected >= MAX_REJECTIONS) {
+            // The app refuses this state (no restore endpoint, or it cannot take it): retrying will not
+            // change its mind, and the Pod would never be pulled nor Ready. It starts without the state;
+            // the copies stay until they expire.
             this.settled.add(uid);
-            const again = answer.alreadyRestored ? ' (done before this request: not pushed again)' : '';
-            const dropped = later
-              ? `; ${later} later copies, pulled after the restart may have happened, dropped`
-              : '';
-            const message = `restored ${copy.sizeBytes} bytes (sequence ${copy.sequence}) from ${why === 'restart' ? 'its own checkpoint after a restart' : `Pod ${from.pod}`} via node ${copy.node}${again}${dropped}`;
+            const message = `the app refused the state ${job.rejected} times (${answer.message}); the Pod starts without it`;
             this.report(t, {
               pod: name,
               fromPod: from.pod,
               node: copy.node,
               sizeBytes: copy.sizeBytes,
-              durationMilliseconds,
-              result: 'Succeeded',
+              durationMilliseconds: this.now() - started,
+              result: 'Failed',
               message,
             });
-            await this.setGate(live, 'True', 'Restored', message);
-            const detected = this.d.faultDetectedAt?.(t.policyKey);
-            if (detected) this.d.metrics.failoverSeconds.observe((Date.now() - detected) / 1000);
+            await this.setGate(live, 'True', 'RestoreRejected', message);
             return;
           }
-          failure = `${answer.reason}: ${answer.message}`;
-          if (answer.reason === 'Rejected' && answer.status !== undefined && answer.status < 500) {
-            rejected++;
-            if (rejected >= MAX_REJECTIONS) {
-              // The app refuses this state (no restore endpoint, or it cannot take it): retrying will not
-              // change its mind, and the Pod would never be pulled nor Ready. It starts without the state;
-              // the copies stay until they expire.
-              this.settled.add(uid);
-              const message = `the app refused the state ${rejected} times (${answer.message}); the Pod starts without it`;
-              this.report(t, {
-                pod: name,
-                fromPod: from.pod,
-                node: copy.node,
-                sizeBytes: copy.sizeBytes,
-                durationMilliseconds: Date.now() - started,
-                result: 'Failed',
-                message,
-              });
-              await this.setGate(live, 'True', 'RestoreRejected', message);
-              return;
-            }
-          }
-          if (answer.reason === 'NotStored') {
-            // The helper no longer holds that generation (it keeps a few): forget it, use the next.
-            dropCopy(from, copy);
-          }
-        } catch (err) {
-          failure = errorMessage(err);
         }
+        if (answer.reason === 'NotStored') {
+          // The helper no longer holds that generation (it keeps a few): forget it, use the next.
+          dropCopy(from, copy);
+        }
+      } catch (err) {
+        failure = errorMessage(err);
       }
-      if (attempt === 1 || attempt % 20 === 0) {
-        this.d.log.info('restore not done yet, retrying', { pod: name, attempt, reason: failure });
-      }
-      if (attempt === 30) {
-        this.report(t, {
-          pod: name,
-          fromPod: from.pod,
-          node: copy?.node ?? '',
-          sizeBytes: copy?.sizeBytes ?? 0,
-          durationMilliseconds: Date.now() - started,
-          result: 'Failed',
-          message: `still retrying: ${failure}`,
-        });
-      }
-      // Fast while an app may be about to listen; after that, an app that takes minutes gets a slower beat.
-      await sleep(attempt <= 40 ? backoffDelay(attempt, RETRY) : SLOW_RETRY_MS);
     }
+    if (attempt === 1 || attempt % 20 === 0) {
+      this.d.log.info('restore not done yet, retrying', { pod: name, attempt, reason: failure });
+    }
+    if (attempt === 30) {
+      this.report(t, {
+        pod: name,
+        fromPod: from.pod,
+        node: copy?.node ?? '',
+        sizeBytes: copy?.sizeBytes ?? 0,
+        durationMilliseconds: this.now() - started,
+        result: 'Failed',
+        message: `still retrying: ${failure}`,
+      });
+    }
+    // Fast while an app may be about to listen; after that, an app that takes minutes gets a slower beat.
+    return attempt <= 40 ? backoffDelay(attempt, RETRY) : SLOW_RETRY_MS;
   }
 
   /**
@@ -476,5 +524,3 @@ function startedAt(pod: V1Pod): number {
   }
   return latest;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

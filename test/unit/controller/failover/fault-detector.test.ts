@@ -1,5 +1,10 @@
-// Fault detection rules: probe targets, verdicts, fences and the Lease observer.
+// Fault detection rules: probe targets, verdicts, fences and the Lease observer; the detector on a fake clock.
+import { jest } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
 import {
+  FaultDetector,
   containersStarted,
   probeTarget,
   probeVerdict,
@@ -113,5 +118,134 @@ describe('fast-failover probes', () => {
     expect(containersStarted(pod([true, true]))).toBe(true);
     expect(containersStarted(pod([true, false]))).toBe(false);
     expect(containersStarted(pod([]))).toBe(false);
+  });
+});
+
+// The detector as the leader runs it, on jest's fake clock: scripted probe answers, recorded fault actions.
+describe('FaultDetector', () => {
+  const spec = (() => {
+    const r = parseSpec({
+      selector: { matchLabels: { app: 'a' } },
+      port: 8080,
+      mode: 'http-sf',
+      failover: { periodMilliseconds: 200, failureThreshold: 10 },
+    });
+    if (!r.ok) throw new Error(r.errors.join());
+    return r.value as ResolvedSpec;
+  })();
+  const pod = (name: string, node: string, ip: string): V1Pod => ({
+    metadata: { name, namespace: 'ns', uid: `uid-${name}` },
+    spec: { nodeName: node, containers: [{ name: 'app' }] },
+    status: {
+      podIP: ip,
+      containerStatuses: [{ name: 'app', started: true, restartCount: 0, state: { running: {} } } as never],
+    },
+  });
+  const entry = (p: V1Pod) => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
+  /** host → answers; a helper's health address is h-<node>. */
+  let up: Record<string, boolean>;
+  let probes: string[];
+  let actions: string[];
+  let term: AbortController;
+  let detector: FaultDetector;
+
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    up = { 'h-n1': true, 'h-n2': true, '10.0.1.5': true, '10.0.2.5': true };
+    probes = [];
+    actions = [];
+    term = new AbortController();
+    detector = new FaultDetector({
+      actions: {
+        deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
+        setFence: async (node, on) => void actions.push(`fence ${node} ${on ? 'on' : 'off'}`),
+      },
+      view: {
+        helpers: () =>
+          new Map(
+            ['n1', 'n2'].map((n) => [
+              n,
+              { node: n, url: `https://${n}:9500`, healthUrl: `http://h-${n}:9501/healthz` },
+            ]),
+          ),
+        nodeReadyIgnoringFence: () => true,
+      } as never,
+      nodes: { list: () => [] } as never,
+      events: { record: () => undefined } as never,
+      log: createLogger('test', 'error'),
+      restoring: () => false,
+      pulledSinceStart: () => true,
+      onFault: () => undefined,
+      signal: term.signal,
+      probe: async (host) => {
+        probes.push(host);
+        return up[host] ?? false;
+      },
+    });
+    detector.start();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
+  });
+  afterEach(() => {
+    term.abort();
+    jest.useRealTimers();
+  });
+
+  it('probes only the helpers while they answer: steady work grows with nodes, not Pods', async () => {
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(new Set(probes)).toEqual(new Set(['h-n1', 'h-n2']));
+    // Every 500 ms per helper.
+    expect(probes.filter((h) => h === 'h-n1').length).toBeGreaterThanOrEqual(9);
+    expect(probes.filter((h) => h === 'h-n1').length).toBeLessThanOrEqual(10);
+    expect(actions).toEqual([]);
+  });
+
+  it('fences a node whose helper and Pods stop answering, deletes its Pods once, and unfences it later', async () => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    up['h-n1'] = false;
+    up['10.0.1.5'] = false;
+    // One missed helper probe starts probing the node's Pods; three make the node down (1.5 s, before the
+    // Pod's own threshold of 10 × 200 ms); a failed Pod probe then confirms it.
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    expect(probes).toContain('10.0.1.5');
+    expect(probes).not.toContain('10.0.2.5');
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    up['h-n1'] = true;
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
+  });
+
+  it("stops probing a node's Pods from here once its helper answers again, without acting", async () => {
+    up['h-n1'] = false;
+    await jest.advanceTimersByTimeAsync(600);
+    up['h-n1'] = true;
+    await jest.advanceTimersByTimeAsync(600);
+    const n = probes.filter((h) => h === '10.0.1.5').length;
+    expect(n).toBeGreaterThan(0);
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(probes.filter((h) => h === '10.0.1.5').length).toBe(n);
+    expect(actions).toEqual([]);
+  });
+
+  it('deletes a Pod its helper reports failed, once, unless it restarted since', async () => {
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 1, message: 'probe failed' } as never);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(actions).toEqual([]);
+    detector.podFaultReported('n1', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(actions).toEqual([]);
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(actions).toEqual(['delete ns/b']);
+  });
+
+  it('probes nothing once the term ends', async () => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    term.abort();
+    const n = probes.length;
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(probes.length).toBe(n);
   });
 });

@@ -27,11 +27,15 @@ let answers: RestoreResult[];
 let gates: [string, string][];
 let reports: string[];
 let restorer: Restorer;
+let term: AbortController;
+let restoreCalls: number;
 /** The new Pod is looked at (a reconcile), with the helper answering as `answers` say. */
 let begin: () => void;
 
 beforeEach(() => {
   jest.useFakeTimers();
+  term = new AbortController();
+  restoreCalls = 0;
   gates = [];
   reports = [];
   const book = new CheckpointBook();
@@ -47,7 +51,12 @@ beforeEach(() => {
       usableHelpers: () => new Map([['n2', { node: 'n2', pod: 'h2', url: 'http://n2:9500', ready: true }]]),
       helpers: () => new Map(),
     } as never,
-    helpers: { restore: async () => (answers.length > 1 ? answers.shift() : answers[0]) } as never,
+    helpers: {
+      restore: async () => {
+        restoreCalls++;
+        return answers.length > 1 ? answers.shift() : answers[0];
+      },
+    } as never,
     events: {
       record: (_o: unknown, _t: string, _r: string, text: string) => void reports.push(text),
     } as never,
@@ -58,6 +67,7 @@ beforeEach(() => {
     requeue: () => undefined,
     pullNow: async () => undefined,
     livePodByUID: () => pod,
+    signal: term.signal,
   });
   begin = () =>
     restorer.consider(
@@ -118,5 +128,23 @@ describe('Restorer', () => {
     const n = reports.length;
     await jest.advanceTimersByTimeAsync(60_000);
     expect(reports.length).toBe(n);
+  });
+
+  it('retries fast at first, then at a 2 s beat, and stops every retry when the term ends', async () => {
+    answers = [{ ...rejected, reason: 'Unreachable', status: undefined } as never];
+    begin();
+    // 40 attempts at 50 ms doubling to a 250 ms ceiling: about 9.5 s.
+    await jest.advanceTimersByTimeAsync(9_000);
+    expect(restoreCalls).toBeGreaterThanOrEqual(35);
+    expect(restoreCalls).toBeLessThanOrEqual(40);
+    const fast = restoreCalls;
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(restoreCalls - fast).toBeGreaterThanOrEqual(5);
+    expect(restoreCalls - fast).toBeLessThanOrEqual(8);
+    term.abort();
+    const stopped = restoreCalls;
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(restoreCalls).toBe(stopped);
+    expect(gates).toEqual([]);
   });
 });

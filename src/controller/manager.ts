@@ -245,7 +245,10 @@ export class Manager {
       onFault: (key) => this.faultAt.set(key, Date.now()),
       signal: this.term.signal,
     });
-    this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log);
+    this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log, {
+      signal: this.term.signal,
+      concurrency: o.workers,
+    });
     this.policyReconciler = new PolicyReconciler({
       policies: this.policies,
       pods: this.pods,

@@ -25,7 +25,7 @@ export class WorkQueue {
   private active = new Set<string>();
   private dirtyWhileActive = new Set<string>();
   private failures = new Map<string, number>();
-  private timers = new Map<string, NodeJS.Timeout>();
+  private timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   private running = 0;
   private stopped = false;
   private paused: boolean;
@@ -57,17 +57,20 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Adds the key after `ms`, unless an earlier timer for it is already pending. */
+  /** Adds the key after `ms`; of several pending times for a key the earliest wins, as in client-go. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key)) return;
-    const t = setTimeout(() => {
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending && pending.at <= at) return;
+    clearTimeout(pending?.timer);
+    const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
-    t.unref();
-    this.timers.set(key, t);
+    timer.unref();
+    this.timers.set(key, { timer, at });
   }
 
   depth(): number {
@@ -76,7 +79,7 @@ export class WorkQueue {
 
   /** Drops a key that needs no more work: its pending retry and its place in the queue (not a running call). */
   forget(key: string): void {
-    clearTimeout(this.timers.get(key));
+    clearTimeout(this.timers.get(key)?.timer);
     this.timers.delete(key);
     this.failures.delete(key);
     this.dirtyWhileActive.delete(key);
@@ -89,7 +92,7 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     this.queue = [];
     this.queued.clear();

@@ -3,6 +3,7 @@ import { GROUP, PLURAL, VERSION, type PullStatePolicyStatus } from '../../api/in
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { conditionsKey } from '../kube/conditions.js';
+import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 
 /** Changes written at once: conditions and the last restore (users wait for those). */
 const urgentKey = (s: PullStatePolicyStatus) =>
@@ -14,6 +15,8 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export const MIN_STATUS_PERIOD_MS = 5000;
 /** Requests for one policy within this window are computed once (condition changes wait this long at most). */
 const COALESCE_MS = 100;
+/** A failed write is tried again after 2 s, doubling up to 30 s. */
+const RETRY = { baseMs: 2000, maxMs: 30_000 };
 
 export interface DesiredStatus {
   status: PullStatePolicyStatus;
@@ -47,22 +50,23 @@ export function nextWriteAt(
 
 /**
  * Coalesces status writes: any number of requests for a policy within its period become one merge patch of
- * the status subresource; a change of conditions is written at once.
+ * the status subresource; a change of conditions is written at once. Each policy is a key of one work
+ * queue: a request adds it after COALESCE_MS, a routine change waits in the queue until its period has
+ * passed, a failed write is retried with back-off, and a request during a write runs once more after it.
  */
 export class StatusWriter {
   private patch: (namespace: string, name: string, status: PullStatePolicyStatus) => Promise<unknown>;
   private written = new Map<string, Written>();
-  private timers = new Map<string, NodeJS.Timeout>();
-  private inFlight = new Set<string>();
-  private again = new Set<string>();
-  private coalescing = new Set<string>();
+  private readonly queue: WorkQueue;
 
   constructor(
     kc: KubeConfig | StatusPatch,
     private readonly compute: (key: string) => DesiredStatus | undefined,
     private readonly metrics: Pick<ControllerMetrics, 'statusWrites'>,
     private readonly log: Logger,
+    o: { signal?: AbortSignal; now?: () => number; concurrency?: number } = {},
   ) {
+    this.now = o.now ?? Date.now;
     if (typeof kc === 'function') this.patch = kc;
     else {
       const api = kc.makeApiClient(CustomObjectsApi);
@@ -72,7 +76,16 @@ export class StatusWriter {
           mergePatch,
         );
     }
+    this.queue = new WorkQueue((key) => this.evaluate(key), {
+      concurrency: o.concurrency ?? 4,
+      signal: o.signal,
+      backoff: RETRY,
+      onError: (key, err, retryInMs) =>
+        log.warn('status write failed, retrying', { policy: key, error: errorMessage(err), retryInMs }),
+    });
   }
+
+  private readonly now: () => number;
 
   /** Seeds what the API already holds (after a takeover), so an unchanged status is not rewritten. */
   seed(key: string, status: PullStatePolicyStatus | undefined): void {
@@ -80,13 +93,12 @@ export class StatusWriter {
     this.written.set(key, {
       json: JSON.stringify(status),
       conditions: urgentKey(status),
-      at: Date.now(),
+      at: this.now(),
     });
   }
 
   forget(key: string): void {
-    clearTimeout(this.timers.get(key));
-    this.timers.delete(key);
+    this.queue.forget(key);
     this.written.delete(key);
   }
 
@@ -95,19 +107,11 @@ export class StatusWriter {
    * Pods gets a request per pull report, and computing its status each time would cost O(Pods²) per period.
    */
   request(key: string): void {
-    if (this.coalescing.has(key)) return;
-    this.coalescing.add(key);
-    setTimeout(() => {
-      this.coalescing.delete(key);
-      this.evaluate(key);
-    }, COALESCE_MS).unref();
+    this.queue.addAfter(key, COALESCE_MS);
   }
 
-  private evaluate(key: string): void {
-    if (this.inFlight.has(key)) {
-      this.again.add(key);
-      return;
-    }
+  /** Writes the policy's status if it changed and may be written now; else again when it may. */
+  private async evaluate(key: string): Promise<ReconcileResult> {
     const desired = this.compute(key);
     if (!desired) return;
     const json = JSON.stringify(desired.status);
@@ -118,49 +122,17 @@ export class StatusWriter {
       Math.max(desired.periodMs, MIN_STATUS_PERIOD_MS),
     );
     if (at === undefined) return;
-    const wait = at - Date.now();
-    if (wait > 0) {
-      if (!this.timers.has(key)) {
-        const t = setTimeout(() => {
-          this.timers.delete(key);
-          this.evaluate(key);
-        }, wait);
-        t.unref();
-        this.timers.set(key, t);
-      }
-      return;
-    }
-    clearTimeout(this.timers.get(key));
-    this.timers.delete(key);
-    void this.write(key, desired.status, json, conditions);
-  }
-
-  private async write(
-    key: string,
-    status: PullStatePolicyStatus,
-    json: string,
-    conditions: string,
-  ): Promise<void> {
+    const wait = at - this.now();
+    if (wait > 0) return { requeueAfterMs: wait };
     const [namespace, name] = key.split('/') as [string, string];
-    this.inFlight.add(key);
     try {
-      await this.patch(namespace, name, status);
-      this.metrics.statusWrites.inc();
-      this.written.set(key, { json, conditions, at: Date.now() });
+      await this.patch(namespace, name, desired.status);
     } catch (err) {
-      if (statusCode(err) === 404) this.forget(key);
-      else {
-        this.log.warn('status write failed, retrying', { policy: key, error: errorMessage(err) });
-        const t = setTimeout(() => {
-          this.timers.delete(key);
-          this.evaluate(key);
-        }, 2000);
-        t.unref();
-        this.timers.set(key, t);
-      }
-    } finally {
-      this.inFlight.delete(key);
-      if (this.again.delete(key)) this.evaluate(key);
+      // The policy is gone: nothing to write, ever.
+      if (statusCode(err) === 404) return void this.written.delete(key);
+      throw err;
     }
+    this.metrics.statusWrites.inc();
+    this.written.set(key, { json, conditions, at: this.now() });
   }
 }

@@ -1,4 +1,5 @@
 // The keyed, de-duplicating work queue.
+import { jest } from '@jest/globals';
 import { WorkQueue } from '../../../../src/controller/kube/workqueue.js';
 
 describe('WorkQueue', () => {
@@ -42,5 +43,64 @@ describe('WorkQueue', () => {
     await new Promise((r) => setTimeout(r, 20));
     q.stop();
     expect(runs.sort()).toEqual(['a', 'b']);
+  });
+
+  describe('on a fake clock', () => {
+    beforeEach(() => jest.useFakeTimers({ now: 0 }));
+    afterEach(() => jest.useRealTimers());
+
+    it('runs a key again after the delay its handler returns; the earliest of several delays wins', async () => {
+      const runs: number[] = [];
+      const q = new WorkQueue(
+        async () => {
+          runs.push(Date.now());
+          return runs.length < 3 ? { requeueAfterMs: 1000 } : undefined;
+        },
+        { concurrency: 1 },
+      );
+      q.add('k');
+      await jest.advanceTimersByTimeAsync(2500);
+      expect(runs).toEqual([0, 1000, 2000]);
+      q.addAfter('k', 5000);
+      q.addAfter('k', 300); // earlier: replaces the 5 s one
+      q.addAfter('k', 4000); // later than the pending one: ignored
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect(runs).toEqual([0, 1000, 2000, 2800]);
+      q.stop();
+    });
+
+    it('stops for good when its signal aborts, pending retries included', async () => {
+      const term = new AbortController();
+      let runs = 0;
+      const q = new WorkQueue(
+        async () => {
+          runs++;
+          throw new Error('again');
+        },
+        { concurrency: 1, signal: term.signal, backoff: { baseMs: 100, maxMs: 100 } },
+      );
+      q.add('k');
+      await jest.advanceTimersByTimeAsync(1050);
+      expect(runs).toBe(11);
+      term.abort();
+      q.add('k');
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect(runs).toBe(11);
+      expect(q.isStopped).toBe(true);
+    });
+
+    it('forgets a key: its pending retry and its place in the queue', async () => {
+      const runs: string[] = [];
+      const q = new WorkQueue(async (key) => void runs.push(key), { concurrency: 1, paused: true });
+      q.add('a');
+      q.add('b');
+      q.addAfter('c', 100);
+      q.forget('a');
+      q.forget('c');
+      q.resume();
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(runs).toEqual(['b']);
+      q.stop();
+    });
   });
 });

@@ -9,6 +9,7 @@ let computed: number;
 let writes: { at: number; status: PullStatePolicyStatus }[];
 let fail: number | undefined;
 let writer: StatusWriter;
+let term: AbortController;
 const t0 = 1_000_000;
 
 const ready = (s: 'True' | 'False') => [
@@ -21,6 +22,7 @@ beforeEach(() => {
   computed = 0;
   writes = [];
   fail = undefined;
+  term = new AbortController();
   writer = new StatusWriter(
     async (_ns, _name, s) => {
       if (fail) throw Object.assign(new Error('refused'), { code: fail });
@@ -32,6 +34,7 @@ beforeEach(() => {
     },
     { statusWrites: { inc: () => undefined } } as never,
     createLogger('test', 'error'),
+    { signal: term.signal },
   );
 });
 afterEach(() => jest.useRealTimers());
@@ -70,5 +73,29 @@ describe('StatusWriter', () => {
     fail = undefined;
     await jest.advanceTimersByTimeAsync(2000);
     expect(writes.map((w) => w.at)).toEqual([2100]);
+  });
+
+  it('retries with back-off (2 s doubling) and writes nothing once the term ends', async () => {
+    fail = 500;
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150 + 2000 + 4000);
+    expect(writes).toHaveLength(0);
+    fail = undefined;
+    await jest.advanceTimersByTimeAsync(8000);
+    expect(writes.map((w) => w.at)).toEqual([14_100]);
+    term.abort();
+    status = { ...status, conditions: ready('False') };
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(writes).toHaveLength(1);
+  });
+
+  it('forgets a deleted policy: a 404 is not retried', async () => {
+    fail = 404;
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    fail = undefined;
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(writes).toHaveLength(0);
   });
 });

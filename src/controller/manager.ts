@@ -32,7 +32,7 @@ import type { ControllerMetrics } from './metrics.js';
 import { collectOrphans } from './checkpoints/orphan-collector.js';
 import { PolicyReconciler } from './policies/policy-reconciler.js';
 import { StatusWriter } from './policies/status-writer.js';
-import { WorkQueue } from './kube/workqueue.js';
+import { WorkQueue, type ReconcileResult } from './kube/workqueue.js';
 import { FaultDetector, apiFaultActions } from './failover/fault-detector.js';
 import { Restorer } from './restores/restorer.js';
 import { GateKeeper } from './restores/gate-keeper.js';
@@ -60,6 +60,12 @@ export interface ManagerOptions {
 }
 
 type Workload = V1Deployment | V1StatefulSet;
+
+/**
+ * The leader's periodic chores: `retarget` (copies whose node or helper went away get a new one),
+ * `orphan-clock` (copies nobody protects start their retention clock), `orphans` (expired copies deleted).
+ */
+type Chore = 'retarget' | 'orphan-clock' | 'orphans';
 
 const hasOwnAnnotations = (w: Workload) =>
   Object.keys(w.metadata?.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX));
@@ -94,8 +100,10 @@ export class Manager {
   readonly policyQueue: WorkQueue;
   readonly workloadQueue: WorkQueue;
   private readonly annotationProblems = new Map<string, string>();
-  private timers: NodeJS.Timeout[] = [];
-  private retargetTimer?: NodeJS.Timeout;
+  /** The leader's own periodic chores, as keys of one queue (see `Chore`). */
+  private readonly housekeeping: WorkQueue;
+  /** When this term started: copies nobody protects count their retention from then. */
+  private orphanClockAt = 0;
   private knownHelpers = new Map<string, string>();
   /** One signal ends everything this leadership term started. */
   private readonly term = new AbortController();
@@ -169,12 +177,14 @@ export class Manager {
       onStored: (uid) => this.restorer.stateKept(uid),
       onRestart: (entry, instance) =>
         this.restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
+      signal: this.term.signal,
     });
     this.publisher = new AssignmentPublisher({
       helpers: this.helpers,
       endpoints: () => this.view.helpers(),
       build: () => this.checkpointer.assignments(),
       log,
+      signal: this.term.signal,
     });
     this.collector = new ReportCollector({
       helpers: this.helpers,
@@ -185,6 +195,7 @@ export class Manager {
       },
       helperRestarted: (node) => this.publisher.forget(node),
       log,
+      signal: this.term.signal,
     });
     const gate = new GateWriter(kc, log);
     this.gateKeeper = new GateKeeper({
@@ -196,6 +207,7 @@ export class Manager {
         return pod?.metadata?.uid === uid ? pod : undefined;
       },
       selected: (pod) => this.policyReconciler.keysForPod(pod).length > 0,
+      signal: this.term.signal,
     });
     this.restorer = new Restorer({
       gate,
@@ -281,11 +293,19 @@ export class Manager {
       paused: true,
       onDepth: depth,
       onError,
+      signal: this.term.signal,
     });
     this.workloadQueue = new WorkQueue((key) => this.workloadReconciler.reconcile(key), {
       concurrency: o.workers,
       onDepth: depth,
       onError,
+      signal: this.term.signal,
+    });
+    this.housekeeping = new WorkQueue((key) => this.housekeep(key as Chore), {
+      concurrency: 3,
+      onError: (key, err, retryInMs) =>
+        log.warn('housekeeping failed, will retry', { key, error: String(err), retryInMs }),
+      signal: this.term.signal,
     });
   }
 
@@ -344,22 +364,11 @@ export class Manager {
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
     this.policyQueue.resume();
     this.restoreRequests.resume();
-    const now = Date.now();
-    // Copies on disk whose Pod nobody protects start their retention clock now.
-    setTimeout(() => {
-      for (const r of this.book.all()) if (!this.checkpointer.ownerOf(r.podUID)) r.orphanedSince ??= now;
-    }, 2000).unref();
-    this.timers.push(
-      setInterval(
-        () => {
-          void collectOrphans(this.book, this.view, this.helpers, this.o.orphanRetentionMs, log, (key) =>
-            this.status.request(key),
-          );
-        },
-        Math.min(30_000, Math.max(1000, this.o.orphanRetentionMs / 4)),
-      ),
-    );
-    for (const t of this.timers) t.unref();
+    // Copies on disk whose Pod nobody protects start their retention clock now (once the first reconciles
+    // had 2 s to claim theirs).
+    this.orphanClockAt = Date.now();
+    this.housekeeping.addAfter('orphan-clock', 2000);
+    this.housekeeping.addAfter('orphans', this.orphanPeriodMs());
     this.synced = true;
     this.o.metrics.setSampler(() => this.metricsSample());
     for (const pod of this.pods.list()) this.gateKeeper.podChanged(pod);
@@ -371,17 +380,11 @@ export class Manager {
   }
 
   async stop(): Promise<void> {
-    // The helpers keep pulling what they were last assigned until the next leader takes over.
-    this.publisher.stop();
-    this.collector.stop();
+    // Every queue, probe, poll and retry of this term ends here. The helpers keep pulling what they were last
+    // assigned until the next leader takes over.
+    this.term.abort();
     await this.signer.stop();
     await this.restoreRequests.stop();
-    this.term.abort();
-    this.checkpointer.stop();
-    this.gateKeeper.stop();
-    this.policyQueue.stop();
-    this.workloadQueue.stop();
-    for (const t of this.timers) clearInterval(t);
     await Promise.all([
       this.nodes.stop(),
       this.pods.stop(),
@@ -456,12 +459,33 @@ export class Manager {
     }
   }
 
+  /** Node or helper changes come in bursts: retarget once, 250 ms after the first. */
   private scheduleRetarget(): void {
-    if (this.retargetTimer || !this.synced) return;
-    this.retargetTimer = setTimeout(() => {
-      this.retargetTimer = undefined;
-      this.checkpointer.retarget();
-    }, 250);
-    this.retargetTimer.unref();
+    if (this.synced) this.housekeeping.addAfter('retarget', 250);
+  }
+
+  private orphanPeriodMs(): number {
+    return Math.min(30_000, Math.max(1000, this.o.orphanRetentionMs / 4));
+  }
+
+  private async housekeep(chore: Chore): Promise<ReconcileResult> {
+    switch (chore) {
+      case 'retarget':
+        return this.checkpointer.retarget();
+      case 'orphan-clock':
+        for (const r of this.book.all())
+          if (!this.checkpointer.ownerOf(r.podUID)) r.orphanedSince ??= this.orphanClockAt;
+        return;
+      case 'orphans':
+        await collectOrphans(
+          this.book,
+          this.view,
+          this.helpers,
+          this.o.orphanRetentionMs,
+          this.o.log,
+          (key) => this.status.request(key),
+        );
+        return { requeueAfterMs: this.orphanPeriodMs() };
+    }
   }
 }

@@ -2,6 +2,7 @@ import type { PullAssignment } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
+import { WorkQueue } from '../kube/workqueue.js';
 
 export interface AssignmentPublisherDeps {
   helpers: Pick<HelperClient, 'assign'>;
@@ -16,63 +17,54 @@ export interface AssignmentPublisherDeps {
   resyncMs?: number;
   /** Sent again this often even if unchanged, in case a helper lost them unnoticed. */
   refreshMs?: number;
+  /** Ends publishing (leadership lost, shutdown): the helpers keep their last sets. */
+  signal?: AbortSignal;
 }
+
+const PUBLISH = 'publish';
+const REFRESH = 'refresh';
 
 /**
  * Keeps every helper's assignment set equal to what the controller decided. A set is sent only when it
  * changed (or a helper restarted), so steady state costs one rebuild per resync and no request at all.
+ * Two keys of one work queue: `publish` (after a change, debounced, and every resync) and `refresh` (forgets
+ * what was sent, so every set goes out again).
  */
 export class AssignmentPublisher {
   private sent = new Map<string, string>();
-  private timer?: NodeJS.Timeout;
-  private intervals: NodeJS.Timeout[] = [];
-  private publishing?: Promise<void>;
-  private again = false;
   private failing = new Set<string>();
+  private readonly queue: WorkQueue;
 
-  constructor(private readonly d: AssignmentPublisherDeps) {}
-
-  start(): void {
-    this.intervals.push(setInterval(() => this.poke(), this.d.resyncMs ?? 1000));
-    this.intervals.push(setInterval(() => this.sent.clear(), this.d.refreshMs ?? 60_000));
-    for (const t of this.intervals) t.unref();
-    this.poke();
+  constructor(private readonly d: AssignmentPublisherDeps) {
+    this.queue = new WorkQueue(
+      async (key) => {
+        if (key === REFRESH) {
+          this.sent.clear();
+          this.queue.add(PUBLISH);
+          return { requeueAfterMs: d.refreshMs ?? 60_000 };
+        }
+        await this.sendChanged();
+        return { requeueAfterMs: d.resyncMs ?? 1000 };
+      },
+      { concurrency: 2, signal: d.signal },
+    );
   }
 
-  stop(): void {
-    for (const t of this.intervals) clearInterval(t);
-    clearTimeout(this.timer);
-    this.intervals = [];
+  /** Publishes now and keeps publishing until the signal aborts. */
+  start(): void {
+    this.queue.addAfter(REFRESH, this.d.refreshMs ?? 60_000);
+    this.poke();
   }
 
   /** Something changed: publish soon. */
   poke(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.publish();
-    }, this.d.debounceMs ?? 50);
-    this.timer.unref();
+    this.queue.addAfter(PUBLISH, this.d.debounceMs ?? 50);
   }
 
   /** The node's helper restarted (its assignments are gone): send them again. */
   forget(node: string): void {
     this.sent.delete(node);
     this.poke();
-  }
-
-  /** Sends every changed set; one publish at a time, a change meanwhile publishes again after it. */
-  async publish(): Promise<void> {
-    if (this.publishing) {
-      this.again = true;
-      return this.publishing;
-    }
-    this.publishing = this.sendChanged().finally(() => (this.publishing = undefined));
-    await this.publishing;
-    if (this.again) {
-      this.again = false;
-      await this.publish();
-    }
   }
 
   private async sendChanged(): Promise<void> {

@@ -62,6 +62,8 @@ export interface CheckpointerDeps {
   onRestart?: (entry: ProtectedPod, instance: string | undefined) => void;
   /** A pull of the Pod was stored. */
   onStored?: (podUID: string) => void;
+  /** Ends the one-off and final pulls this process runs (leadership lost, shutdown). */
+  signal?: AbortSignal;
 }
 
 export const podRef = (pod: V1Pod): V1ObjectReference => ({
@@ -90,9 +92,12 @@ export const policyRef = (
  */
 export class Checkpointer {
   private schedules = new Map<string, Schedule>();
-  private stopped = false;
 
   constructor(private readonly d: CheckpointerDeps) {}
+
+  private get stopped(): boolean {
+    return this.d.signal?.aborted ?? false;
+  }
 
   /** Makes `entries` the Pods protected by `policyKey`: new ones are assigned, changed ones updated, the rest dropped. */
   sync(policyKey: string, entries: ProtectedPod[]): void {
@@ -192,10 +197,6 @@ export class Checkpointer {
       if (r.copies.size > 0 && valid < Math.min(s.entry.spec.copies, usable.size)) void this.run(uid, s);
     }
     this.d.onAssignmentsChange?.();
-  }
-
-  stop(): void {
-    this.stopped = true;
   }
 
   private assignment(

@@ -16,6 +16,8 @@ export interface ReportCollectorDeps {
   log: Logger;
   /** Longest a poll waits for reports. */
   waitMs?: number;
+  /** Ends every poll (leadership lost, shutdown). */
+  signal?: AbortSignal;
 }
 
 interface Poll {
@@ -32,10 +34,13 @@ const RETRY = { baseMs: 250, maxMs: 5000 };
 export class ReportCollector {
   private polls = new Map<string, Poll>();
 
-  constructor(private readonly d: ReportCollectorDeps) {}
+  constructor(private readonly d: ReportCollectorDeps) {
+    d.signal?.addEventListener('abort', () => this.stop(), { once: true });
+  }
 
   /** Starts polling new helpers and stops polling those gone (or moved to another address). */
   sync(): void {
+    if (this.d.signal?.aborted) return;
     const endpoints = this.d.endpoints();
     for (const [node, poll] of this.polls) {
       const ep = endpoints.get(node);
@@ -54,7 +59,7 @@ export class ReportCollector {
     }
   }
 
-  stop(): void {
+  private stop(): void {
     for (const poll of this.polls.values()) poll.abort.abort();
     this.polls.clear();
   }

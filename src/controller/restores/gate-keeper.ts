@@ -3,6 +3,7 @@ import { READINESS_GATE, REASONS } from '../../api/index.js';
 import type { Logger } from '../../runtime/logger.js';
 import { podRef } from '../checkpoints/checkpointer.js';
 import type { EventRecorder } from '../kube/events.js';
+import { WorkQueue } from '../kube/workqueue.js';
 import { gateTrue, hasGate, type GateWriter } from './readiness-gate.js';
 
 /** How long a gated Pod may stay without a policy before its gate is opened (a policy applied with it arrives). */
@@ -17,7 +18,12 @@ export interface GateKeeperDeps {
   /** Whether some policy selects the Pod (and so will restore it or open its gate). */
   selected: (pod: V1Pod) => boolean;
   graceMs?: number;
+  /** Ends the waits (leadership lost, shutdown). */
+  signal?: AbortSignal;
 }
+
+/** A queue key names the Pod exactly: its namespace, name and UID. */
+const podKey = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}/${pod.metadata?.uid}`;
 
 /**
  * Opens the readiness gate of Pods that carry it while no policy selects them (the policy was deleted, its
@@ -26,30 +32,33 @@ export interface GateKeeperDeps {
  * still gets to restore; a Warning Event on the Pod says which gate was opened and why.
  */
 export class GateKeeper {
-  private timers = new Map<string, NodeJS.Timeout>();
+  /** Pods waiting out the grace period, each a key due when it ends. */
+  private readonly queue: WorkQueue;
 
-  constructor(private readonly d: GateKeeperDeps) {}
+  constructor(private readonly d: GateKeeperDeps) {
+    this.queue = new WorkQueue(
+      (key) => {
+        const [namespace, name, uid] = key.split('/') as [string, string, string];
+        return this.open(namespace, name, uid);
+      },
+      {
+        concurrency: 4,
+        signal: d.signal,
+        onError: (key, err, retryInMs) =>
+          d.log.warn('could not open a readiness gate, will retry', {
+            pod: key,
+            error: String(err),
+            retryInMs,
+          }),
+      },
+    );
+  }
 
   /** Looks at a Pod after any change of it or of the policies in its namespace. */
   podChanged(pod: V1Pod): void {
-    const uid = pod.metadata?.uid ?? '';
-    if (!this.waiting(pod)) {
-      clearTimeout(this.timers.get(uid));
-      this.timers.delete(uid);
-      return;
-    }
-    if (this.timers.has(uid)) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(uid);
-      void this.open(pod.metadata!.namespace!, pod.metadata!.name!, uid);
-    }, this.d.graceMs ?? NO_POLICY_GRACE_MS);
-    timer.unref();
-    this.timers.set(uid, timer);
-  }
-
-  stop(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    // The grace period counts from the first look: a later change does not push it back.
+    if (this.waiting(pod)) this.queue.addAfter(podKey(pod), this.d.graceMs ?? NO_POLICY_GRACE_MS);
+    else this.queue.forget(podKey(pod));
   }
 
   private waiting(pod: V1Pod): boolean {

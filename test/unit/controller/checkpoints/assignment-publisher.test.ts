@@ -36,9 +36,11 @@ let failing: Set<string>;
 let wanted: Map<string, PullAssignment[]>;
 let endpoints: Map<string, HelperEndpoint>;
 let publisher: AssignmentPublisher;
+let term: AbortController;
 
 beforeEach(() => {
   jest.useFakeTimers();
+  term = new AbortController();
   sent = [];
   failing = new Set();
   wanted = new Map([['n1', [pod('a')]]]);
@@ -59,10 +61,11 @@ beforeEach(() => {
     debounceMs: 50,
     resyncMs: 1000,
     refreshMs: 60_000,
+    signal: term.signal,
   });
 });
 afterEach(() => {
-  publisher.stop();
+  term.abort();
   jest.useRealTimers();
 });
 

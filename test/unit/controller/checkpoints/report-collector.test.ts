@@ -29,7 +29,9 @@ const endpoints = new Map<string, HelperEndpoint>([
   ['n1', { node: 'n1', pod: 'helper-n1', url: 'https://n1:9500', healthUrl: 'http://n1:9501', ready: true }],
 ]);
 
+let term: AbortController;
 beforeEach(() => {
+  term = new AbortController();
   jest.useFakeTimers();
   answers = [];
   calls = [];
@@ -59,10 +61,11 @@ beforeEach(() => {
     helperRestarted: (node) => restarted.push(node),
     log: createLogger('test', 'error'),
     waitMs: 20_000,
+    signal: term.signal,
   });
 });
 afterEach(() => {
-  collector.stop();
+  term.abort();
   jest.useRealTimers();
 });
 

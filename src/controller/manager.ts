@@ -5,10 +5,8 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type V1Deployment,
   type V1Node,
   type V1Pod,
-  type V1StatefulSet,
 } from '@kubernetes/client-node';
 import {
   ANNOTATION_PREFIX,
@@ -37,7 +35,7 @@ import { FaultDetector, apiFaultActions } from './failover/fault-detector.js';
 import { Restorer } from './restores/restorer.js';
 import { GateKeeper } from './restores/gate-keeper.js';
 import { GateWriter } from './restores/readiness-gate.js';
-import { WorkloadReconciler, workloadKey } from './policies/workload-reconciler.js';
+import { WorkloadReconciler, workloadKey, type Workload } from './policies/workload-reconciler.js';
 import { HelperCertificateSigner } from './certificates/helper-signer.js';
 import { RestoreRequestReconciler } from './restores/restore-requests.js';
 import type { CertificateAuthority } from '../tls/pki.js';
@@ -58,8 +56,6 @@ export interface ManagerOptions {
   helperUser: string;
   helperCertValidityMs: number;
 }
-
-type Workload = V1Deployment | V1StatefulSet;
 
 /**
  * The leader's periodic chores: `retarget` (copies whose node or helper went away get a new one),

@@ -25,7 +25,7 @@ import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 
-type Workload = V1Deployment | V1StatefulSet;
+export type Workload = V1Deployment | V1StatefulSet;
 
 export interface WorkloadReconcilerDeps {
   kc: KubeConfig;

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { READINESS_GATE, REASONS, type PullStatePolicyRestore, type ResolvedSpec } from '../../api/index.js';
+import { READINESS_GATE, REASONS, type PullStatePolicyRestore } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { backoffDelay } from '../kube/backoff.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
@@ -10,7 +10,7 @@ import {
   type CheckpointBook,
   type CheckpointRecord,
 } from '../checkpoints/checkpoint-book.js';
-import { podRef, policyRef } from '../checkpoints/checkpointer.js';
+import { podRef, policyRef, type ProtectedPod } from '../checkpoints/checkpointer.js';
 import { restartCount, type ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
@@ -40,13 +40,8 @@ const RESTORE_ANSWER_MS = 30_000;
  */
 const RESTORE_CONCURRENCY = 256;
 
-export interface RestoreTarget {
-  policyKey: string;
-  policy: string;
-  policyUID: string;
-  spec: ResolvedSpec;
-  pod: V1Pod;
-}
+/** A Pod a policy protects, as the checkpointer knows it. */
+type RestoreTarget = ProtectedPod;
 
 export interface RestorerDeps {
   /** Shared with the gate keeper, so all gate writes to a Pod keep their order. */

@@ -1,0 +1,177 @@
+// What the checkpointer assigns to helpers, what a report does to the book, and the final pulls of a
+// terminating Pod, on jest's fake clock with a scripted helper client.
+import { jest } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import {
+  parseSpec,
+  type PullAssignment,
+  type PullReport,
+  type ResolvedSpec,
+} from '../../../../src/api/index.js';
+import { CheckpointBook, newestCopy } from '../../../../src/controller/checkpoints/checkpoint-book.js';
+import { Checkpointer, type ProtectedPod } from '../../../../src/controller/checkpoints/checkpointer.js';
+import { createLogger } from '../../../../src/runtime/logger.js';
+
+const spec = (() => {
+  const r = parseSpec({ selector: { matchLabels: { app: 'a' } }, port: 8080, copies: 1 });
+  if (!r.ok) throw new Error(r.errors.join());
+  return r.value as ResolvedSpec;
+})();
+
+const pod = (name: string, node: string): V1Pod => ({
+  metadata: { name, namespace: 'ns', uid: `uid-${name}`, deletionGracePeriodSeconds: 30 },
+  spec: { nodeName: node, containers: [{ name: 'app' }] },
+  status: { podIP: '10.0.1.5', containerStatuses: [{ name: 'app', restartCount: 0 } as never] },
+});
+const entry = (p: V1Pod): ProtectedPod => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
+const helper = (node: string, ready = true) => ({
+  node,
+  pod: `h-${node}`,
+  url: `https://${node}:9500`,
+  healthUrl: `http://${node}:9501`,
+  ready,
+});
+
+function stored(a: PullAssignment, sequence: number): PullReport {
+  const meta = {
+    id: `ns_${a.podUID}`,
+    namespace: 'ns',
+    policy: 'p',
+    policyUID: 'pu',
+    pod: a.pod,
+    podUID: a.podUID,
+    sequence,
+    restartCount: 0,
+    pulledAt: Date.now(),
+    digest: `sha256:${'b'.repeat(64)}`,
+    sizeBytes: 42,
+    contentType: 'application/json',
+    storedAt: new Date().toISOString(),
+  };
+  return {
+    ok: true,
+    sizeBytes: 42,
+    digest: meta.digest,
+    contentType: 'application/json',
+    stored: a.targets.map((t) => ({ node: t.node, meta })),
+    failed: [],
+    durationMs: 3,
+    namespace: 'ns',
+    podUID: a.podUID,
+    sequence,
+    targets: a.targets.map((t) => t.node),
+    pulledAt: Date.now(),
+  };
+}
+
+let book: CheckpointBook;
+let helpers: Map<string, ReturnType<typeof helper>>;
+let events: string[];
+let pulls: number;
+let paused: Set<string>;
+let term: AbortController;
+let checkpointer: Checkpointer;
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: 1_000_000 });
+  book = new CheckpointBook();
+  helpers = new Map(['n1', 'n2', 'n3'].map((n) => [n, helper(n)]));
+  events = [];
+  pulls = 0;
+  paused = new Set();
+  term = new AbortController();
+  const counter = { inc: () => undefined, set: () => undefined, observe: () => undefined };
+  checkpointer = new Checkpointer({
+    book,
+    view: { usableHelpers: () => helpers, helpers: () => helpers } as never,
+    helpers: {
+      pull: async (_url: string, a: PullAssignment) => (pulls++, stored(a, a.lastSequence + 1)),
+      delete: async () => undefined,
+    } as never,
+    metrics: new Proxy({}, { get: () => counter }) as never,
+    events: {
+      record: (_o: unknown, type: string, reason: string) => void events.push(`${type} ${reason}`),
+    } as never,
+    log: createLogger('test', 'error'),
+    onChange: () => undefined,
+    mayPull: (p) => !paused.has(p.metadata!.uid!),
+    signal: term.signal,
+  });
+});
+afterEach(() => {
+  term.abort();
+  jest.useRealTimers();
+});
+
+describe('Checkpointer', () => {
+  it("assigns each Pod to its own node's helper with copies for another node, paused while it is being restored", () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1')), entry(pod('b', 'n2'))]);
+    paused.add('uid-b');
+    const out = checkpointer.assignments();
+    const a = out.get('n1')!.find((x) => x.podUID === 'uid-a')!;
+    expect(a.targets).toHaveLength(1);
+    expect(a.targets[0]!.node).not.toBe('n1');
+    expect(a.paused).toBeUndefined();
+    expect(out.get('n2')!.find((x) => x.podUID === 'uid-b')!.paused).toBe(true);
+  });
+
+  it('reports a Pod whose node has no Ready helper as failing, once per outage, and assigns it nowhere', () => {
+    helpers.set('n1', helper('n1', false));
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    expect(checkpointer.assignments().get('n1')).toBeUndefined();
+    checkpointer.assignments();
+    expect(events).toEqual(['Warning HelperUnavailable', 'Warning HelperUnavailable']); // policy + Pod
+    expect(book.get('uid-a')!.lastFailure?.reason).toBe('HelperUnavailable');
+  });
+
+  it('stores a good report and keeps the good copy when a later pull fails', () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const a = checkpointer.assignments().get('n1')![0]!;
+    checkpointer.applyReports([stored(a, 7)]);
+    expect(newestCopy(book.get('uid-a')!)?.sequence).toBe(7);
+    checkpointer.applyReports([
+      {
+        ok: false,
+        reason: 'PullFailed',
+        message: 'answered 500',
+        durationMs: 2,
+        namespace: 'ns',
+        podUID: 'uid-a',
+        sequence: 8,
+        targets: [],
+        pulledAt: Date.now(),
+      },
+    ]);
+    const r = book.get('uid-a')!;
+    expect(newestCopy(r)?.sequence).toBe(7);
+    expect(r.lastFailure?.reason).toBe('PullFailed');
+    expect(events).toContain('Warning PullFailed');
+  });
+
+  it('pulls a terminating Pod every 100 ms until its replacement claims the copy', async () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const done = checkpointer.finalize('uid-a');
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(pulls).toBeGreaterThanOrEqual(9);
+    expect(pulls).toBeLessThanOrEqual(11);
+    book.get('uid-a')!.claimedBy = 'uid-new';
+    await jest.advanceTimersByTimeAsync(200);
+    const final = pulls;
+    await jest.advanceTimersByTimeAsync(5000);
+    await done;
+    expect(pulls).toBe(final);
+    expect(newestCopy(book.get('uid-a')!)?.sequence).toBe(final);
+  });
+
+  it('ends the final pulls when the term ends', async () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const done = checkpointer.finalize('uid-a');
+    await jest.advanceTimersByTimeAsync(300);
+    term.abort();
+    await jest.advanceTimersByTimeAsync(200);
+    const n = pulls;
+    await jest.advanceTimersByTimeAsync(10_000);
+    await done;
+    expect(pulls).toBe(n);
+  });
+});

@@ -156,7 +156,15 @@ async function appliedState(): Promise<Record<string, string>> {
     ['pullstatepolicy', 'count-app', appNamespace],
   ] as const;
   for (const [kind, name, ns] of objects) {
-    const raw = await kubectl('get', kind, name, ...(ns ? ['-n', ns] : []), '-o', 'json');
+    const raw = await kubectl(
+      'get',
+      kind,
+      name,
+      ...(ns ? ['-n', ns] : []),
+      '-o',
+      'json',
+      '--show-managed-fields',
+    );
     const o = JSON.parse(raw) as {
       metadata: {
         generation?: number;

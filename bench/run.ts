@@ -2,6 +2,7 @@
 // Figures are medians over N trials; JSON goes to .local/bench/latest.json, a markdown table to stdout.
 import { execFileSync } from 'node:child_process';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import {
@@ -38,6 +39,14 @@ import { appDeployment } from '../harness/deployment.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
 import { eventually } from '../harness/poll.js';
 import { helperFetch } from '../harness/helper-https.js';
+import {
+  createCertificateAuthority,
+  createServingRequest,
+  generateKeyPair,
+  parseRequest,
+  privateKeyPem,
+  signServingCertificate,
+} from '../src/tls/pki.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
@@ -141,12 +150,15 @@ const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
 /**
  * The raw baseline of a checkpoint: GET the state from the Pod and stream it into a plain HTTP server on
  * another node that writes and fsyncs it (test/fixtures/raw-sink.mjs). The least any checkpoint can cost.
+ * With `tls`, the same into the sink's HTTPS port: what the copy costs once it is encrypted, as the helpers'
+ * copies are.
  */
-function rawCopy(source: string, sink: string): Promise<number> {
+function rawCopy(source: string, sink: string, tls?: HttpsAgent): Promise<number> {
   const started = performance.now();
+  const send = tls ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const get = httpRequest(source, { agent: rawAgent }, (res) => {
-      const put = httpRequest(sink, { method: 'PUT', agent: rawAgent }, (answer) => {
+      const put = send(sink, { method: 'PUT', agent: tls ?? rawAgent }, (answer) => {
         answer.resume();
         answer.on('end', () =>
           answer.statusCode === 201
@@ -155,6 +167,7 @@ function rawCopy(source: string, sink: string): Promise<number> {
         );
       });
       put.on('error', reject);
+      put.on('socket', (socket) => socket.setNoDelay(true));
       res.pipe(put);
     });
     get.on('error', reject);
@@ -163,8 +176,11 @@ function rawCopy(source: string, sink: string): Promise<number> {
 }
 const rawAgent = new HttpAgent({ keepAlive: true });
 
-/** A raw sink Pod on `node`, its data on the node's disk (emptyDir), and its URL once it answers. */
-async function rawSink(node: string): Promise<string> {
+/**
+ * A raw sink Pod on `node`, its data on the node's disk (emptyDir), and its URLs once it answers: plain, and
+ * HTTPS with a certificate for its IP from a CA of the benchmark's own (the agent trusts only that CA).
+ */
+async function rawSink(node: string): Promise<{ url: string; tlsUrl: string; tls: HttpsAgent }> {
   await core.createNamespacedPod({
     namespace: NS,
     body: {
@@ -183,7 +199,27 @@ async function rawSink(node: string): Promise<string> {
     },
   });
   const pod = await until('raw sink Ready', () => readyPod(NS, 'app=raw-sink'));
-  return `http://${pod.status!.podIP}:8080`;
+  const ip = pod.status!.podIP!;
+  const now = new Date();
+  const ca = await createCertificateAuthority('bench raw sink CA', now, 3_600_000);
+  const keys = await generateKeyPair();
+  const cert = await signServingCertificate(
+    ca,
+    await parseRequest(await createServingRequest(keys, 'raw-sink', [ip])),
+    new Date(now.getTime() - 60_000),
+    new Date(now.getTime() + 3_600_000),
+  );
+  const res = await fetch(`http://${ip}:8080/tls`, {
+    method: 'POST',
+    body: JSON.stringify({ cert, key: await privateKeyPem(keys.privateKey) }),
+  });
+  if (res.status !== 204)
+    throw new Error(`raw sink refused its certificate: ${res.status} ${await res.text()}`);
+  return {
+    url: `http://${ip}:8080`,
+    tlsUrl: `https://${ip}:8443`,
+    tls: new HttpsAgent({ keepAlive: true, ca: ca.certPem }),
+  };
 }
 
 async function checkpointLatency(trials: number) {
@@ -195,7 +231,10 @@ async function checkpointLatency(trials: number) {
     })
   ).status!.token;
   await createFixtures(core, NS);
-  const out: Record<string, { p50Ms: number; p90Ms: number; rawP50Ms: number; ratio: number }> = {};
+  const out: Record<
+    string,
+    { p50Ms: number; p90Ms: number; rawP50Ms: number; ratio: number; rawTlsP50Ms: number; ratioTls: number }
+  > = {};
   for (const [label, bytes] of [
     ['1KiB', 1024],
     ['1MiB', 1024 ** 2],
@@ -223,6 +262,7 @@ async function checkpointLatency(trials: number) {
     const source = `http://${pod.status!.podIP}:8080/state`;
     const times: number[] = [];
     const raw: number[] = [];
+    const rawTls: number[] = [];
     // What the operator does every interval: the helper of the Pod's node GETs the state and streams it to
     // the helper of another node (a one-off pull through its API; the duration is the helper's own figure).
     // The first pulls (connections, JIT warm-up) are not measured. Operator and raw copies alternate, so
@@ -252,21 +292,29 @@ async function checkpointLatency(trials: number) {
       if (!res.ok) throw new Error(`helper answered ${res.status}: ${await res.text()}`);
       const r = (await res.json()) as PullReport;
       if (!r.ok) throw new Error(`pull failed: ${r.message}`);
-      const rawMs = await rawCopy(source, `${sink}/copy-${i % 3}`);
+      const rawMs = await rawCopy(source, `${sink.url}/copy-${i % 3}`);
+      const rawTlsMs = await rawCopy(source, `${sink.tlsUrl}/tls-${i % 3}`, sink.tls);
       if (i >= warmUp) {
         times.push(r.durationMs);
         raw.push(rawMs);
+        rawTls.push(rawTlsMs);
       }
     }
     const p50Ms = median(times);
     const rawP50Ms = median(raw);
+    const rawTlsP50Ms = median(rawTls);
     out[label] = {
       p50Ms,
       p90Ms: quantile(times, 0.9),
       rawP50Ms,
       ratio: Math.round((p50Ms / rawP50Ms) * 100) / 100,
+      rawTlsP50Ms,
+      ratioTls: Math.round((p50Ms / rawTlsP50Ms) * 100) / 100,
     };
-    log(`checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label]!.ratio})`);
+    sink.tls.destroy();
+    log(
+      `checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label]!.ratio}), raw over TLS ${rawTlsP50Ms} ms (x${out[label]!.ratioTls})`,
+    );
     await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
     await core.deleteNamespacedPod({ name: 'raw-sink', namespace: NS, gracePeriodSeconds: 0 });
     await until('raw sink gone', async () => !(await readyPod(NS, 'app=raw-sink')));
@@ -655,7 +703,7 @@ async function main(): Promise<void> {
   if (cp)
     for (const [k, v] of Object.entries(cp))
       rows.push(
-        `| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms; raw baseline ${v.rawP50Ms} ms, ×${v.ratio}) | | | |`,
+        `| checkpoint ${k} | ${v.p50Ms} ms (p90 ${v.p90Ms} ms; raw baseline ${v.rawP50Ms} ms, ×${v.ratio}; raw over TLS ${v.rawTlsP50Ms ?? '-'} ms, ×${v.ratioTls ?? '-'}) | | | |`,
       );
   const race = out.race as Awaited<ReturnType<typeof restartRace>> | undefined;
   if (race) {

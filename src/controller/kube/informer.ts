@@ -35,6 +35,8 @@ export class Informer<T extends KubernetesObject> {
   private lastEvent = Date.now();
   private restartTimer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
+  /** An idle watch is being ended on purpose; set until its end arrives (or a second passed). */
+  private restarting?: NodeJS.Timeout;
   private stopped = false;
   /** A list has succeeded at least once: the cache has been filled from the API. */
   private listed = false;
@@ -61,7 +63,13 @@ export class Informer<T extends KubernetesObject> {
     this.lw.on('connect', () => {
       this.lastEvent = Date.now();
     });
-    this.lw.on('error', (err: unknown) => this.restartLater(err));
+    // The end of a watch we aborted ourselves arrives as an AbortError after ListWatch.stop() resolved. Only
+    // then may the next watch start: ListWatch aborts its current request on every end, so a watch started
+    // earlier would be aborted by the old one's end, and that end again restart and abort the next.
+    this.lw.on('error', (err: unknown) => {
+      if (this.restarting && isAbort(err)) this.finishRestart();
+      else this.restartLater(err);
+    });
   }
 
   onChange(handler: ChangeHandler<T>): void {
@@ -73,13 +81,13 @@ export class Informer<T extends KubernetesObject> {
     const idle = this.o.idleRestartMs ?? 5 * 60_000;
     this.watchdog = setInterval(
       () => {
-        if (Date.now() - this.lastEvent > idle) {
+        if (Date.now() - this.lastEvent > idle && !this.restarting && !this.restartTimer) {
           this.o.log.info('watch idle, restarting', { informer: this.o.name });
           this.lastEvent = Date.now();
-          void this.lw
-            .stop()
-            .then(() => this.lw.start())
-            .catch((err: unknown) => this.restartLater(err));
+          // No request open (between a failure and its retry): no abort will arrive.
+          this.restarting = setTimeout(() => this.finishRestart(), 1000);
+          this.restarting.unref();
+          void this.lw.stop().catch((err: unknown) => this.restartLater(err));
         }
       },
       Math.min(idle, 30_000),
@@ -101,6 +109,8 @@ export class Informer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.restarting);
+    this.restarting = undefined;
     clearInterval(this.watchdog);
     await this.lw.stop();
   }
@@ -111,6 +121,13 @@ export class Informer<T extends KubernetesObject> {
 
   get(name: string, namespace?: string): T | undefined {
     return this.lw.get(name, namespace);
+  }
+
+  private finishRestart(): void {
+    if (!this.restarting) return;
+    clearTimeout(this.restarting);
+    this.restarting = undefined;
+    if (!this.stopped) void this.startListWatch();
   }
 
   private restartLater(err: unknown): void {
@@ -130,3 +147,5 @@ export class Informer<T extends KubernetesObject> {
     this.restartTimer.unref();
   }
 }
+
+const isAbort = (err: unknown): boolean => (err as { name?: string } | undefined)?.name === 'AbortError';

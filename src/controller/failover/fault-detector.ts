@@ -123,6 +123,7 @@ export class FaultDetector {
   private suspects = new Set<string>();
   private failing = new Set<string>();
   private fenced = new Set<string>();
+  private unfencing = new Set<string>();
   private deleted = new Set<string>();
   private restarts = new Map<string, number>();
   /** The helper probe round and the Pods probed from here, each key again after its period. */
@@ -250,7 +251,8 @@ export class FaultDetector {
         const u = new URL(ep.healthUrl);
         const ok = await this.probe(u.hostname, Number(u.port), '/healthz', 400);
         this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
-        if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) await this.unfence(node);
+        // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
+        if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
       }),
     );
     this.updateSuspects(helpers);
@@ -326,11 +328,15 @@ export class FaultDetector {
   }
 
   private async unfence(node: string): Promise<void> {
+    if (this.unfencing.has(node)) return;
+    this.unfencing.add(node);
     try {
       await this.setFence(node, false);
       this.d.log.info('node healthy again, fence removed', { node });
     } catch (err) {
       this.d.log.warn('could not remove the fence', { node, error: errorMessage(err) });
+    } finally {
+      this.unfencing.delete(node);
     }
   }
 

@@ -131,17 +131,22 @@ async function refresh(name: string): Promise<void> {
   );
 }
 
-/** Removes an Application and leaves what it synced running (no cascade), as `argocd app delete --cascade=false`. */
-async function removeApplication(name: string): Promise<void> {
-  await kubectl(
+/** A merge patch of an Application. */
+function patchApplication(name: string, patch: unknown): Promise<string> {
+  return kubectl(
     '-n',
     ARGOCD_NAMESPACE,
     'patch',
     `application/${name}`,
     '--type=merge',
     '-p',
-    '{"metadata":{"finalizers":null}}',
-  ).catch(() => '');
+    JSON.stringify(patch),
+  );
+}
+
+/** Removes an Application and leaves what it synced running (no cascade), as `argocd app delete --cascade=false`. */
+async function removeApplication(name: string): Promise<void> {
+  await patchApplication(name, { metadata: { finalizers: null } }).catch(() => '');
   await kubectl('-n', ARGOCD_NAMESPACE, 'delete', `application/${name}`, '--ignore-not-found', '--wait=true');
 }
 
@@ -187,15 +192,7 @@ async function syncNow(name: string): Promise<void> {
       sync: { revision: 'main', prune: true, syncOptions: ['ServerSideApply=true'] },
     },
   };
-  await kubectl(
-    '-n',
-    ARGOCD_NAMESPACE,
-    'patch',
-    `application/${name}`,
-    '--type=merge',
-    '-p',
-    JSON.stringify(operation),
-  );
+  await patchApplication(name, operation);
   await eventually(
     `a new sync of ${name} to finish`,
     async () => {

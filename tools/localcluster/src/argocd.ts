@@ -108,6 +108,21 @@ async function waitRedis(port: number, pid: number): Promise<void> {
   throw new Error(`redis-server did not answer on port ${port}; log: ${logFile('redis')}`);
 }
 
+/** Starts one Argo CD binary (by its command name) and waits until its health endpoint answers. */
+async function startProcess(
+  command: string,
+  p: ArgoProcess,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  healthUrl: string,
+): Promise<void> {
+  const pid = spawnDetached(join(argocdBinDir(), command), args, logFile(p), pidFile(p), {
+    env,
+    cwd: argocdDir,
+  });
+  await waitHealthy(command, healthUrl, pid, logFile(p));
+}
+
 /** Applies Argo CD's CRDs and config objects; server-side because the ApplicationSet CRD is ~1.5 MB. */
 function installObjects(): void {
   kubectl([
@@ -217,8 +232,9 @@ export async function startArgoCd(log: Log = console.log): Promise<ArgoCdState> 
   );
   await waitRedis(state.redisPort, redis);
   const redisAddress = `127.0.0.1:${state.redisPort}`;
-  const repo = spawnDetached(
-    join(bin, 'argocd-repo-server'),
+  await startProcess(
+    'argocd-repo-server',
+    'repo-server',
     [
       '--address',
       '127.0.0.1',
@@ -239,18 +255,12 @@ export async function startArgoCd(log: Log = console.log): Promise<ArgoCdState> 
       '--logformat',
       'text',
     ],
-    logFile('repo-server'),
-    pidFile('repo-server'),
-    { env, cwd: argocdDir },
-  );
-  await waitHealthy(
-    'argocd-repo-server',
+    env,
     `http://127.0.0.1:${state.repoServerMetricsPort}/healthz?full=true`,
-    repo,
-    logFile('repo-server'),
   );
-  const controller = spawnDetached(
-    join(bin, 'argocd-application-controller'),
+  await startProcess(
+    'argocd-application-controller',
+    'application-controller',
     [
       '--kubeconfig',
       kubeconfigPath,
@@ -277,15 +287,8 @@ export async function startArgoCd(log: Log = console.log): Promise<ArgoCdState> 
       '--logformat',
       'text',
     ],
-    logFile('application-controller'),
-    pidFile('application-controller'),
-    { env, cwd: argocdDir },
-  );
-  await waitHealthy(
-    'argocd-application-controller',
+    env,
     `http://127.0.0.1:${state.controllerMetricsPort}/healthz`,
-    controller,
-    logFile('application-controller'),
   );
   log(
     `localcluster: Argo CD running in ${((Date.now() - started) / 1000).toFixed(1)}s (namespace ${ARGOCD_NAMESPACE}; logs in ${join(argocdDir, 'logs')})`,

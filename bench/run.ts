@@ -66,6 +66,15 @@ const FLAGS = {
     pattern: { test: /^\d+(,\d+)*$/, allowed: 'a comma list of state sizes in bytes' },
     help: 'state sizes of the scale scenario',
   },
+  faults: {
+    kind: 'string',
+    default: 'crash,delete,partition',
+    pattern: {
+      test: /^(crash|delete|partition)(,(crash|delete|partition))*$/,
+      allowed: 'a comma list of crash, delete, partition',
+    },
+    help: 'faults of the failover and baseline scenarios',
+  },
   'baseline-partition-trials': {
     kind: 'int',
     min: 1,
@@ -323,7 +332,12 @@ async function checkpointLatency(trials: number) {
   return out;
 }
 
-async function failover(trials: number, withOperator: boolean, partitionTrials = trials) {
+async function failover(
+  trials: number,
+  withOperator: boolean,
+  faults: readonly Fault[],
+  partitionTrials = trials,
+) {
   const name = withOperator ? 'count' : 'plain';
   await appsApi.createNamespacedDeployment({
     namespace: NS,
@@ -335,7 +349,7 @@ async function failover(trials: number, withOperator: boolean, partitionTrials =
     delete: { ms: [], lost: [] },
     partition: { ms: [], lost: [] },
   };
-  for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
+  for (const fault of faults) {
     for (let i = 0; i < (fault === 'partition' ? partitionTrials : trials); i++) {
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
@@ -628,6 +642,7 @@ async function main(): Promise<void> {
   const flags = parseFlags(args, FLAGS);
   const trials = flags.quick ? 3 : flags.trials;
   const only = new Set(flags.only.split(','));
+  const faults = flags.faults.split(',') as Fault[];
   log('starting the local cluster and installing the operator');
   execFileSync('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up'], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -654,9 +669,14 @@ async function main(): Promise<void> {
   };
   if (only.has('race')) out.race = await restartRace(5);
   if (only.has('checkpoint')) out.checkpoint = await checkpointLatency(trials);
-  if (only.has('failover')) out.failover = await failover(trials, true);
+  if (only.has('failover')) out.failover = await failover(trials, true, faults);
   if (only.has('baseline'))
-    out.baseline = await failover(trials, false, Math.min(trials, flags['baseline-partition-trials']));
+    out.baseline = await failover(
+      trials,
+      false,
+      faults,
+      Math.min(trials, flags['baseline-partition-trials']),
+    );
   if (only.has('scale')) {
     const pods = flags.quick ? 30 : 100;
     const results: ScaleResult[] = [];
@@ -682,7 +702,7 @@ async function main(): Promise<void> {
     crashFailoverP50Ms: f && median(f.crash.ms),
     deleteFailoverP50Ms: f && median(f.delete.ms),
     partitionFailoverP50Ms: f && median(f.partition.ms),
-    maxLostUpdates: f && Math.max(...f.crash.lost, ...f.delete.lost, ...f.partition.lost),
+    maxLostUpdates: f && Math.max(0, ...f.crash.lost, ...f.delete.lost, ...f.partition.lost),
     checkpoint1MiBP50Ms: cp?.['1MiB']?.p50Ms,
     baselineCrashP50Ms: base && median(base.crash.ms),
     baselineDeleteP50Ms: base && median(base.delete.ms),
@@ -696,6 +716,7 @@ async function main(): Promise<void> {
   ];
   for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
     if (!f && !base) break;
+    if (!f?.[fault].ms.length && !base?.[fault].ms.length) continue;
     rows.push(
       `| ${fault} → Ready | ${f ? `${median(f[fault].ms)} ms` : '-'} | ${f ? Math.max(...f[fault].lost) : '-'} | ${base ? `${median(base[fault].ms)} ms` : '-'} | none |`,
     );

@@ -22,7 +22,7 @@ import { CheckpointBook, policyKey } from './checkpoints/checkpoint-book.js';
 import { Checkpointer } from './checkpoints/checkpointer.js';
 import { AssignmentPublisher } from './checkpoints/assignment-publisher.js';
 import { ReportCollector } from './checkpoints/report-collector.js';
-import { ClusterView, helperEndpoint, isHelperPod, restartCount } from './kube/cluster-view.js';
+import { ClusterView, isHelperPod, restartCount } from './kube/cluster-view.js';
 import { EventRecorder } from './kube/events.js';
 import { HelperClient } from './kube/helper-client.js';
 import { Informer } from './kube/informer.js';
@@ -251,6 +251,11 @@ export class Manager {
         return [...copies].some((c) => c.restartCount === restarts);
       },
       onFault: (key) => this.faultAt.set(key, Date.now()),
+      onHelperReadiness: (node) => {
+        const ep = this.view.helpers().get(node);
+        const pod = ep && this.pods.get(ep.pod, o.operatorNamespace);
+        if (pod) this.helperChanged(pod, 'update');
+      },
       signal: this.term.signal,
     });
     this.status = new StatusWriter(kc, (key) => this.policyReconciler.desiredStatus(key), o.metrics, log, {
@@ -417,7 +422,7 @@ export class Manager {
 
   /** A helper that became Ready (new node, or restarted) may hold copies this process never saw. */
   private helperChanged(pod: V1Pod, kind: 'add' | 'update' | 'delete'): void {
-    const ep = kind === 'delete' ? undefined : helperEndpoint(pod);
+    const ep = kind === 'delete' ? undefined : this.view.endpoint(pod);
     const node = pod.spec?.nodeName ?? '';
     this.signer.podChanged();
     if (ep?.ready && this.knownHelpers.get(node) !== ep.url + pod.metadata?.uid) {

@@ -27,6 +27,8 @@ import { chooseTargets } from './target-nodes.js';
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
 const FINAL_PULL_GAP_MS = 100;
 const FINAL_PULLS_MAX_MS = 30_000;
+/** A copy pulled within this many intervals means the Pod's helper is pulling it, whatever the API shows. */
+const STILL_PULLED_INTERVALS = 3;
 
 export interface ProtectedPod {
   policyKey: string;
@@ -151,8 +153,12 @@ export class Checkpointer {
       const r = this.d.book.get(uid);
       if (!r) continue;
       if (!pullers.get(node)?.ready) {
-        // Once per outage, not at every rebuild.
-        if (r.lastFailure?.reason !== REASONS.helperUnavailable)
+        // After a node heals, the API shows its helper not Ready for a while as it goes on pulling with its
+        // last assignments: a Pod whose copies keep coming is not failing (else every report would clear
+        // the failure and the next rebuild record it again). Once per outage, not at every rebuild.
+        const pulledAt = newestCopy(r)?.pulledAt ?? 0;
+        const fresh = Date.now() - pulledAt < STILL_PULLED_INTERVALS * s.entry.spec.intervalSeconds * 1000;
+        if (!fresh && r.lastFailure?.reason !== REASONS.helperUnavailable)
           this.failed(
             s.entry,
             r,

@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes
 import { FENCE_TAINT, type PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
-import { probeOnce } from '../../runtime/http-probe.js';
+import { probe as httpProbe, type ProbeOutcome } from '../../runtime/http-probe.js';
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { restartCount, type ClusterView } from '../kube/cluster-view.js';
@@ -86,7 +86,7 @@ export function apiFaultActions(kc: KubeConfig): FaultActions {
   };
 }
 
-export type Probe = (host: string, port: number, path: string, timeoutMs: number) => Promise<boolean>;
+export type Probe = (host: string, port: number, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
 
 export interface FaultDetectorDeps {
   actions: FaultActions;
@@ -100,6 +100,8 @@ export interface FaultDetectorDeps {
   pulledSinceStart: (pod: V1Pod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
+  /** A helper's readiness to the leader's probe changed (it may differ from the API's for a while). */
+  onHelperReadiness?: (node: string) => void;
   /** Ends every probe (leadership lost, shutdown). */
   signal?: AbortSignal;
   /** One HTTP probe; tests pass a scripted one. */
@@ -132,7 +134,7 @@ export class FaultDetector {
   private readonly now: () => number;
 
   constructor(private readonly d: FaultDetectorDeps) {
-    this.probe = d.probe ?? probeOnce;
+    this.probe = d.probe ?? httpProbe;
     this.now = d.now ?? Date.now;
     this.queue = new WorkQueue(
       (key) => (key === HELPERS_KEY ? this.probeHelpers() : this.probePod(key.slice(4))),
@@ -218,25 +220,38 @@ export class FaultDetector {
     const { pod, spec } = p.entry;
     const target = probeTarget(pod, spec);
     const period = spec.failover.periodMilliseconds;
-    const ok = await this.probe(
+    const outcome = await this.probe(
       pod.status?.podIP ?? '',
       target.port,
       target.path,
       Math.max(100, Math.round(period * 0.8)),
     );
+    const ok = outcome === 'ok';
     if (this.probes.get(uid) !== p) return;
-    const next = probeVerdict(p, {
+    const seen = {
       ok,
       started: containersStarted(p.entry.pod),
       restoring: this.d.restoring(uid),
       pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
-    });
+    };
+    const next = probeVerdict(p, seen);
+    if (!ok)
+      this.d.log.debug('Pod of a suspect node did not answer', {
+        pod: pod.metadata?.name,
+        outcome,
+        ...seen,
+        failures: next.failures,
+        helperFailures: this.helperFailures.get(pod.spec?.nodeName ?? ''),
+      });
     p.failures = next.failures;
     p.answered = next.answered;
     const node = pod.spec?.nodeName ?? '';
     // The helper on the Pod's node missed HELPER_FAILURES probes and the Pod does not answer either: the
-    // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone.
-    if (p.failures >= 1 && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
+    // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone. A Pod
+    // not known to have answered yet (restored onto the node, or placed there while its helper showed not
+    // Ready, so never pulled) confirms it only by silence: a starting app refuses, a lost node says nothing.
+    const confirms = p.failures >= 1 || outcome === 'unreachable';
+    if (confirms && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
     else if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
     if (this.probes.get(uid) !== p || !this.suspect(node)) return;
     return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
@@ -249,8 +264,17 @@ export class FaultDetector {
     await Promise.all(
       [...helpers].map(async ([node, ep]) => {
         const u = new URL(ep.healthUrl);
-        const ok = await this.probe(u.hostname, Number(u.port), '/healthz', 400);
-        this.helperFailures.set(node, ok ? 0 : (this.helperFailures.get(node) ?? 0) + 1);
+        // /readyz: any answer says the node is there; a ready one says the helper can work, which the API
+        // may show only seconds later.
+        const outcome = await this.probe(u.hostname, Number(u.port), '/readyz', 400);
+        const ok = outcome === 'ok' || outcome === 'error';
+        if (this.d.view.helperProbed(node, ep.pod, outcome === 'ok')) this.d.onHelperReadiness?.(node);
+        const before = this.helperFailures.get(node) ?? 0;
+        this.helperFailures.set(node, ok ? 0 : before + 1);
+        // Transitions only: a node's helper missing probes is the first sign of a node loss.
+        if (!ok && before === 0) this.d.log.info('helper missed a health probe', { node, url: ep.healthUrl });
+        if (ok && before > 0)
+          this.d.log.info('helper answers its health probe again', { node, missed: before });
         // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
         if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
       }),

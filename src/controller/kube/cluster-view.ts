@@ -31,8 +31,9 @@ export interface HelperEndpoint {
   pod: string;
   /** `https://<podIP>:<api port>`: the helper API. */
   url: string;
-  /** `http://<podIP>:<health port>`: its /healthz, plain HTTP. */
+  /** `http://<podIP>:<health port>`: its /healthz and /readyz, plain HTTP. */
   healthUrl: string;
+  /** Ready in the API, or (in a ClusterView) ready to the leader's own probe. */
   ready: boolean;
 }
 
@@ -55,6 +56,12 @@ export function helperEndpoint(pod: V1Pod): HelperEndpoint | undefined {
 
 /** Nodes and helpers as the informers see them now. */
 export class ClusterView {
+  /**
+   * The helper Pod of each node whose /readyz last answered the leader's own probe: after a node heals, the
+   * API shows its helper not Ready until the kubelet syncs its status again (10-20 s), while it works.
+   */
+  private answering = new Map<string, string>();
+
   constructor(
     private readonly nodes: Informer<V1Node>,
     private readonly pods: Informer<V1Pod>,
@@ -76,10 +83,25 @@ export class ClusterView {
     const out = new Map<string, HelperEndpoint>();
     for (const pod of this.pods.list(this.operatorNamespace)) {
       if (!isHelperPod(pod, this.operatorNamespace)) continue;
-      const ep = helperEndpoint(pod);
+      const ep = this.endpoint(pod);
       if (ep && (!out.has(ep.node) || ep.ready)) out.set(ep.node, ep);
     }
     return out;
+  }
+
+  /** A helper Pod's endpoint, ready if the API or the leader's last probe of it says so. */
+  endpoint(pod: V1Pod): HelperEndpoint | undefined {
+    const ep = helperEndpoint(pod);
+    if (ep && !ep.ready && this.answering.get(ep.node) === ep.pod) ep.ready = true;
+    return ep;
+  }
+
+  /** What the leader's probe of a node's helper Pod saw; true if that changes whether it counts as ready. */
+  helperProbed(node: string, pod: string, ready: boolean): boolean {
+    const was = this.answering.get(node) === pod;
+    if (ready) this.answering.set(node, pod);
+    else if (was) this.answering.delete(node);
+    return was !== ready;
   }
 
   /** Nodes that can take a copy now: Ready, not fenced, with a Ready helper. */

@@ -18,6 +18,16 @@ function stateTime(o: CheckpointRecord): number {
 }
 
 /**
+ * Whether an orphan may go into a new Pod (pure): it is unclaimed, its claimer is forgotten, or its claimer is
+ * gone again without a checkpoint of its own (restored, then lost before its first pull): the state of that
+ * line of Pods then lives on only in this orphan, and the next replacement must get it rather than nothing.
+ */
+export function claimable(orphan: CheckpointRecord, claimer: CheckpointRecord | undefined): boolean {
+  if (!orphan.claimedBy || !claimer) return true;
+  return claimer.orphanedSince !== undefined && !claimer.finalizing && !newestCopy(claimer);
+}
+
+/**
  * Pairs orphaned checkpoints with new Pods that have no state (pure): a StatefulSet Pod takes the orphan
  * with its own name; the rest go newest state to newest Pod. The time a copy was stored is used, not when
  * this process saw the Pod go: after a takeover every orphan looks equally old, and an orphan already

@@ -16,7 +16,13 @@ import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { gateTrue, type GateWriter } from './readiness-gate.js';
-import { pairOrphans, restartedSinceSeen, restorableCopies, type RestartFacts } from './restore-plan.js';
+import {
+  claimable,
+  pairOrphans,
+  restartedSinceSeen,
+  restorableCopies,
+  type RestartFacts,
+} from './restore-plan.js';
 
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
@@ -279,7 +285,7 @@ export class Restorer {
     if (fresh.length === 0) return;
     // A policy deleted and created again under the same name (within the orphan retention) takes its
     // predecessor's copies: that is how a user recovers from deleting a policy by mistake.
-    const free = orphans.filter((o) => !o.claimedBy || !this.d.book.get(o.claimedBy));
+    const free = orphans.filter((o) => claimable(o, o.claimedBy ? this.d.book.get(o.claimedBy) : undefined));
     const pairs = pairOrphans(
       free,
       fresh.map((t) => ({

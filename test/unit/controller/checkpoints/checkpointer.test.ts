@@ -124,6 +124,26 @@ describe('Checkpointer', () => {
     expect(book.get('uid-a')!.lastFailure?.reason).toBe('HelperUnavailable');
   });
 
+  it('does not report a Pod as failing while a helper the API shows not Ready still sends its copies', () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const a = checkpointer.assignments().get('n1')![0]!;
+    checkpointer.applyReports([stored(a, 1)]);
+    // After a heal: the node's helper is not Ready in the API yet, but its reports keep arriving.
+    helpers.set('n1', helper('n1', false));
+    for (let i = 2; i < 6; i++) {
+      jest.advanceTimersByTime(spec.intervalSeconds * 1000);
+      checkpointer.assignments();
+      checkpointer.applyReports([stored(a, i)]);
+    }
+    expect(events).toEqual([]);
+    expect(book.get('uid-a')!.lastFailure).toBeUndefined();
+    // Its reports stop: after three intervals without a copy, the Pod is failing (once).
+    jest.advanceTimersByTime(3 * spec.intervalSeconds * 1000);
+    checkpointer.assignments();
+    checkpointer.assignments();
+    expect(events).toEqual(['Warning HelperUnavailable', 'Warning HelperUnavailable']);
+  });
+
   it('stores a good report and keeps the good copy when a later pull fails', () => {
     checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
     const a = checkpointer.assignments().get('n1')![0]!;

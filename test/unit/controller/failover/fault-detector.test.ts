@@ -3,6 +3,7 @@ import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
 import {
   FaultDetector,
   containersStarted,
@@ -142,8 +143,13 @@ describe('FaultDetector', () => {
     },
   });
   const entry = (p: V1Pod) => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
-  /** host → answers; a helper's health address is h-<node>. */
-  let up: Record<string, boolean>;
+  /** host → answers (true), is not there (false) or refuses; a helper's health address is h-<node>. */
+  let up: Record<string, boolean | ProbeOutcome>;
+  /** Whether a checkpoint was pulled from each Pod's process (its app answered once). */
+  let pulled: boolean;
+  /** Each helper's readiness to the leader's probe, and the changes the detector announced. */
+  let readyTo: Record<string, boolean>;
+  let readinessChanges: string[];
   let probes: string[];
   let actions: string[];
   let term: AbortController;
@@ -152,6 +158,9 @@ describe('FaultDetector', () => {
   beforeEach(() => {
     jest.useFakeTimers({ now: 1_000_000 });
     up = { 'h-n1': true, 'h-n2': true, '10.0.1.5': true, '10.0.2.5': true };
+    pulled = true;
+    readyTo = {};
+    readinessChanges = [];
     probes = [];
     actions = [];
     term = new AbortController();
@@ -165,21 +174,28 @@ describe('FaultDetector', () => {
           new Map(
             ['n1', 'n2'].map((n) => [
               n,
-              { node: n, url: `https://${n}:9500`, healthUrl: `http://h-${n}:9501/healthz` },
+              { node: n, pod: `helper-${n}`, url: `https://${n}:9500`, healthUrl: `http://h-${n}:9501` },
             ]),
           ),
         nodeReadyIgnoringFence: () => true,
+        helperProbed: (node: string, _pod: string, ready: boolean) => {
+          const changed = (readyTo[node] ?? false) !== ready;
+          readyTo[node] = ready;
+          return changed;
+        },
       } as never,
       nodes: { list: () => [] } as never,
       events: { record: () => undefined } as never,
       log: createLogger('test', 'error'),
       restoring: () => false,
-      pulledSinceStart: () => true,
+      pulledSinceStart: () => pulled,
       onFault: () => undefined,
+      onHelperReadiness: (node) => void readinessChanges.push(`${node} ${readyTo[node]}`),
       signal: term.signal,
       probe: async (host) => {
         probes.push(host);
-        return up[host] ?? false;
+        const answer = up[host] ?? false;
+        return answer === true ? 'ok' : answer === false ? 'unreachable' : answer;
       },
     });
     detector.start();
@@ -214,6 +230,36 @@ describe('FaultDetector', () => {
     up['h-n1'] = true;
     await jest.advanceTimersByTimeAsync(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
+  });
+
+  it('fences a silent node even if its Pod was never seen answering (restored there, never pulled)', async () => {
+    pulled = false;
+    await jest.advanceTimersByTimeAsync(1_000);
+    up['h-n1'] = false;
+    up['10.0.1.5'] = false;
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it('leaves a node alone whose helper and never-answered Pod refuse connections (it is there)', async () => {
+    pulled = false;
+    await jest.advanceTimersByTimeAsync(1_000);
+    up['h-n1'] = 'failed';
+    up['10.0.1.5'] = 'failed';
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(probes).toContain('10.0.1.5');
+    expect(actions).toEqual([]);
+  });
+
+  it('counts a helper that answers not ready as there (no Pod probes), and says when its readiness changes', async () => {
+    await jest.advanceTimersByTimeAsync(600);
+    expect(readinessChanges).toEqual(['n1 true', 'n2 true']);
+    up['h-n1'] = 'error'; // 503 from /readyz
+    up['10.0.1.5'] = false;
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(probes).not.toContain('10.0.1.5');
+    expect(actions).toEqual([]);
+    expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n1 false']);
   });
 
   it("stops probing a node's Pods from here once its helper answers again, without acting", async () => {

@@ -1,6 +1,7 @@
 // Restore planning: orphans to new Pods, restarts, and which generations a restore may use.
 import { addCopy } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import {
+  claimable,
   pairOrphans,
   restartedSinceSeen,
   restorableCopies,
@@ -43,6 +44,25 @@ describe('pairOrphans', () => {
       [{ uid: 'n', name: 'x', createdAt: 1, statefulSet: false }],
     );
     expect(pairs.get('n')).toBe(finalizing);
+  });
+});
+
+describe('claimable', () => {
+  const orphan = record('app-a', [['n1', 1000]], { orphanedSince: 5, claimedBy: 'uid-app-b' });
+
+  it('frees an orphan whose claimer was lost before its first checkpoint: its state lives only here', () => {
+    expect(claimable(orphan, record('app-b', [], { orphanedSince: 9 }))).toBe(true);
+  });
+
+  it('keeps an orphan claimed while its claimer lives, runs its final pull, or has a checkpoint of its own', () => {
+    expect(claimable(orphan, record('app-b', []))).toBe(false);
+    expect(claimable(orphan, record('app-b', [], { orphanedSince: 9, finalizing: true }))).toBe(false);
+    expect(claimable(orphan, record('app-b', [['n2', 2000]], { orphanedSince: 9 }))).toBe(false);
+  });
+
+  it('frees an unclaimed orphan, or one whose claimer is forgotten', () => {
+    expect(claimable(record('app-c', [['n1', 1]]), undefined)).toBe(true);
+    expect(claimable(orphan, undefined)).toBe(true);
   });
 });
 

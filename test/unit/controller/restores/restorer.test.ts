@@ -31,6 +31,7 @@ let term: AbortController;
 let restoreCalls: number;
 /** The new Pod is looked at (a reconcile), with the helper answering as `answers` say. */
 let begin: () => void;
+let book: CheckpointBook;
 
 beforeEach(() => {
   jest.useFakeTimers();
@@ -38,7 +39,7 @@ beforeEach(() => {
   restoreCalls = 0;
   gates = [];
   reports = [];
-  const book = new CheckpointBook();
+  book = new CheckpointBook();
   const orphan = record('old', [['n2', 100]], { orphanedSince: 0 });
   book.ensure(orphan);
   Object.assign(book.get(orphan.podUID)!, orphan);
@@ -89,6 +90,19 @@ const rejected: RestoreResult = {
 };
 
 describe('Restorer', () => {
+  it('restores an orphan whose first replacement was lost before its own first checkpoint', async () => {
+    // 'old' was restored into 'mid', which was lost too before anything was pulled from it.
+    book.get('uid-old')!.claimedBy = 'uid-mid';
+    book.ensure({ namespace: 'ns', policy: 'p', pod: 'mid', podUID: 'uid-mid' }).orphanedSince = 50;
+    answers = [
+      { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
+    ];
+    begin();
+    await jest.advanceTimersByTimeAsync(10);
+    expect(gates).toEqual([['True', 'Restored']]);
+    expect(book.get('uid-old')!.claimedBy).toBe('uid-new');
+  });
+
   it('restores an orphan into a fresh Pod and opens its gate', async () => {
     answers = [
       { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },

@@ -444,17 +444,27 @@ export class Manager {
   }
 
   private async learnInventories(): Promise<void> {
-    await Promise.all([...this.view.helpers()].map(([node, ep]) => this.learnInventory(node, ep.url)));
+    await Promise.all(
+      [...this.view.helpers()].map(([node, ep]) =>
+        // A helper shown not Ready, or on a NotReady node, is most likely lost with its node (a new leader
+        // is often elected because of that): one short try, not 16 s of a failover. Its inventory is read
+        // when it becomes Ready (helperChanged).
+        ep.ready && this.view.nodeReady(node)
+          ? this.learnInventory(node, ep.url)
+          : this.learnInventory(node, ep.url, 1, 1000),
+      ),
+    );
   }
 
-  private async learnInventory(node: string, url: string): Promise<void> {
-    for (let attempt = 1; attempt <= 3; attempt++) {
+  private async learnInventory(node: string, url: string, attempts = 3, timeoutMs?: number): Promise<void> {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const inv = await this.helpers.inventory(url);
+        const inv = await this.helpers.inventory(url, undefined, timeoutMs);
         this.book.learnInventory(node, inv.blobs);
         return;
       } catch (err) {
-        if (attempt === 3) this.o.log.warn('could not read a helper inventory', { node, error: String(err) });
+        if (attempt === attempts)
+          this.o.log.warn('could not read a helper inventory', { node, error: String(err) });
         else await new Promise((r) => setTimeout(r, 500 * attempt));
       }
     }

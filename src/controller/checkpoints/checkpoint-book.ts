@@ -43,6 +43,12 @@ export interface CheckpointRecord {
   finalPull?: Promise<void>;
   /** The new Pod this orphan is being restored into, so no second Pod takes it. */
   claimedBy?: string;
+  /**
+   * The sequence of the copy restored into a replacement. A later copy is of a process given up for lost
+   * that still runs (a partitioned node heals before its kubelet kills it): its state went its own way after
+   * the replacement took over, and is never kept.
+   */
+  handedOver?: number;
   /** The orphan this Pod was restored from; deleted once this Pod has a checkpoint of its own. */
   restoredFrom?: string;
   /** Highest sequence ever used, so the next one is always larger even after clock steps. */
@@ -170,8 +176,10 @@ export class CheckpointBook {
         pod: b.pod,
         podUID: b.podUID,
       });
-      addCopy(r, copyOf(node, b));
       r.lastSequence = Math.max(r.lastSequence, b.sequence);
+      // Pulled after the state went to a replacement: not the Pod's state any more (see handedOver).
+      if (r.handedOver !== undefined && b.sequence > r.handedOver) continue;
+      addCopy(r, copyOf(node, b));
     }
     // The app's identity is the one of the newest copy (a new leader continues the previous one's check).
     for (const r of this.records.values()) {

@@ -353,6 +353,10 @@ export class Checkpointer {
       } else if (!quiet) this.failed(e, r, reason, report.message);
       return false;
     }
+    if (r.handedOver !== undefined && report.sequence > r.handedOver) {
+      this.discardAfterHandOver(r, report);
+      return false;
+    }
     this.d.metrics.pulls.inc({ result: 'success' });
     this.d.metrics.pullBytes.observe(report.sizeBytes);
     // Reports of one Pod come in order; a one-off pull's answer may overtake a scheduled one's report.
@@ -385,6 +389,22 @@ export class Checkpointer {
       this.d.log.warn('some copies failed', { pod: r.pod, failed: report.failed });
     }
     return true;
+  }
+
+  /** Drops the copies of a pull made after the Pod's state went to its replacement, on every node holding one. */
+  private discardAfterHandOver(r: CheckpointRecord, report: Extract<PullReport, { ok: true }>): void {
+    this.d.log.warn('a Pod given up for lost still runs: its copies after the hand-over are discarded', {
+      pod: r.pod,
+      namespace: r.namespace,
+      node: r.podNode,
+      sequence: report.sequence,
+      handedOver: r.handedOver,
+    });
+    const endpoints = this.d.view.helpers();
+    for (const { node } of report.stored) {
+      const ep = endpoints.get(node);
+      if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID, r.handedOver).catch(() => undefined);
+    }
   }
 
   /** The orphan a Pod was restored from is redundant once that Pod has a checkpoint of its own. */

@@ -16,6 +16,8 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   clock?: Clock;
+  /** The Lease calls; tests pass a scripted one. */
+  api?: Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
 }
 
 /**
@@ -55,33 +57,57 @@ export class LeaseObserver {
  * if it could not renew within the renew deadline; `release` hands over at once on graceful shutdown.
  */
 export class LeaderElector {
-  private api: CoordinationV1Api;
+  private api: NonNullable<LeaderElectionOptions['api']>;
   private leading = false;
+  /** When the last successful renewal was sent (the holder's safe side: the write may land any time after). */
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
   private stopped = false;
   private readonly observer: LeaseObserver;
+  private readonly clock: Clock;
 
   constructor(private readonly o: LeaderElectionOptions) {
-    this.api = o.kc.makeApiClient(CoordinationV1Api);
-    this.observer = new LeaseObserver(o.clock);
+    this.api = o.api ?? o.kc.makeApiClient(CoordinationV1Api);
+    this.clock = o.clock ?? monotonicClock;
+    this.observer = new LeaseObserver(this.clock);
   }
 
-  /** Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. */
+  /**
+   * Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. The renew deadline is
+   * kept by a timer of its own: a request to an API server that cannot be reached (the leader's node is
+   * partitioned) may hang for a minute, and a leader that waited for it would act on alongside its successor.
+   */
   run(onLost: () => void): Promise<void> {
     const retry = this.o.retryPeriodMs ?? 2000;
     const deadline = this.o.renewDeadlineMs ?? 10_000;
+    const stepDown = () => {
+      if (!this.leading || this.stopped) return;
+      this.leading = false;
+      this.stopped = true;
+      clearTimeout(this.timer);
+      this.o.log.error('lost leadership', {
+        identity: this.o.identity,
+        sinceRenewalMs: Math.round(this.clock() - this.lastRenew),
+      });
+      onLost();
+    };
     return new Promise((resolve) => {
       const tick = async () => {
         if (this.stopped) return;
+        const sent = this.clock();
         let ok = false;
         try {
-          ok = await this.tryAcquireOrRenew();
+          // An attempt that takes longer than the deadline counts as failed (it may still land later).
+          ok = await withTimeout(this.tryAcquireOrRenew(), deadline);
         } catch (err) {
           this.o.log.warn('leader election: lease update failed', { error: String(err) });
         }
+        if (this.stopped) return;
         if (ok) {
-          this.lastRenew = Date.now();
+          this.lastRenew = sent;
+          clearTimeout(this.watchdog);
+          this.watchdog = setTimeout(stepDown, Math.max(0, deadline - (this.clock() - sent)));
           if (!this.leading) {
             this.leading = true;
             this.o.log.info('became leader', {
@@ -90,11 +116,6 @@ export class LeaderElector {
             });
             resolve();
           }
-        } else if (this.leading && Date.now() - this.lastRenew > deadline) {
-          this.leading = false;
-          this.o.log.error('lost leadership', { identity: this.o.identity });
-          onLost();
-          return;
         }
         this.timer = setTimeout(() => void tick(), retry);
       };
@@ -106,6 +127,7 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.watchdog);
     if (!this.leading) return;
     this.leading = false;
     try {
@@ -172,4 +194,13 @@ export class LeaderElector {
       throw err;
     }
   }
+}
+
+/** The promise's value, or a rejection once `ms` have passed. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the API server within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -398,7 +398,10 @@ export class Restorer {
           const into = restart
             ? from
             : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
-          if (!restart) into.restoredFrom = from.podUID;
+          if (!restart) {
+            into.restoredFrom = from.podUID;
+            from.handedOver = Math.max(from.handedOver ?? 0, copy.sequence);
+          }
           // The restored process's identity (undefined: the next pull's is taken as it).
           into.instance = answer.instance;
           const later = restart ? this.dropLaterCopies(from, copy.sequence) : 0;

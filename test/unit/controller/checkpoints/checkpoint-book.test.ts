@@ -31,6 +31,29 @@ describe('checkpoint book', () => {
       ]),
     );
   });
+  it('learns no copy pulled after the state went to a replacement (a zombie process after a heal)', () => {
+    const book = new CheckpointBook();
+    const meta = {
+      id: 'ns_u',
+      namespace: 'ns',
+      policy: 'p',
+      policyUID: 'pu',
+      pod: 'pod',
+      podUID: 'u',
+      sizeBytes: 3,
+      digest: 'd',
+      contentType: 't',
+      storedAt: 'x',
+    };
+    book.learnInventory('a', [{ ...meta, sequence: 7 }]);
+    book.get('u')!.handedOver = 7;
+    book.learnInventory('b', [{ ...meta, sequence: 9 }]);
+    const r = book.get('u')!;
+    expect([...r.copies.values()].map((c) => c.sequence)).toEqual([7]);
+    expect(r.generations.map((c) => c.sequence)).toEqual([7]);
+    // Sequences still never go back.
+    expect(r.lastSequence).toBe(9);
+  });
   it('expires orphans only after the retention', () => {
     const rs = [
       record('a', [], { orphanedSince: 0 }),

@@ -68,6 +68,7 @@ let book: CheckpointBook;
 let helpers: Map<string, ReturnType<typeof helper>>;
 let events: string[];
 let pulls: number;
+let deletes: string[];
 let paused: Set<string>;
 let term: AbortController;
 let checkpointer: Checkpointer;
@@ -78,6 +79,7 @@ beforeEach(() => {
   helpers = new Map(['n1', 'n2', 'n3'].map((n) => [n, helper(n)]));
   events = [];
   pulls = 0;
+  deletes = [];
   paused = new Set();
   term = new AbortController();
   const counter = { inc: () => undefined, set: () => undefined, observe: () => undefined };
@@ -86,7 +88,8 @@ beforeEach(() => {
     view: { usableHelpers: () => helpers, helpers: () => helpers } as never,
     helpers: {
       pull: async (_url: string, a: PullAssignment) => (pulls++, stored(a, a.lastSequence + 1)),
-      delete: async () => undefined,
+      delete: async (url: string, _ns: string, uid: string, newerThan?: number) =>
+        void deletes.push(`${url} ${uid} newer than ${newerThan}`),
     } as never,
     metrics: new Proxy({}, { get: () => counter }) as never,
     events: {
@@ -142,6 +145,18 @@ describe('Checkpointer', () => {
     checkpointer.assignments();
     checkpointer.assignments();
     expect(events).toEqual(['Warning HelperUnavailable', 'Warning HelperUnavailable']);
+  });
+
+  it('discards the copies of a Pod given up for lost that still runs once its state went to a replacement', () => {
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const a = checkpointer.assignments().get('n1')![0]!;
+    checkpointer.applyReports([stored(a, 7)]);
+    const r = book.get('uid-a')!;
+    r.handedOver = 7; // restored into its replacement; then its node heals and its helper pulls it again
+    checkpointer.applyReports([stored(a, 9)]);
+    expect(newestCopy(r)?.sequence).toBe(7);
+    expect(r.generations.map((c) => c.sequence)).toEqual([7]);
+    expect(deletes).toEqual([`https://${a.targets[0]!.node}:9500 uid-a newer than 7`]);
   });
 
   it('stores a good report and keeps the good copy when a later pull fails', () => {

@@ -251,6 +251,10 @@ export class Manager {
         return [...copies].some((c) => c.restartCount === restarts);
       },
       onFault: (key) => this.faultAt.set(key, Date.now()),
+      givenUp: (uid) => {
+        const r = this.book.get(uid);
+        if (r) r.sealed = Math.max(r.sealed ?? 0, r.lastSequence);
+      },
       onHelperReadiness: (node) => {
         const ep = this.view.helpers().get(node);
         const pod = ep && this.pods.get(ep.pod, o.operatorNamespace);

@@ -2,7 +2,7 @@ import type { PullAssignment } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
-import { WorkQueue } from '../kube/workqueue.js';
+import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 
 export interface AssignmentPublisherDeps {
   helpers: Pick<HelperClient, 'assign'>;
@@ -23,15 +23,22 @@ export interface AssignmentPublisherDeps {
 
 const PUBLISH = 'publish';
 const REFRESH = 'refresh';
+const nodeKey = (node: string) => `node/${node}`;
+/** A send that failed is tried again this soon (the next resync would find it unsent anyway). */
+const SEND_RETRY_MS = 1000;
 
 /**
  * Keeps every helper's assignment set equal to what the controller decided. A set is sent only when it
  * changed (or a helper restarted), so steady state costs one rebuild per resync and no request at all.
- * Two keys of one work queue: `publish` (after a change, debounced, and every resync) and `refresh` (forgets
- * what was sent, so every set goes out again).
+ * Keys of one work queue: `publish` builds every set (after a change, debounced, and every resync) and
+ * queues `node/<name>` for each set that changed; `node/<name>` sends one helper its newest set, so a helper
+ * that hangs (its node just lost) delays only its own set, never the others'; `refresh` forgets what was
+ * sent, so every set goes out again.
  */
 export class AssignmentPublisher {
   private sent = new Map<string, string>();
+  /** The newest set each node's helper should get and has not got yet. */
+  private pending = new Map<string, { url: string; pods: PullAssignment[]; body: string }>();
   private failing = new Set<string>();
   private readonly queue: WorkQueue;
 
@@ -43,10 +50,13 @@ export class AssignmentPublisher {
           this.queue.add(PUBLISH);
           return { requeueAfterMs: d.refreshMs ?? 60_000 };
         }
-        await this.sendChanged();
-        return { requeueAfterMs: d.resyncMs ?? 1000 };
+        if (key === PUBLISH) {
+          this.build();
+          return { requeueAfterMs: d.resyncMs ?? 1000 };
+        }
+        return this.send(key.slice('node/'.length));
       },
-      { concurrency: 2, signal: d.signal },
+      { concurrency: 8, signal: d.signal },
     );
   }
 
@@ -67,30 +77,44 @@ export class AssignmentPublisher {
     this.poke();
   }
 
-  private async sendChanged(): Promise<void> {
+  private build(): void {
     const wanted = this.d.build();
     const endpoints = this.d.endpoints();
     for (const node of this.sent.keys()) if (!endpoints.has(node)) this.sent.delete(node);
-    await Promise.all(
-      [...endpoints].map(async ([node, ep]) => {
-        if (!ep.ready) return;
-        const pods = wanted.get(node) ?? [];
-        const body = JSON.stringify(pods);
-        if (this.sent.get(node) === body) return;
-        try {
-          await this.d.helpers.assign(ep.url, { pods });
-          this.sent.set(node, body);
-          if (this.failing.delete(node)) this.d.log.info('assignments sent again', { node });
-        } catch (err) {
-          this.sent.delete(node);
-          if (!this.failing.has(node))
-            this.d.log.warn('could not send assignments to a helper; retrying', {
-              node,
-              error: errorMessage(err),
-            });
-          this.failing.add(node);
-        }
-      }),
-    );
+    for (const node of this.pending.keys()) if (!endpoints.get(node)?.ready) this.pending.delete(node);
+    for (const [node, ep] of endpoints) {
+      if (!ep.ready) continue;
+      const pods = wanted.get(node) ?? [];
+      const body = JSON.stringify(pods);
+      if (this.sent.get(node) === body) {
+        this.pending.delete(node);
+        continue;
+      }
+      if (this.pending.get(node)?.body === body) continue;
+      this.pending.set(node, { url: ep.url, pods, body });
+      this.queue.add(nodeKey(node));
+    }
+  }
+
+  private async send(node: string): Promise<ReconcileResult> {
+    const p = this.pending.get(node);
+    if (!p) return;
+    try {
+      await this.d.helpers.assign(p.url, { pods: p.pods });
+      this.sent.set(node, p.body);
+      if (this.pending.get(node) === p) this.pending.delete(node);
+      if (this.failing.delete(node)) this.d.log.info('assignments sent again', { node });
+      // A newer set came while this one was on its way: it goes next (the queue runs this key again).
+      return;
+    } catch (err) {
+      this.sent.delete(node);
+      if (!this.failing.has(node))
+        this.d.log.warn('could not send assignments to a helper; retrying', {
+          node,
+          error: errorMessage(err),
+        });
+      this.failing.add(node);
+      return { requeueAfterMs: SEND_RETRY_MS };
+    }
   }
 }

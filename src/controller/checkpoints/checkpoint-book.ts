@@ -44,11 +44,11 @@ export interface CheckpointRecord {
   /** The new Pod this orphan is being restored into, so no second Pod takes it. */
   claimedBy?: string;
   /**
-   * The sequence of the copy restored into a replacement. A later copy is of a process given up for lost
-   * that still runs (a partitioned node heals before its kubelet kills it): its state went its own way after
-   * the replacement took over, and is never kept.
+   * No copy with a higher sequence is kept: set to the copy restored into a replacement, and to the newest
+   * sequence when the Pod was given up for lost. A later copy is of a process that still runs although its
+   * replacement took over (a partitioned node heals before its kubelet kills it): its state went its own way.
    */
-  handedOver?: number;
+  sealed?: number;
   /** The orphan this Pod was restored from; deleted once this Pod has a checkpoint of its own. */
   restoredFrom?: string;
   /** Highest sequence ever used, so the next one is always larger even after clock steps. */
@@ -177,8 +177,8 @@ export class CheckpointBook {
         podUID: b.podUID,
       });
       r.lastSequence = Math.max(r.lastSequence, b.sequence);
-      // Pulled after the state went to a replacement: not the Pod's state any more (see handedOver).
-      if (r.handedOver !== undefined && b.sequence > r.handedOver) continue;
+      // Pulled after the Pod was given up or its state went to a replacement: not its state (see sealed).
+      if (r.sealed !== undefined && b.sequence > r.sealed) continue;
       addCopy(r, copyOf(node, b));
     }
     // The app's identity is the one of the newest copy (a new leader continues the previous one's check).

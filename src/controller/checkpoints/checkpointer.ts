@@ -353,8 +353,8 @@ export class Checkpointer {
       } else if (!quiet) this.failed(e, r, reason, report.message);
       return false;
     }
-    if (r.handedOver !== undefined && report.sequence > r.handedOver) {
-      this.discardAfterHandOver(r, report);
+    if (r.sealed !== undefined && report.sequence > r.sealed) {
+      this.discardAfterSeal(r, report);
       return false;
     }
     this.d.metrics.pulls.inc({ result: 'success' });
@@ -391,19 +391,19 @@ export class Checkpointer {
     return true;
   }
 
-  /** Drops the copies of a pull made after the Pod's state went to its replacement, on every node holding one. */
-  private discardAfterHandOver(r: CheckpointRecord, report: Extract<PullReport, { ok: true }>): void {
-    this.d.log.warn('a Pod given up for lost still runs: its copies after the hand-over are discarded', {
+  /** Drops the copies of a pull made after the Pod was given up or its state went to a replacement. */
+  private discardAfterSeal(r: CheckpointRecord, report: Extract<PullReport, { ok: true }>): void {
+    this.d.log.warn('a Pod given up for lost still runs: its copies from after that are discarded', {
       pod: r.pod,
       namespace: r.namespace,
       node: r.podNode,
       sequence: report.sequence,
-      handedOver: r.handedOver,
+      sealed: r.sealed,
     });
     const endpoints = this.d.view.helpers();
     for (const { node } of report.stored) {
       const ep = endpoints.get(node);
-      if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID, r.handedOver).catch(() => undefined);
+      if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID, r.sealed).catch(() => undefined);
     }
   }
 

@@ -100,6 +100,8 @@ export interface FaultDetectorDeps {
   pulledSinceStart: (pod: V1Pod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
+  /** The Pod is given up for lost (about to be deleted): what its process does from now on is not its state. */
+  givenUp?: (podUID: string) => void;
   /** A helper's readiness to the leader's probe changed (it may differ from the API's for a while). */
   onHelperReadiness?: (node: string) => void;
   /** Ends every probe (leadership lost, shutdown). */
@@ -372,6 +374,7 @@ export class FaultDetector {
     const namespace = e.pod.metadata!.namespace!;
     this.d.log.warn('Pod failed, deleting it so its replacement starts now', { pod: name, namespace, why });
     this.d.onFault(e.policyKey);
+    this.d.givenUp?.(uid);
     const text = `Pod ${name} failed (${why}): deleted with grace period 0 so its replacement starts now`;
     this.d.events.record(policyRef({ ...e, namespace }), 'Warning', 'PodFailed', text);
     this.d.events.record(podRef(e.pod), 'Warning', 'PodFailed', text);

@@ -400,7 +400,7 @@ export class Restorer {
             : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
           if (!restart) {
             into.restoredFrom = from.podUID;
-            from.handedOver = Math.max(from.handedOver ?? 0, copy.sequence);
+            from.sealed = Math.max(from.sealed ?? 0, copy.sequence);
           }
           // The restored process's identity (undefined: the next pull's is taken as it).
           into.instance = answer.instance;

@@ -33,6 +33,8 @@ const ep = (node: string, ready = true): HelperEndpoint => ({
 
 let sent: { url: string; set: AssignmentSet }[];
 let failing: Set<string>;
+/** Helpers whose calls never answer (their node was just lost). */
+let hanging: Set<string>;
 let wanted: Map<string, PullAssignment[]>;
 let endpoints: Map<string, HelperEndpoint>;
 let publisher: AssignmentPublisher;
@@ -43,6 +45,7 @@ beforeEach(() => {
   term = new AbortController();
   sent = [];
   failing = new Set();
+  hanging = new Set();
   wanted = new Map([['n1', [pod('a')]]]);
   endpoints = new Map([
     ['n1', ep('n1')],
@@ -52,6 +55,7 @@ beforeEach(() => {
     helpers: {
       assign: async (url, set) => {
         if (failing.has(url)) throw new Error('connection refused');
+        if (hanging.has(url)) return new Promise<never>(() => undefined);
         sent.push({ url, set });
       },
     },
@@ -115,5 +119,27 @@ describe('AssignmentPublisher', () => {
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500']);
     await jest.advanceTimersByTimeAsync(61_000);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n1:9500']);
+  });
+
+  it("keeps sending the other helpers' changes while one helper's call hangs", async () => {
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    sent = [];
+    hanging.add('https://n2:9500');
+    wanted = new Map([
+      ['n1', [pod('a')]],
+      ['n2', [pod('b')]],
+    ]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(60);
+    wanted = new Map([
+      ['n1', [pod('a'), pod('c')]],
+      ['n2', [pod('b')]],
+    ]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(60);
+    expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
+      ['https://n1:9500', ['a', 'c']],
+    ]);
   });
 });

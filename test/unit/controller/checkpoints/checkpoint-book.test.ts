@@ -46,7 +46,7 @@ describe('checkpoint book', () => {
       storedAt: 'x',
     };
     book.learnInventory('a', [{ ...meta, sequence: 7 }]);
-    book.get('u')!.handedOver = 7;
+    book.get('u')!.sealed = 7;
     book.learnInventory('b', [{ ...meta, sequence: 9 }]);
     const r = book.get('u')!;
     expect([...r.copies.values()].map((c) => c.sequence)).toEqual([7]);

@@ -152,7 +152,7 @@ describe('Checkpointer', () => {
     const a = checkpointer.assignments().get('n1')![0]!;
     checkpointer.applyReports([stored(a, 7)]);
     const r = book.get('uid-a')!;
-    r.handedOver = 7; // restored into its replacement; then its node heals and its helper pulls it again
+    r.sealed = 7; // restored into its replacement; then its node heals and its helper pulls it again
     checkpointer.applyReports([stored(a, 9)]);
     expect(newestCopy(r)?.sequence).toBe(7);
     expect(r.generations.map((c) => c.sequence)).toEqual([7]);

@@ -150,6 +150,7 @@ describe('FaultDetector', () => {
   /** Each helper's readiness to the leader's probe, and the changes the detector announced. */
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
+  let givenUp: string[];
   let probes: string[];
   let actions: string[];
   let term: AbortController;
@@ -161,6 +162,7 @@ describe('FaultDetector', () => {
     pulled = true;
     readyTo = {};
     readinessChanges = [];
+    givenUp = [];
     probes = [];
     actions = [];
     term = new AbortController();
@@ -190,6 +192,7 @@ describe('FaultDetector', () => {
       restoring: () => false,
       pulledSinceStart: () => pulled,
       onFault: () => undefined,
+      givenUp: (uid) => void givenUp.push(uid),
       onHelperReadiness: (node) => void readinessChanges.push(`${node} ${readyTo[node]}`),
       signal: term.signal,
       probe: async (host) => {
@@ -223,6 +226,8 @@ describe('FaultDetector', () => {
     // Pod's own threshold of 10 × 200 ms); a failed Pod probe then confirms it.
     await jest.advanceTimersByTimeAsync(2_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    // Whatever its process does from now on (it may run on) is not the Pod's state any more.
+    expect(givenUp).toEqual(['uid-a']);
     expect(probes).toContain('10.0.1.5');
     expect(probes).not.toContain('10.0.2.5');
     await jest.advanceTimersByTimeAsync(3_000);

@@ -113,7 +113,7 @@ describe('Restorer', () => {
     expect(restorer.isSettled('uid-new')).toBe(true);
     expect(reports[0]).toContain('restored 10 bytes (sequence 100) from Pod old via node n2');
     // Later copies of the old Pod are of a process given up for lost: never its state.
-    expect(book.get('uid-old')!.handedOver).toBe(100);
+    expect(book.get('uid-old')!.sealed).toBe(100);
   });
 
   it('retries while the app is not listening, then restores', async () => {

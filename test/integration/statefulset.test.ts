@@ -97,6 +97,11 @@ beforeAll(async () => {
   await pod(`${name}-1`);
 });
 
+// Its two Pods would otherwise go on being pulled and probed through the test files that follow.
+afterAll(async () => {
+  await apps.deleteNamespacedStatefulSet({ name, namespace: ns }).catch(() => undefined);
+});
+
 describe('a StatefulSet protected by a policy (interval 1 s, http-sf)', () => {
   it('both Pods deleted at once: each comes back under its name with its own counter', async () => {
     await setCounters();

@@ -59,7 +59,7 @@ export class LeaseObserver {
 export class LeaderElector {
   private api: NonNullable<LeaderElectionOptions['api']>;
   private leading = false;
-  /** When the last successful renewal was sent (the holder's safe side: the write may land any time after). */
+  /** When the last successful renewal came back. */
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
@@ -74,9 +74,11 @@ export class LeaderElector {
   }
 
   /**
-   * Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. The renew deadline is
-   * kept by a timer of its own: a request to an API server that cannot be reached (the leader's node is
-   * partitioned) may hang for a minute, and a leader that waited for it would act on alongside its successor.
+   * Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. As in client-go's renew
+   * loop, each renewal has the renew deadline from its first try (one retry period after the last success),
+   * retrying every retry period. The deadline is kept by a timer of its own: a request to an API server that
+   * cannot be reached (the leader's node is partitioned) may hang for a minute, and a leader that waited for
+   * it would act on alongside its successor.
    */
   run(onLost: () => void): Promise<void> {
     const retry = this.o.retryPeriodMs ?? 2000;
@@ -95,7 +97,6 @@ export class LeaderElector {
     return new Promise((resolve) => {
       const tick = async () => {
         if (this.stopped) return;
-        const sent = this.clock();
         let ok = false;
         try {
           // An attempt that takes longer than the deadline counts as failed (it may still land later).
@@ -105,9 +106,9 @@ export class LeaderElector {
         }
         if (this.stopped) return;
         if (ok) {
-          this.lastRenew = sent;
+          this.lastRenew = this.clock();
           clearTimeout(this.watchdog);
-          this.watchdog = setTimeout(stepDown, Math.max(0, deadline - (this.clock() - sent)));
+          this.watchdog = setTimeout(stepDown, retry + deadline);
           if (!this.leading) {
             this.leading = true;
             this.o.log.info('became leader', {

@@ -3,21 +3,23 @@ import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoin
 import { expiredOrphans } from '../../../../src/controller/checkpoints/orphan-collector.js';
 import { record } from '../records.js';
 
+/** A generation in a helper's inventory, without its sequence. */
+const meta = {
+  id: 'ns_u',
+  namespace: 'ns',
+  policy: 'p',
+  policyUID: 'pu',
+  pod: 'pod',
+  podUID: 'u',
+  sizeBytes: 3,
+  digest: 'd',
+  contentType: 't',
+  storedAt: 'x',
+};
+
 describe('checkpoint book', () => {
   it('learns helper inventories, keeping the newest copy per node', () => {
     const book = new CheckpointBook();
-    const meta = {
-      id: 'ns_u',
-      namespace: 'ns',
-      policy: 'p',
-      policyUID: 'pu',
-      pod: 'pod',
-      podUID: 'u',
-      sizeBytes: 3,
-      digest: 'd',
-      contentType: 't',
-      storedAt: 'x',
-    };
     book.learnInventory('a', [{ ...meta, sequence: 7 }]);
     book.learnInventory('a', [{ ...meta, sequence: 3 }]);
     book.learnInventory('b', [{ ...meta, sequence: 9 }]);
@@ -33,18 +35,6 @@ describe('checkpoint book', () => {
   });
   it('learns no copy pulled after the state went to a replacement (a zombie process after a heal)', () => {
     const book = new CheckpointBook();
-    const meta = {
-      id: 'ns_u',
-      namespace: 'ns',
-      policy: 'p',
-      policyUID: 'pu',
-      pod: 'pod',
-      podUID: 'u',
-      sizeBytes: 3,
-      digest: 'd',
-      contentType: 't',
-      storedAt: 'x',
-    };
     book.learnInventory('a', [{ ...meta, sequence: 7 }]);
     book.get('u')!.sealed = 7;
     book.learnInventory('b', [{ ...meta, sequence: 9 }]);

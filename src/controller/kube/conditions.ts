@@ -31,7 +31,11 @@ export function setCondition(
   );
 }
 
-/** What a change of conditions is judged by: a new status, reason or message is worth an immediate write. */
+/**
+ * What a change of conditions is judged by: a new status or reason is worth an immediate write. A new message
+ * alone waits for the routine write: the Degraded message names the failing Pods, and under load (30 Pods of
+ * 1 MiB on 2 cores) that set changed with nearly every report, 172 immediate writes a minute for one policy.
+ */
 export function conditionsKey(conditions: readonly PullStatePolicyCondition[] | undefined): string {
-  return JSON.stringify((conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message]));
+  return JSON.stringify((conditions ?? []).map((c) => [c.type, c.status, c.reason]));
 }

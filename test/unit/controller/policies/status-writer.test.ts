@@ -65,6 +65,18 @@ describe('StatusWriter', () => {
     expect(writes).toHaveLength(3); // nothing changed: nothing written
   });
 
+  it('writes a new condition message alone (the failing Pods named) only with the routine writes', async () => {
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    for (let i = 0; i < 20; i++) {
+      status = { ...status, conditions: [{ ...ready('True')[0]!, message: `pod ${i} failing` }] };
+      writer.request('ns/p');
+      await jest.advanceTimersByTimeAsync(250);
+    }
+    expect(writes.map((w) => w.at)).toEqual([100, 5100]);
+    expect(writes[1]!.status.conditions?.[0]?.message).toMatch(/failing/);
+  });
+
   it('retries a failed write after 2 s', async () => {
     fail = 500;
     writer.request('ns/p');

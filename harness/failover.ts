@@ -18,6 +18,8 @@ export interface TrialResult {
   countAtFault: number;
   /** The last sample before the fault was injected (for a delete: before the API request). */
   countBeforeFault: number;
+  /** How old that sample was at the fault: the app may have counted on meanwhile (see aheadAllowed). */
+  sampleAgeMs: number;
   restoredCount: number | null;
   podBefore: string;
   podAfter: string;
@@ -71,6 +73,15 @@ export function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefin
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(undefined));
   });
+}
+
+/**
+ * How far a restored counter may be ahead of the last sample before the fault (a negative `lostUpdates`): the
+ * updates (10 per second) the app made between that sample and the fault, plus one tick. A busy machine can
+ * make that sample half a second old, and the last checkpoint may be newer than it.
+ */
+export function aheadAllowed(r: TrialResult): number {
+  return 1 + Math.ceil(r.sampleAgeMs / 100);
 }
 
 export const isReady = (p: V1Pod) =>
@@ -155,6 +166,7 @@ export async function failoverTrial(
   await sleep(200);
   const t0 = performance.now();
   const countBeforeFault = last;
+  const sampleAgeMs = Math.round(t0 - sampledAt);
   // Lost updates are only meaningful against a fresh sample of the value at the fault.
   if (t0 - sampledAt > 1000)
     throw new Error(`no sample of ${name}'s counter in the last second before the fault`);
@@ -202,6 +214,7 @@ export async function failoverTrial(
       lostUpdates: after.s.restoredCount === null ? last : last - after.s.restoredCount,
       countAtFault: last,
       countBeforeFault,
+      sampleAgeMs,
       restoredCount: after.s.restoredCount,
       podBefore: name,
       podAfter: after.pod.metadata!.name!,

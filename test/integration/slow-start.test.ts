@@ -5,7 +5,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
-import { failoverTrial, stats } from '../../harness/failover.js';
+import { aheadAllowed, failoverTrial, stats } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, policy, warningEvents } from './operator.js';
 
@@ -118,7 +118,7 @@ describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ na
     const pod = await core.readNamespacedPod({ name: r.podAfter, namespace: ns });
     expect((await stats(pod.status!.podIP!, 1000))?.restores).toBe(1);
     expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST_RESTART);
-    expect(r.lostUpdates).toBeGreaterThanOrEqual(-1);
+    expect(r.lostUpdates).toBeGreaterThanOrEqual(-aheadAllowed(r));
     expect((await warningEvents(ns, r.podAfter)).filter((e) => e.startsWith('PodFailed'))).toEqual([]);
   });
 

@@ -76,6 +76,13 @@ export function stats(ip: string, timeoutMs = 300): Promise<CountStats | undefin
 }
 
 /**
+ * Count-app updates (10 per second) a partition may lose at interval 1 s: an interval with the pull timer's
+ * ±5 % jitter (10.5), the pull that was on its way to another node when the link went down (its copy never
+ * arrives, so the one restored is the one before), and one sampling tick. Seen: 12 and 13.
+ */
+export const PARTITION_MAX_LOST = 13;
+
+/**
  * How far a restored counter may be ahead of the last sample before the fault (a negative `lostUpdates`): the
  * updates (10 per second) the app made between that sample and the fault, plus one tick. A busy machine can
  * make that sample half a second old, and the last checkpoint may be newer than it.

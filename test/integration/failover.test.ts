@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { aheadAllowed, failoverTrial, stats } from '../../harness/failover.js';
+import { aheadAllowed, failoverTrial, PARTITION_MAX_LOST, stats } from '../../harness/failover.js';
 import { core, createNamespace, eventually, readyPods } from './cluster.js';
 import { installOperator, leader, policy } from './operator.js';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
@@ -99,7 +99,7 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     await checkpointed('app=count-app', 'count-app');
     const r = await failoverTrial(ns, 'app=count-app', 'partition');
     expect(r.nodeAfter).not.toBe(r.nodeBefore);
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    expect(r.lostUpdates).toBeLessThanOrEqual(PARTITION_MAX_LOST);
     await eventually(
       'fence removed after heal',
       async () => {

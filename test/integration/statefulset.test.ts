@@ -2,7 +2,13 @@
 // its own name, never a sibling's, whether all its Pods are deleted at once or the node of one is lost (the
 // StatefulSet controller makes no replacement until the old Pod is gone, so the operator has to delete it).
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import { aheadAllowed, failoverTrial, stats, type CountStats } from '../../harness/failover.js';
+import {
+  aheadAllowed,
+  failoverTrial,
+  PARTITION_MAX_LOST,
+  stats,
+  type CountStats,
+} from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, isReady } from './cluster.js';
 import { custom, installOperator, policy } from './operator.js';
 import { GROUP, PLURAL, READINESS_GATE, VERSION } from '../../src/api/index.js';
@@ -10,8 +16,6 @@ import { GROUP, PLURAL, READINESS_GATE, VERSION } from '../../src/api/index.js';
 const ns = 'it-statefulset';
 const name = 'counter';
 const image = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
-/** One interval of count-app updates (10 per second at 1 s), plus one for the sampling of the test itself. */
-const MAX_LOST = 11;
 /** Far apart, so a Pod that got its sibling's state is seen at once. */
 const START = { [`${name}-0`]: 1_000_000, [`${name}-1`]: 5_000_000 };
 
@@ -141,7 +145,7 @@ describe('a StatefulSet protected by a policy (interval 1 s, http-sf)', () => {
     expect(r.nodeAfter).not.toBe(r.nodeBefore);
     expect(r.restoredCount).toBeGreaterThanOrEqual(START[`${name}-0`]!);
     expect(r.restoredCount).toBeLessThan(START[`${name}-1`]!);
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    expect(r.lostUpdates).toBeLessThanOrEqual(PARTITION_MAX_LOST);
     expect(r.lostUpdates).toBeGreaterThanOrEqual(-aheadAllowed(r));
     // The sibling kept its own state: restored again only if it ran on the lost node, and then with its own.
     const s = await counter(`${name}-1`);

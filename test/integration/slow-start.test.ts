@@ -5,13 +5,11 @@ import type { V1Container } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
-import { aheadAllowed, failoverTrial, stats } from '../../harness/failover.js';
+import { aheadAllowed, failoverTrial, PARTITION_MAX_LOST, stats } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, policy, warningEvents } from './operator.js';
 
 const ns = 'it-slow-start';
-/** A node partition: the last periodic checkpoint, at most one interval (10 updates) old, plus one sample. */
-const MAX_LOST = 11;
 /**
  * A crash: this app sends no process id, so the restore uses a copy pulled before the second in which the
  * new process started (the API's start time is in whole seconds): at most two intervals.
@@ -126,7 +124,7 @@ describe.each(variants)('an app that listens 8 s after it starts ($name)', ({ na
     await stablyReady(name);
     const r = await failoverTrial(ns, `app=${name}`, 'partition');
     expect(r.nodeAfter).not.toBe(r.nodeBefore);
-    expect(r.lostUpdates).toBeLessThanOrEqual(MAX_LOST);
+    expect(r.lostUpdates).toBeLessThanOrEqual(PARTITION_MAX_LOST);
     // Back to the whole cluster for the next test.
     await eventually(
       `${r.nodeBefore} Ready again`,

@@ -118,6 +118,11 @@ export function dropNewerThan(r: CheckpointRecord, sequence: number): Set<string
 }
 
 /** The newest copy of a record (highest sequence), if any. */
+/** A copy pulled after the Pod was given up or its state went to a replacement: not its state (see sealed). */
+export function pastSeal(r: CheckpointRecord, sequence: number): boolean {
+  return r.sealed !== undefined && sequence > r.sealed;
+}
+
 export function newestCopy(r: CheckpointRecord): Copy | undefined {
   let best: Copy | undefined;
   for (const c of r.copies.values()) if (!best || c.sequence > best.sequence) best = c;
@@ -177,8 +182,7 @@ export class CheckpointBook {
         podUID: b.podUID,
       });
       r.lastSequence = Math.max(r.lastSequence, b.sequence);
-      // Pulled after the Pod was given up or its state went to a replacement: not its state (see sealed).
-      if (r.sealed !== undefined && b.sequence > r.sealed) continue;
+      if (pastSeal(r, b.sequence)) continue;
       addCopy(r, copyOf(node, b));
     }
     // The app's identity is the one of the newest copy (a new leader continues the previous one's check).

@@ -14,6 +14,7 @@ import {
   dropCopiesOnNode,
   keepOnNode,
   newestCopy,
+  pastSeal,
   type CheckpointBook,
   type CheckpointRecord,
 } from './checkpoint-book.js';
@@ -353,7 +354,7 @@ export class Checkpointer {
       } else if (!quiet) this.failed(e, r, reason, report.message);
       return false;
     }
-    if (r.sealed !== undefined && report.sequence > r.sealed) {
+    if (pastSeal(r, report.sequence)) {
       this.discardAfterSeal(r, report);
       return false;
     }

@@ -62,6 +62,12 @@ describe('node configuration', () => {
     expect(toml).toContain('restrict_oom_score_adj = true');
   });
 
+  it("polls container stats every 10 s, in the CRI runtime plugin's own table", () => {
+    const toml = containerdConfig(input);
+    const table = toml.split("[plugins.'io.containerd.cri.v1.runtime']")[1]!.split('\n    [')[0]!;
+    expect(table).toContain("stats_collect_period = '10s'");
+  });
+
   it('gives the CNI bridge the node podCIDR', () => {
     const conf = JSON.parse(cniConfList(input)) as {
       plugins: { ipam?: { ranges: { subnet: string }[][] } }[];

@@ -24,12 +24,20 @@ export interface AssignmentPublisherDeps {
 const PUBLISH = 'publish';
 const REFRESH = 'refresh';
 const nodeKey = (node: string) => `node/${node}`;
+/**
+ * What makes a set worth sending. `lastSequence` rises with every pull, so a set compared with it changed
+ * every second and every set went out every resync: O(Pods) bytes a second for nothing. A helper needs it
+ * only to continue above it after a restart, and a restarted helper gets its whole set again (`forget`).
+ */
+const changeKey = (pods: PullAssignment[]) =>
+  JSON.stringify(pods.map(({ lastSequence: _sequence, ...rest }) => rest));
 /** A send that failed is tried again this soon (the next resync would find it unsent anyway). */
 const SEND_RETRY_MS = 1000;
 
 /**
  * Keeps every helper's assignment set equal to what the controller decided. A set is sent only when it
- * changed (or a helper restarted), so steady state costs one rebuild per resync and no request at all.
+ * changed (or a helper restarted), so steady state costs one rebuild per resync and no request at all; a new
+ * `lastSequence` alone is no change.
  * Keys of one work queue: `publish` builds every set (after a change, debounced, and every resync) and
  * queues `node/<name>` for each set that changed; `node/<name>` sends one helper its newest set, so a helper
  * that hangs (its node just lost) delays only its own set, never the others'; `refresh` forgets what was
@@ -85,7 +93,7 @@ export class AssignmentPublisher {
     for (const [node, ep] of endpoints) {
       if (!ep.ready) continue;
       const pods = wanted.get(node) ?? [];
-      const body = JSON.stringify(pods);
+      const body = changeKey(pods);
       if (this.sent.get(node) === body) {
         this.pending.delete(node);
         continue;

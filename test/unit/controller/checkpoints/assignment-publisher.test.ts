@@ -99,6 +99,23 @@ describe('AssignmentPublisher', () => {
     ]);
   });
 
+  it('does not resend a set whose only change is a higher lastSequence; a restarted helper gets the newest', async () => {
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    sent = [];
+    for (let seq = 1; seq <= 5; seq++) {
+      wanted = new Map([['n1', [pod('a', { lastSequence: seq * 1000 })]]]);
+      publisher.poke();
+      await jest.advanceTimersByTimeAsync(1000);
+    }
+    expect(sent).toEqual([]);
+    publisher.forget('n1');
+    await jest.advanceTimersByTimeAsync(60);
+    expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.lastSequence)])).toEqual([
+      ['https://n1:9500', [5000]],
+    ]);
+  });
+
   it('retries a helper that failed at the next resync, and sends again to a helper that restarted', async () => {
     failing.add('https://n2:9500');
     publisher.start();

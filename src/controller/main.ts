@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../kube/pooled-kube-config.js';
 import Fastify from 'fastify';
 import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
 import { existsSync } from 'node:fs';
@@ -82,7 +82,7 @@ export async function runController(args: string[]): Promise<void> {
   const flags = parseFlags(args, CONTROLLER_FLAGS, process.env);
   const log = createLogger('controller');
   const metrics = createControllerMetrics();
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   // Set once this replica leads; the probes and the shutdown hook read it.
   const leading: { manager?: Manager } = {};

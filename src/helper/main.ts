@@ -1,4 +1,4 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../kube/pooled-kube-config.js';
 import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -169,7 +169,7 @@ export const HELPER_HELP = helpText(
 export async function runHelper(args: string[]): Promise<void> {
   const flags = parseFlags(args, HELPER_FLAGS, process.env);
   const log = createLogger('helper');
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const store = await BlobStore.open(flags['state-dir'], {
     maxBlobBytes: flags['max-blob-bytes'],

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PullAssignment, PullReport, ReportBatch } from '../../../src/api/index.js';
 import { BlobStore } from '../../../src/helper/blob-store.js';
-import { NodePuller, nextSequence } from '../../../src/helper/node-puller.js';
+import { NodePuller, nextSequence, pullDelayMs } from '../../../src/helper/node-puller.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { ReportOutbox } from '../../../src/helper/report-outbox.js';
 import { buildHelperServer } from '../../../src/helper/server.js';
@@ -36,8 +36,8 @@ let dirs: string[] = [];
 let nodes: Node[] = [];
 let appServer: Server;
 let appPort: number;
-/** What the app answers: its state and process id; `hits` counts GETs. */
-const appState = { body: '{"count":1}', instance: 'p1' as string | undefined, hits: 0 };
+/** What the app answers: its status, state and process id; `hits` counts GETs. */
+const appState = { status: 200, body: '{"count":1}', instance: 'p1' as string | undefined, hits: 0 };
 
 async function helperNode(name: string): Promise<Node> {
   const dir = await mkdtemp(join(tmpdir(), `helper-${name}-`));
@@ -108,12 +108,13 @@ async function collect(node: Node, enough: (all: PullReport[]) => boolean): Prom
 }
 
 beforeEach(async () => {
+  appState.status = 200;
   appState.body = '{"count":1}';
   appState.instance = 'p1';
   appState.hits = 0;
   appServer = createServer((_req, res) => {
     appState.hits++;
-    res.writeHead(200, {
+    res.writeHead(appState.status, {
       'content-type': 'application/json',
       ...(appState.instance ? { 'pull-state-instance': appState.instance } : {}),
     });
@@ -207,6 +208,29 @@ describe('a node helper pulling its Pods', () => {
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
     expect(new Set(seqs).size).toBe(seqs.length);
     expect(n2.store.sequences(`apps_${uid}`).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('backs off after failed pulls: doubling per failure, 8 intervals or 30 s at most, never below one interval', () => {
+    expect([0, 1, 2, 3, 4, 10].map((f) => pullDelayMs(1000, f))).toEqual([
+      1000, 2000, 4000, 8000, 8000, 8000,
+    ]);
+    expect(pullDelayMs(10_000, 3)).toBe(30_000);
+    expect(pullDelayMs(60_000, 3)).toBe(60_000);
+  });
+
+  it('pulls a failing app less often, and at its interval again once a pull succeeds', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    appState.status = 500;
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2)] });
+    await new Promise((r) => setTimeout(r, 2000));
+    // At 100 ms, 20 pulls in 2 s; backed off (200, 400, 800, 800 ms) at most 6.
+    expect(appState.hits).toBeGreaterThanOrEqual(2);
+    expect(appState.hits).toBeLessThanOrEqual(6);
+    appState.status = 200;
+    await collect(n1, (all) => all.some((r) => r.ok));
+    const hits = appState.hits;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(appState.hits - hits).toBeGreaterThanOrEqual(7);
   });
 
   it('does not pull a paused Pod, nor one no longer assigned', async () => {

@@ -1,5 +1,6 @@
 import type { Agent as HttpsAgent } from 'node:https';
 import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
+import { backoffDelay } from '../runtime/backoff.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import type { PullRequest } from './pull-state.js';
 import type { ReportOutbox } from './report-outbox.js';
@@ -59,8 +60,9 @@ const MAX_BACKOFF_MS = 30_000;
  * collapse where 3 pulls a second of 60 succeeded. Backing off lets some finish, and each success resets it.
  */
 export function pullDelayMs(intervalMs: number, failures: number): number {
-  const backedOff = intervalMs * 2 ** Math.min(Math.max(failures, 0), 3);
-  return Math.min(backedOff, Math.max(intervalMs, MAX_BACKOFF_MS));
+  if (failures <= 0) return intervalMs;
+  const maxMs = Math.min(8 * intervalMs, Math.max(intervalMs, MAX_BACKOFF_MS));
+  return backoffDelay(failures + 1, { baseMs: intervalMs, maxMs });
 }
 
 /** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */

@@ -1,6 +1,6 @@
 import type { PodFault, PullReport } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
-import { backoffDelay } from '../kube/backoff.js';
+import { backoffDelay } from '../../runtime/backoff.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
 

@@ -6,7 +6,7 @@ import {
   type KubernetesListObject,
 } from '@kubernetes/client-node';
 import type { Logger } from '../../runtime/logger.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay } from '../../runtime/backoff.js';
 
 export type ChangeHandler<T> = (obj: T, kind: 'add' | 'update' | 'delete') => void;
 

@@ -1,4 +1,4 @@
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../runtime/backoff.js';
 
 export type ReconcileResult = void | { requeueAfterMs: number };
 

@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE, REASONS, type PullStatePolicyRestore } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
-import { backoffDelay } from '../kube/backoff.js';
+import { backoffDelay } from '../../runtime/backoff.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import {
   dropCopy,

@@ -1,5 +1,5 @@
 // Backoff delays and jitter.
-import { backoffDelay, jittered } from '../../../../src/controller/kube/backoff.js';
+import { backoffDelay, jittered } from '../../../src/runtime/backoff.js';
 
 describe('backoff', () => {
   it('doubles from the base up to the cap, and jitter stays within its fraction', () => {

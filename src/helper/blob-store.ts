@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pullTime, type BlobMeta } from '../api/index.js';
@@ -166,7 +166,8 @@ export class BlobStore {
     else this.metas.delete(id);
     for (const m of gone) {
       this.uncache(cacheKey(m));
-      await rm(join(this.dir, m.file), { force: true });
+      // unlink, not rm({force}): rm stats first, and pruning runs for every stored pull.
+      await unlink(join(this.dir, m.file)).catch(ignoreMissing);
     }
   }
 
@@ -395,4 +396,8 @@ async function readHeader(path: string): Promise<BlobMeta> {
   } finally {
     await file.close();
   }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }

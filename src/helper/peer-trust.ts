@@ -1,4 +1,5 @@
 import { Agent } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CA_CONFIGMAP_KEY, CA_CONFIGMAP_NAME } from '../api/constants.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
@@ -71,7 +72,8 @@ export class PeerTrust {
           maxSockets: 256,
           maxFreeSockets: 64,
           timeout: 60_000,
-          ca: pem,
+          // One parsed context for all connections: with `ca` the agent parsed the PEM for each new socket.
+          secureContext: createSecureContext({ ca: pem }),
         });
         // Let calls in flight finish on the old agent; its idle sockets go.
         setTimeout(() => old?.destroy(), 60_000).unref();

@@ -141,11 +141,11 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
   let uploads: Upload[] = [];
   let source: ClientRequest | undefined;
-  const timeout = new PullError('PullFailed', `no complete answer from ${r.source} within ${r.timeoutMs} ms`);
-  let timedOut = false;
+  // Built only when it fires: an Error's stack capture for every pull showed in the helper's profile.
+  let timeout: PullError | undefined;
   const timer = setTimeout(() => {
-    timedOut = true;
-    const err = timeout;
+    const err = new PullError('PullFailed', `no complete answer from ${r.source} within ${r.timeoutMs} ms`);
+    timeout = err;
     source?.destroy(err);
     for (const u of uploads) u.req.destroy(err);
   }, r.timeoutMs);
@@ -254,7 +254,7 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
   } catch (err) {
     for (const u of uploads) u.req.destroy();
     source?.destroy();
-    const e = timedOut
+    const e = timeout
       ? timeout
       : err instanceof PullError
         ? err

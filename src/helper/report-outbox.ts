@@ -12,7 +12,16 @@ export interface OutboxOptions {
 }
 
 interface Waiter {
+  /** The cursor the poll waits beyond: a push matters to it only if it is the first report past it. */
+  from: number;
   resolve: () => void;
+}
+
+interface Entry {
+  cursor: number;
+  at: number;
+  report?: PullReport;
+  fault?: PodFault;
 }
 
 /**
@@ -21,7 +30,13 @@ interface Waiter {
  */
 export class ReportOutbox {
   readonly boot = randomUUID();
-  private reports: { cursor: number; at: number; report?: PullReport; fault?: PodFault }[] = [];
+  /**
+   * Entries `start..` are kept; cursors are contiguous, so the entry after cursor c is at
+   * `start + c - firstCursor`. Dropping moves `start` and the array is compacted only now and then, because
+   * at 100 Pods a second a splice per push was the helper's largest JS cost.
+   */
+  private reports: (Entry | undefined)[] = [];
+  private start = 0;
   private cursor = 0;
   private dropped = 0;
   private urgentCursor = 0;
@@ -41,12 +56,23 @@ export class ReportOutbox {
   private push(entry: { report?: PullReport; fault?: PodFault }, urgent: boolean): void {
     this.cursor++;
     this.reports.push({ cursor: this.cursor, at: Date.now(), ...entry });
-    if (this.reports.length > this.o.capacity) {
-      this.reports.splice(0, this.reports.length - this.o.capacity);
-      this.dropped = this.reports[0]!.cursor - 1;
+    if (this.reports.length - this.start > this.o.capacity) {
+      this.reports[this.start++] = undefined;
+      this.dropped = this.cursor - this.o.capacity;
+      if (this.start >= this.o.capacity) {
+        this.reports = this.reports.slice(this.start);
+        this.start = 0;
+      }
     }
     if (urgent) this.urgentCursor = this.cursor;
-    for (const w of this.waiters) w.resolve();
+    // A routine report changes a waiter's due time only if it is the first one past its cursor.
+    for (const w of this.waiters) if (urgent || w.from === this.cursor - 1) w.resolve();
+  }
+
+  /** Index of the first kept entry with a cursor above `from`. */
+  private indexAfter(from: number): number {
+    const first = this.cursor - (this.reports.length - this.start) + 1;
+    return this.start + Math.max(0, from + 1 - first);
   }
 
   /** The reports after `after` (all of them if `boot` is not this helper's), once a batch is due. */
@@ -61,13 +87,13 @@ export class ReportOutbox {
     for (;;) {
       const dueIn = this.dueIn(from);
       if (dueIn <= 0 || Date.now() >= deadline || signal?.aborted) break;
-      await this.sleep(Math.min(dueIn, deadline - Date.now()), signal);
+      await this.sleep(from, Math.min(dueIn, deadline - Date.now()), signal);
     }
     return this.batch(from);
   }
 
   private batch(from: number): ReportBatch {
-    const pending = this.reports.filter((r) => r.cursor > from);
+    const pending = this.reports.slice(this.indexAfter(from)) as Entry[];
     const missed = Math.max(0, this.dropped - from);
     const faults = pending.flatMap((r) => (r.fault ? [r.fault] : []));
     return {
@@ -83,13 +109,14 @@ export class ReportOutbox {
   private dueIn(from: number): number {
     if (this.cursor <= from) return Number.POSITIVE_INFINITY;
     if (this.urgentCursor > from) return 0;
-    const first = this.reports.find((r) => r.cursor > from);
+    const first = this.reports[this.indexAfter(from)];
     return first ? first.at + this.o.batchMs - Date.now() : 0;
   }
 
-  private sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  private sleep(from: number, ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const w: Waiter = {
+        from,
         resolve: () => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', w.resolve);

@@ -91,6 +91,35 @@ describe('ReportOutbox', () => {
     expect(current.value.missed).toBeUndefined();
   });
 
+  it('keeps exactly the last `capacity` reports across its compactions, and finds the ones after any cursor', async () => {
+    const box = new ReportOutbox({ capacity: 10, batchMs: 0 });
+    for (let i = 1; i <= 37; i++) {
+      box.add(report(i));
+      const all = await settle(box.next(0, box.boot, 0));
+      const kept = all.value.reports.map((r) => r.sequence);
+      expect(kept).toEqual(Array.from({ length: Math.min(i, 10) }, (_, k) => Math.max(1, i - 9) + k));
+      expect(all.value.missed ?? 0).toBe(Math.max(0, i - 10));
+    }
+    const after30 = await settle(box.next(30, box.boot, 0));
+    expect(after30.value.reports.map((r) => r.sequence)).toEqual([31, 32, 33, 34, 35, 36, 37]);
+    expect(after30.value.missed).toBeUndefined();
+    const after20 = await settle(box.next(20, box.boot, 0));
+    expect(after20.value.reports.map((r) => r.sequence)).toEqual([28, 29, 30, 31, 32, 33, 34, 35, 36, 37]);
+    expect(after20.value.missed).toBe(7);
+  });
+
+  it('wakes a waiting poll for the first report past its cursor, and holds it for the batch window', async () => {
+    const box = new ReportOutbox({ capacity: 100, batchMs: 300 });
+    box.add(report(1));
+    const caughtUp = box.next(1, box.boot, 20_000);
+    await jest.advanceTimersByTimeAsync(1000);
+    box.add(report(2));
+    const { value, ms } = await settle(caughtUp);
+    expect(value.reports.map((r) => r.sequence)).toEqual([2]);
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThanOrEqual(320);
+  });
+
   it('ends a poll whose caller went away', async () => {
     const box = new ReportOutbox({ capacity: 3, batchMs: 0 });
     const gone = new AbortController();

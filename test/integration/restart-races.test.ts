@@ -4,12 +4,14 @@
 // state is at most two intervals older than at the crash, with the Pull-State-Instance header at most one;
 // never the empty start state, and exactly one restore into each new process. Two harder cases: a restart
 // the API shows seconds late (a postStart hook holds the kubelet's status while the app already answers),
-// and a process that re-executes itself, which the API never shows.
+// and a process that re-executes itself, which the API never shows. Throughout, a watch checks that no Pod
+// is ever shown Ready while its readiness gate is closed.
+import { Watch, type V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { aheadAllowed, failoverTrial, stats, type TrialResult } from '../../harness/failover.js';
-import { apps, core, createNamespace, eventually, readyPods } from './cluster.js';
+import { apps, core, createNamespace, eventually, kc, readyPods } from './cluster.js';
 import { createPolicy, helperGenerations, installOperator, leaderLog, policy } from './operator.js';
 
 const ns = 'it-restart-races';
@@ -68,9 +70,54 @@ async function checkpointedPod(app: string) {
   return pod!;
 }
 
+/**
+ * What a watch saw of the gate: every Pod state right after the operator closed it (its Ready message names
+ * the operator), and every time a Pod was shown Ready with the gate closed.
+ */
+const closings = new Set<string>();
+const readyWhileClosed: string[] = [];
+let gateWatch: AbortController | undefined;
+let watchStopped = false;
+/** Where a restarted watch resumes, so no closing is missed between two watches. */
+let resourceVersion: string | undefined;
+
+function watchGates(): void {
+  const condition = (p: V1Pod, type: string) => p.status?.conditions?.find((c) => c.type === type);
+  void new Watch(kc)
+    .watch(
+      `/api/v1/namespaces/${ns}/pods`,
+      resourceVersion ? { resourceVersion } : {},
+      (_type: string, p: V1Pod) => {
+        resourceVersion = p.metadata?.resourceVersion ?? resourceVersion;
+        if (condition(p, READINESS_GATE)?.status !== 'False') return;
+        const ready = condition(p, 'Ready');
+        if (ready?.status === 'True')
+          readyWhileClosed.push(`${new Date().toISOString()} ${p.metadata?.name}`);
+        else if (ready?.message?.includes('closed by pull-state-operator'))
+          closings.add(`${p.metadata?.name} ${String(condition(p, READINESS_GATE)?.lastTransitionTime)}`);
+      },
+      (err: unknown) => {
+        if (err) resourceVersion = undefined; // e.g. 410 Gone: start over from now
+        if (!watchStopped) setTimeout(watchGates, 200); // the API server ends a watch now and then
+      },
+    )
+    .then(
+      (c) => (gateWatch = c),
+      () => {
+        if (!watchStopped) setTimeout(watchGates, 1000);
+      },
+    );
+}
+
+afterAll(() => {
+  watchStopped = true;
+  gateWatch?.abort();
+});
+
 beforeAll(async () => {
   await installOperator();
   await createNamespace(ns);
+  watchGates();
   await createFixtures(core, ns);
   for (const v of variants) {
     await apps.createNamespacedDeployment({
@@ -184,5 +231,20 @@ describe('an app that re-executes itself (the API never shows a restart)', () =>
     expect(now.status?.containerStatuses?.[0]?.restartCount).toBe(
       pod.status?.containerStatuses?.[0]?.restartCount,
     );
+  });
+});
+
+describe('the readiness gate', () => {
+  // When a restarted container's readiness probe first passes, the kubelet computes Ready from its own last
+  // status, where the gate may still be True from before the restart (kubernetes/kubernetes#122002). The
+  // operator closes the gate together with Ready, which makes the kubelet re-read the Pod at once.
+  it('is closed together with Ready at every restart above', () => {
+    const restarts = variants.reduce((n, v) => n + v.crashes, 0) + 1;
+    if (readyWhileClosed.length > 0)
+      process.stdout.write(
+        `the kubelet showed Ready with the gate closed at: ${readyWhileClosed.join(', ')}\n`,
+      );
+    expect(gateWatch).toBeDefined();
+    expect(closings.size).toBeGreaterThanOrEqual(restarts);
   });
 });

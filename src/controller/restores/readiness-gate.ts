@@ -17,6 +17,23 @@ export const gateTrue = (pod: V1Pod) =>
   (pod.status?.conditions ?? []).some((c) => c.type === READINESS_GATE && c.status === 'True');
 
 /**
+ * The Ready condition written with a closed gate. When the readiness probe of a restarted container first
+ * passes, the kubelet computes Ready from its own last status, in which the gate may still be True from
+ * before the restart (kubernetes/kubernetes#122002): the Pod showed Ready for up to 351 ms before its
+ * restore. A Ready message the kubelet would not write makes it reconcile the Pod at once (it compares
+ * status and message), and that sync reads the closed gate. The kubelet owns Ready and rewrites it then.
+ */
+function closedReady(reason: string) {
+  return {
+    type: 'Ready',
+    status: 'False',
+    reason: 'ReadinessGatesNotReady',
+    message: `readiness gate ${READINESS_GATE} closed by pull-state-operator (${reason})`,
+    lastTransitionTime: new Date(),
+  };
+}
+
+/**
  * Writes the operator's readiness-gate condition on Pods that declare the gate. Writes to one Pod go out one
  * after the other, in the order they were asked for: a "False" sent when a restart was seen must never land
  * after the "True" of the restore that followed it a few milliseconds later, or the Pod stays out of its
@@ -61,6 +78,7 @@ export class GateWriter {
                   message: message.slice(0, 1000),
                   lastTransitionTime: new Date(),
                 },
+                ...(status === 'False' ? [closedReady(reason)] : []),
               ],
             },
           },

@@ -254,11 +254,8 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
   } catch (err) {
     for (const u of uploads) u.req.destroy();
     source?.destroy();
-    const e = timeout
-      ? timeout
-      : err instanceof PullError
-        ? err
-        : new PullError('PullFailed', (err as Error).message);
+    const e =
+      timeout ?? (err instanceof PullError ? err : new PullError('PullFailed', (err as Error).message));
     return {
       ok: false,
       reason: e.reason,

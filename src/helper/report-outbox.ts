@@ -38,7 +38,6 @@ export class ReportOutbox {
   private reports: (Entry | undefined)[] = [];
   private start = 0;
   private cursor = 0;
-  private dropped = 0;
   private urgentCursor = 0;
   private waiters = new Set<Waiter>();
 
@@ -58,7 +57,6 @@ export class ReportOutbox {
     this.reports.push({ cursor: this.cursor, at: Date.now(), ...entry });
     if (this.reports.length - this.start > this.o.capacity) {
       this.reports[this.start++] = undefined;
-      this.dropped = this.cursor - this.o.capacity;
       if (this.start >= this.o.capacity) {
         this.reports = this.reports.slice(this.start);
         this.start = 0;
@@ -69,10 +67,14 @@ export class ReportOutbox {
     for (const w of this.waiters) if (urgent || w.from === this.cursor - 1) w.resolve();
   }
 
+  /** The cursor of the oldest report kept; those before it were dropped for lack of room. */
+  private firstKept(): number {
+    return this.cursor - (this.reports.length - this.start) + 1;
+  }
+
   /** Index of the first kept entry with a cursor above `from`. */
   private indexAfter(from: number): number {
-    const first = this.cursor - (this.reports.length - this.start) + 1;
-    return this.start + Math.max(0, from + 1 - first);
+    return this.start + Math.max(0, from + 1 - this.firstKept());
   }
 
   /** The reports after `after` (all of them if `boot` is not this helper's), once a batch is due. */
@@ -94,7 +96,7 @@ export class ReportOutbox {
 
   private batch(from: number): ReportBatch {
     const pending = this.reports.slice(this.indexAfter(from)) as Entry[];
-    const missed = Math.max(0, this.dropped - from);
+    const missed = Math.max(0, this.firstKept() - 1 - from);
     const faults = pending.flatMap((r) => (r.fault ? [r.fault] : []));
     return {
       boot: this.boot,

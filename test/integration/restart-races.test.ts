@@ -4,8 +4,8 @@
 // state is at most two intervals older than at the crash, with the Pull-State-Instance header at most one;
 // never the empty start state, and exactly one restore into each new process. Two harder cases: a restart
 // the API shows seconds late (a postStart hook holds the kubelet's status while the app already answers),
-// and a process that re-executes itself, which the API never shows. Throughout, a watch checks that no Pod
-// is ever shown Ready while its readiness gate is closed.
+// and a process that re-executes itself, which the API never shows. Throughout, a watch checks that every
+// restart closed the readiness gate together with Ready (and prints any moment a Pod was Ready with it closed).
 import { Watch, type V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../src/api/index.js';
 import { appDeployment } from '../../harness/deployment.js';

@@ -59,6 +59,8 @@ export const REASONS = {
   noTargetNode: 'NoTargetNode',
   helperUnavailable: 'HelperUnavailable',
   restoreFailed: 'RestoreFailed',
+  /** Several containers and none named or listing the state port: the first is taken as the app. */
+  appContainerGuessed: 'AppContainerGuessed',
   /** Pods this policy selects are protected by an older policy. */
   conflict: 'Conflict',
   // Readiness gate

@@ -4,8 +4,10 @@ import type { PullStatePolicySpec } from './generated/pullstatepolicy.js';
 type Filled<T> = { [K in keyof T]-?: NonNullable<T[K]> };
 
 /** A spec with every default resolved, including the two the CRD cannot express (they depend on others). */
-export type ResolvedSpec = Filled<Omit<PullStatePolicySpec, 'failover'>> & {
+export type ResolvedSpec = Filled<Omit<PullStatePolicySpec, 'failover' | 'container'>> & {
   failover: Filled<NonNullable<PullStatePolicySpec['failover']>>;
+  /** No default: unset, the app container is found from the Pod (see appContainer). */
+  container?: string;
 };
 
 /** Cap of the timeoutSeconds default: a pull must finish before the next is due, and within 5 s. */

@@ -22,7 +22,8 @@ import { CheckpointBook, policyKey } from './checkpoints/checkpoint-book.js';
 import { Checkpointer } from './checkpoints/checkpointer.js';
 import { AssignmentPublisher } from './checkpoints/assignment-publisher.js';
 import { ReportCollector } from './checkpoints/report-collector.js';
-import { ClusterView, isHelperPod, restartCount } from './kube/cluster-view.js';
+import { appRestartCount } from './kube/app-container.js';
+import { ClusterView, isHelperPod } from './kube/cluster-view.js';
 import { EventRecorder } from './kube/events.js';
 import { HelperClient } from './kube/helper-client.js';
 import { Informer } from './kube/informer.js';
@@ -245,8 +246,8 @@ export class Manager {
       log,
       restoring: (uid) => !this.restorer.isSettled(uid),
       // A new leader has not probed anything yet; a copy pulled from the current process says it answered.
-      pulledSinceStart: (pod) => {
-        const restarts = restartCount(pod);
+      pulledSinceStart: ({ pod, spec }) => {
+        const restarts = appRestartCount(pod, spec);
         const copies = this.book.get(pod.metadata?.uid ?? '')?.copies.values() ?? [];
         return [...copies].some((c) => c.restartCount === restarts);
       },

@@ -64,6 +64,10 @@ export interface IPullStatePolicy {
      */
     port?: number;
     /**
+     * Name of the app container, the one whose restarts lose the state. Only its restarts are restored; sidecars and other containers never trigger a restore. Defaults to the container whose ports list the state port, else the first container.
+     */
+    container?: string;
+    /**
      * HTTP path that accepts a POST of the state. Defaults to path.
      */
     restorePath?: string;

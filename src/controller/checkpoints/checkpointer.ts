@@ -18,7 +18,8 @@ import {
   type CheckpointBook,
   type CheckpointRecord,
 } from './checkpoint-book.js';
-import { restartCount, type ClusterView, type HelperEndpoint } from '../kube/cluster-view.js';
+import { appRestartCount } from '../kube/app-container.js';
+import type { ClusterView, HelperEndpoint } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import type { ControllerMetrics } from '../metrics.js';
@@ -233,7 +234,7 @@ export class Checkpointer {
       intervalMs: Math.round(e.spec.intervalSeconds * 1000),
       timeoutMs: Math.round(e.spec.timeoutSeconds * 1000),
       maxBytes: e.spec.maxStateBytes,
-      restartCount: restartCount(pod),
+      restartCount: appRestartCount(pod, e.spec),
       targets: targets.map((node) => ({ node, url: usable.get(node)!.url })),
       ...(r.instance !== undefined ? { instance: r.instance } : {}),
       lastSequence: r.lastSequence,
@@ -347,7 +348,7 @@ export class Checkpointer {
       // loads data may need minutes. Its first good pull starts the clock; the kubelet judges its start-up.
       const starting =
         reason === REASONS.pullFailed &&
-        ![...r.copies.values()].some((c) => c.restartCount === restartCount(e.pod));
+        ![...r.copies.values()].some((c) => c.restartCount === appRestartCount(e.pod, e.spec));
       if (starting) {
         this.d.metrics.pulls.inc({ result: 'failure' });
         this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace: r.namespace });

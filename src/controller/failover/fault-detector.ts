@@ -5,7 +5,8 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { probe as httpProbe, type ProbeOutcome } from '../../runtime/http-probe.js';
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
-import { restartCount, type ClusterView } from '../kube/cluster-view.js';
+import { appRestartCount, appStarted } from '../kube/app-container.js';
+import type { ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
@@ -22,12 +23,6 @@ const HELPERS_KEY = 'helpers';
 const podKey = (uid: string) => `pod/${uid}`;
 /** Pods of suspect nodes probed at once (each waits at most 80 % of its period). */
 const PROBE_CONCURRENCY = 256;
-
-/** Whether the kubelet reports every container of the Pod started (its startupProbe, if any, passed). */
-export function containersStarted(pod: V1Pod): boolean {
-  const statuses = pod.status?.containerStatuses ?? [];
-  return statuses.length > 0 && statuses.every((c) => c.started === true && !!c.state?.running);
-}
 
 export interface ProbeState {
   failures: number;
@@ -97,7 +92,7 @@ export interface FaultDetectorDeps {
   /** True while the Pod's state is being restored. */
   restoring: (podUID: string) => boolean;
   /** True if a checkpoint was pulled from the Pod's current process (its app has answered). */
-  pulledSinceStart: (pod: V1Pod) => boolean;
+  pulledSinceStart: (entry: ProtectedPod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
   /** The Pod is given up for lost (about to be deleted): what its process does from now on is not its state. */
@@ -180,7 +175,7 @@ export class FaultDetector {
     for (const [uid, entry] of wanted) {
       const p = this.probes.get(uid);
       // A container restarting in place is the kubelet's job: the new process has to answer first.
-      const restarts = restartCount(entry.pod);
+      const restarts = appRestartCount(entry.pod, entry.spec);
       if (p && this.restarts.get(uid) !== restarts) {
         p.failures = 0;
         p.answered = false;
@@ -201,7 +196,8 @@ export class FaultDetector {
     const p = this.probes.get(fault.podUID);
     if (!p || p.entry.pod.spec?.nodeName !== node) return;
     // The kubelet restarted it since (or is starting it): the new process gets its own chance.
-    if (restartCount(p.entry.pod) !== fault.restartCount || !containersStarted(p.entry.pod)) return;
+    if (appRestartCount(p.entry.pod, p.entry.spec) !== fault.restartCount || !appStarted(p.entry.pod, p.entry.spec))
+      return;
     if (this.d.restoring(fault.podUID)) return;
     void this.deletePod(p.entry, `${fault.message}, seen by the helper of node ${node}`);
   }
@@ -232,9 +228,9 @@ export class FaultDetector {
     if (this.probes.get(uid) !== p) return;
     const seen = {
       ok,
-      started: containersStarted(p.entry.pod),
+      started: appStarted(p.entry.pod, p.entry.spec),
       restoring: this.d.restoring(uid),
-      pulledSinceStart: this.d.pulledSinceStart(p.entry.pod),
+      pulledSinceStart: this.d.pulledSinceStart(p.entry),
     };
     const next = probeVerdict(p, seen);
     if (!ok)

@@ -12,11 +12,6 @@ export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 }
 
-/** Container restarts of a Pod, summed over its containers. */
-export function restartCount(pod: V1Pod): number {
-  return (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
-}
-
 export function isHelperPod(pod: V1Pod, operatorNamespace: string): boolean {
   const labels = pod.metadata?.labels ?? {};
   return (

@@ -2,7 +2,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { REASONS, parseSpec, type IPullStatePolicy } from '../../api/index.js';
 import type { Logger } from '../../runtime/logger.js';
 import { policyKey, type CheckpointBook } from '../checkpoints/checkpoint-book.js';
-import type { Checkpointer, ProtectedPod } from '../checkpoints/checkpointer.js';
+import { podRef, type Checkpointer, type ProtectedPod } from '../checkpoints/checkpointer.js';
+import { appContainerWarning } from '../kube/app-container.js';
 import { isHelperPod } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
@@ -120,6 +121,7 @@ export class PolicyReconciler {
         pod,
       }));
     this.noteConflicts(key, policy, elsewhere);
+    for (const e of entries) this.noteAppContainer(e);
     this.d.checkpointer.sync(key, entries);
     const live = new Set(entries.map((e) => e.pod.metadata!.uid!));
     const orphans = this.d.book
@@ -128,6 +130,13 @@ export class PolicyReconciler {
     this.d.restorer.consider(entries, orphans);
     this.d.detector.sync(this.d.checkpointer.protectedPods());
     this.d.status.request(key);
+  }
+
+  /** A guessed app container is worth telling (the recorder keeps it to one Event per Pod and message). */
+  private noteAppContainer(e: ProtectedPod): void {
+    const warning = appContainerWarning(e.pod, e.spec);
+    if (!warning) return;
+    this.d.events.record(podRef(e.pod), 'Warning', REASONS.appContainerGuessed, warning);
   }
 
   private noteConflicts(key: string, policy: IPullStatePolicy, elsewhere: Map<string, number>): void {

@@ -11,7 +11,8 @@ import {
   type CheckpointRecord,
 } from '../checkpoints/checkpoint-book.js';
 import { podRef, policyRef, type ProtectedPod } from '../checkpoints/checkpointer.js';
-import { restartCount, type ClusterView } from '../kube/cluster-view.js';
+import { appRestartCount, appStartedAt } from '../kube/app-container.js';
+import type { ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import type { ControllerMetrics } from '../metrics.js';
@@ -215,13 +216,13 @@ export class Restorer {
     const fresh: RestoreTarget[] = [];
     for (const t of targets) {
       const uid = t.pod.metadata!.uid!;
-      const restarts = restartCount(t.pod);
+      const restarts = appRestartCount(t.pod, t.spec);
       const own = this.d.book.get(uid);
       const newest = own && newestCopy(own);
       const seen = this.restartsSeen.get(uid);
       const newInstance = this.instanceRestarts.get(uid);
       this.instanceRestarts.delete(uid);
-      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: startedAt(t.pod) });
+      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: appStartedAt(t.pod, t.spec) });
       this.restartsSeen.set(uid, restarts);
       if (seen === undefined)
         this.d.log.debug('first look at a protected Pod', {
@@ -251,7 +252,7 @@ export class Restorer {
         this.settled.delete(uid);
         // After a takeover, a gate opened since the container started says a previous leader restored this
         // process already; an app that names its process lets a pull confirm it without closing the gate.
-        const trusted = seen === undefined && own.instance !== undefined && gateOpenedSince(t.pod);
+        const trusted = seen === undefined && own.instance !== undefined && gateOpenedSince(t.pod, appStartedAt(t.pod, t.spec));
         if (!trusted)
           void this.setGate(
             t.pod,
@@ -267,7 +268,7 @@ export class Restorer {
         });
         // An app that names its process tells whether this is a process not restored yet: ask it first.
         if (own.instance !== undefined) this.verify(t);
-        else this.start(t, own, { restarts, startedAt: startedAt(t.pod) });
+        else this.start(t, own, { restarts, startedAt: appStartedAt(t.pod, t.spec) });
         continue;
       }
       if (this.verifying.has(uid)) continue;
@@ -339,7 +340,7 @@ export class Restorer {
     // The process the state goes into: a repeated request for it (a retry, a new leader) is not pushed twice.
     const target = {
       podUID: uid,
-      restartCount: restart?.restarts ?? restartCount(pod),
+      restartCount: restart?.restarts ?? appRestartCount(pod, t.spec),
       ...(restart?.instance ? { instance: restart.instance } : {}),
     };
     if (!job.refreshed) {
@@ -512,19 +513,9 @@ export class Restorer {
   }
 }
 
-/** The readiness gate is True and was set at or after the (latest) container start (both whole seconds). */
-function gateOpenedSince(pod: V1Pod): boolean {
+/** The readiness gate is True and was set at or after the app container's start (both whole seconds). */
+function gateOpenedSince(pod: V1Pod, start: number): boolean {
   const gate = (pod.status?.conditions ?? []).find((c) => c.type === READINESS_GATE && c.status === 'True');
   const at = gate?.lastTransitionTime ? new Date(gate.lastTransitionTime).getTime() : 0;
-  const start = startedAt(pod);
   return at > 0 && start > 0 && at >= start;
-}
-
-function startedAt(pod: V1Pod): number {
-  let latest = 0;
-  for (const c of pod.status?.containerStatuses ?? []) {
-    const at = c.state?.running?.startedAt;
-    if (at) latest = Math.max(latest, new Date(at).getTime());
-  }
-  return latest;
 }

@@ -6,7 +6,6 @@ import { createLogger } from '../../../../src/runtime/logger.js';
 import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
 import {
   FaultDetector,
-  containersStarted,
   probeTarget,
   probeVerdict,
 } from '../../../../src/controller/failover/fault-detector.js';
@@ -100,25 +99,6 @@ describe('fast-failover probes', () => {
 
   it('counts nothing while a restore runs', () => {
     expect(step({ failures: 1, answered: true }, false, true, true)).toEqual({ failures: 0, answered: true });
-  });
-
-  it('takes containers as started only when every one is running and started', () => {
-    const pod = (started: boolean[]) => ({
-      status: {
-        containerStatuses: started.map((st, i) => ({
-          name: `c${i}`,
-          image: 'x',
-          imageID: '',
-          ready: st,
-          restartCount: 0,
-          started: st,
-          state: { running: {} },
-        })),
-      },
-    });
-    expect(containersStarted(pod([true, true]))).toBe(true);
-    expect(containersStarted(pod([true, false]))).toBe(false);
-    expect(containersStarted(pod([]))).toBe(false);
   });
 });
 

@@ -5,6 +5,7 @@ import { BlobStore, StoreError, blobId } from './blob-store.js';
 import {
   HELPER_API,
   INSTANCE_PATTERN,
+  MAX_RESTORE_TIMEOUT_MS,
   type AssignmentSet,
   type Inventory,
   type PullAssignment,
@@ -55,7 +56,7 @@ const restoreSchema = {
     podIP: { type: 'string', format: 'ipv4' },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
-    timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 5000 },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: MAX_RESTORE_TIMEOUT_MS, default: 5000 },
     sequence: { type: 'integer', minimum: 0 },
     target: {
       type: 'object',

@@ -196,7 +196,10 @@ export class FaultDetector {
     const p = this.probes.get(fault.podUID);
     if (!p || p.entry.pod.spec?.nodeName !== node) return;
     // The kubelet restarted it since (or is starting it): the new process gets its own chance.
-    if (appRestartCount(p.entry.pod, p.entry.spec) !== fault.restartCount || !appStarted(p.entry.pod, p.entry.spec))
+    if (
+      appRestartCount(p.entry.pod, p.entry.spec) !== fault.restartCount ||
+      !appStarted(p.entry.pod, p.entry.spec)
+    )
       return;
     if (this.d.restoring(fault.podUID)) return;
     void this.deletePod(p.entry, `${fault.message}, seen by the helper of node ${node}`);

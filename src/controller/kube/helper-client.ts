@@ -11,8 +11,21 @@ import {
 import { Agent, fetch as undiciFetch } from 'undici';
 import { BearerToken } from '../../kube/bearer-token.js';
 
-/** A helper's restore answer; NotStored: it does not hold that generation (any more). */
-export type RestoreAnswer = RestoreResult | { result: 'Failed'; reason: 'NotStored'; message: string };
+/**
+ * A helper's restore answer. NotStored: it does not hold that generation (any more). Refused: it will never
+ * accept this request as sent (a 4xx for the request itself, e.g. a path it cannot send or a timeout beyond its
+ * limit), so only a change of the policy or the Pod can make a retry succeed.
+ */
+export type RestoreAnswer =
+  | RestoreResult
+  | { result: 'Failed'; reason: 'NotStored'; message: string }
+  | { result: 'Failed'; reason: 'Refused'; status: number; message: string };
+
+/**
+ * Helper answers that say the request itself is wrong. Not 401/403 (a token or certificate being rotated),
+ * 404 (NotStored), 409 or 429 (the helper is busy): those can pass on a later try.
+ */
+const REFUSED = new Set([400, 413, 415, 422]);
 
 type Response = Awaited<ReturnType<typeof undiciFetch>>;
 type RequestInit = NonNullable<Parameters<typeof undiciFetch>[1]>;
@@ -124,6 +137,15 @@ export class HelperClient {
     if (res.status === 404) {
       const { error } = (await res.json().catch(() => ({}))) as { error?: string };
       return { result: 'Failed', reason: 'NotStored', message: error ?? `helper ${base} answered 404` };
+    }
+    if (REFUSED.has(res.status)) {
+      const { error } = (await res.json().catch(() => ({}))) as { error?: string };
+      return {
+        result: 'Failed',
+        reason: 'Refused',
+        status: res.status,
+        message: `helper refused the restore request (${res.status}): ${error ?? 'no reason given'}`,
+      };
     }
     throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
   }

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { READINESS_GATE, REASONS, type PullStatePolicyRestore } from '../../api/index.js';
+import { READINESS_GATE, REASONS, restoreTimeoutMs, type PullStatePolicyRestore } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { backoffDelay } from '../../runtime/backoff.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
@@ -36,13 +36,7 @@ const SLOW_RETRY_MS = 2000;
 /** Refusals (4xx) of a state by the app after which its restore is given up. */
 const MAX_REJECTIONS = 5;
 /**
- * How long a connected restore may wait for the app's answer. Not the pull timeout: an app that just started
- * on a busy node may take seconds to answer, and a push given up after its body was sent leaves it unknown
- * whether the state arrived, so the retry could restore it twice.
- */
-const RESTORE_ANSWER_MS = 30_000;
-/**
- * Restores running at once. Each mostly waits for an app's answer (up to RESTORE_ANSWER_MS): a failover of
+ * Restores running at once. Each mostly waits for an app's answer (at least MIN_RESTORE_ANSWER_MS): a failover of
  * many Pods must not queue behind a few slow apps.
  */
 const RESTORE_CONCURRENCY = 256;
@@ -89,6 +83,22 @@ interface RestoreJob {
   refreshed: boolean;
 }
 
+/**
+ * A restore that failed for a reason a retry cannot fix: what it was, so it can start again, and the policy
+ * and Pod it failed under, so it starts again only once one of them changed.
+ */
+interface StuckRestore {
+  from: CheckpointRecord;
+  restart?: RestartFacts;
+  under: string;
+}
+
+/** What a permanent restore failure depends on: the policy's spec and the Pod's identity and generation. */
+function failedUnder(t: RestoreTarget): string {
+  const m = t.pod.metadata;
+  return JSON.stringify([t.spec, m?.uid, m?.generation, t.pod.status?.podIP]);
+}
+
 /** A restart being checked by pulls: which process answers. */
 interface RestartCheck {
   t: RestoreTarget;
@@ -110,6 +120,8 @@ export class Restorer {
   private instanceRestarts = new Map<string, string>();
   /** Pods whose restart the API showed, being pulled (one run of `checks` each) to learn which process answers. */
   private verifying = new Map<string, RestartCheck>();
+  /** Restores stopped for a reason a retry cannot fix, by Pod UID; the gate stays closed meanwhile. */
+  private stuck = new Map<string, StuckRestore>();
   private readonly restores: WorkQueue;
   private readonly checks: WorkQueue;
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
@@ -150,6 +162,7 @@ export class Restorer {
     this.restartsSeen.delete(podUID);
     this.instanceRestarts.delete(podUID);
     this.verifying.delete(podUID);
+    this.stuck.delete(podUID);
     this.checks.forget(podUID);
   }
 
@@ -222,7 +235,12 @@ export class Restorer {
       const seen = this.restartsSeen.get(uid);
       const newInstance = this.instanceRestarts.get(uid);
       this.instanceRestarts.delete(uid);
-      const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt: appStartedAt(t.pod, t.spec) });
+      const restarted = restartedSinceSeen({
+        restarts,
+        seen,
+        newest,
+        startedAt: appStartedAt(t.pod, t.spec),
+      });
       this.restartsSeen.set(uid, restarts);
       if (seen === undefined)
         this.d.log.debug('first look at a protected Pod', {
@@ -234,6 +252,17 @@ export class Restorer {
           gate: gateTrue(t.pod),
         });
       if (this.jobs.has(uid)) continue;
+      const stuck = this.stuck.get(uid);
+      if (stuck) {
+        // Nothing changed since it failed for good: trying again would fail the same way, forever.
+        if (stuck.under === failedUnder(t)) continue;
+        this.stuck.delete(uid);
+        this.d.log.info('the policy or Pod changed since its restore failed; restoring again', {
+          pod: t.pod.metadata?.name,
+        });
+        this.start(t, stuck.from, stuck.restart);
+        continue;
+      }
       if (newInstance !== undefined && own && newest) {
         // A pull met a new process: the copies are all of the old one (the new one's answer was not stored).
         this.verifying.delete(uid);
@@ -252,7 +281,10 @@ export class Restorer {
         this.settled.delete(uid);
         // After a takeover, a gate opened since the container started says a previous leader restored this
         // process already; an app that names its process lets a pull confirm it without closing the gate.
-        const trusted = seen === undefined && own.instance !== undefined && gateOpenedSince(t.pod, appStartedAt(t.pod, t.spec));
+        const trusted =
+          seen === undefined &&
+          own.instance !== undefined &&
+          gateOpenedSince(t.pod, appStartedAt(t.pod, t.spec));
         if (!trusted)
           void this.setGate(
             t.pod,
@@ -389,7 +421,7 @@ export class Restorer {
             podIP: live.status?.podIP ?? '',
             port: t.spec.port,
             path: t.spec.restorePath,
-            timeoutMs: Math.max(t.spec.timeoutSeconds * 1000, RESTORE_ANSWER_MS),
+            timeoutMs: restoreTimeoutMs(t.spec),
             sequence: copy.sequence,
             target,
           },
@@ -424,6 +456,10 @@ export class Restorer {
           await this.setGate(live, 'True', 'Restored', message);
           const detected = this.d.faultDetectedAt?.(t.policyKey);
           if (detected) this.d.metrics.failoverSeconds.observe((this.now() - detected) / 1000);
+          return;
+        }
+        if (answer.reason === 'Refused') {
+          await this.giveUp(job, live, copy.node, copy.sizeBytes, answer.message);
           return;
         }
         failure = `${answer.reason}: ${answer.message}`;
@@ -472,6 +508,28 @@ export class Restorer {
     }
     // Fast while an app may be about to listen; after that, an app that takes minutes gets a slower beat.
     return attempt <= 40 ? backoffDelay(attempt, RETRY) : SLOW_RETRY_MS;
+  }
+
+  /**
+   * Ends a restore that cannot succeed as asked. The Pod is not settled: it is neither pulled (its empty
+   * state must not replace the checkpoint) nor let through its gate, whose message says what to fix. The
+   * next attempt comes when the policy or the Pod changes (see `consider`), not on a timer.
+   */
+  private async giveUp(job: RestoreJob, live: V1Pod, node: string, sizeBytes: number, why: string) {
+    const { t, from, restart, started } = job;
+    const name = t.pod.metadata!.name!;
+    this.stuck.set(t.pod.metadata!.uid!, { from, ...(restart ? { restart } : {}), under: failedUnder(t) });
+    const message = `restore of Pod ${from.pod}'s state stopped: ${why}. Fix the policy (port, restorePath, timeoutSeconds) or the Pod; the restore is tried again when either changes`;
+    this.report(t, {
+      pod: name,
+      fromPod: from.pod,
+      node,
+      sizeBytes,
+      durationMilliseconds: this.now() - started,
+      result: 'Failed',
+      message,
+    });
+    await this.setGate(live, 'False', REASONS.restoreFailed, message);
   }
 
   /**

@@ -67,7 +67,10 @@ describe('appContainer', () => {
   });
 
   it('has none in a Pod without containers', () => {
-    expect(appContainer({ spec: { containers: [] } }, { port: 1 })).toEqual({ name: undefined, choice: 'none' });
+    expect(appContainer({ spec: { containers: [] } }, { port: 1 })).toEqual({
+      name: undefined,
+      choice: 'none',
+    });
   });
 });
 

@@ -5,6 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type RestoreResult, type ResolvedSpec } from '../../../../src/api/index.js';
 import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { Restorer } from '../../../../src/controller/restores/restorer.js';
+import type { RestoreAnswer } from '../../../../src/controller/kube/helper-client.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import { record } from '../records.js';
 
@@ -23,14 +24,14 @@ const pod: V1Pod = {
   status: { podIP: '10.0.0.9', containerStatuses: [] },
 };
 
-let answers: RestoreResult[];
+let answers: RestoreAnswer[];
 let gates: [string, string][];
 let reports: string[];
 let restorer: Restorer;
 let term: AbortController;
 let restoreCalls: number;
 /** The new Pod is looked at (a reconcile), with the helper answering as `answers` say. */
-let begin: () => void;
+let begin: (s?: ResolvedSpec) => void;
 let book: CheckpointBook;
 
 beforeEach(() => {
@@ -70,9 +71,9 @@ beforeEach(() => {
     livePodByUID: () => pod,
     signal: term.signal,
   });
-  begin = () =>
+  begin = (s = spec) =>
     restorer.consider(
-      [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod }],
+      [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec: s, pod }],
       [book.get(orphan.podUID)!],
     );
 });
@@ -162,5 +163,35 @@ describe('Restorer', () => {
     await jest.advanceTimersByTimeAsync(60_000);
     expect(restoreCalls).toBe(stopped);
     expect(gates).toEqual([]);
+  });
+
+  it('stops a restore the helper refuses as asked, keeps the gate closed, and tries again only after a change', async () => {
+    answers = [
+      {
+        result: 'Failed',
+        reason: 'Refused',
+        status: 400,
+        message: 'helper refused the restore request (400): body/timeoutMs must be <= 600000',
+      },
+    ];
+    begin();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(restoreCalls).toBe(1);
+    expect(gates).toEqual([['False', 'RestoreFailed']]);
+    expect(restorer.isSettled('uid-new')).toBe(false);
+    expect(reports.at(-1)).toMatch(/restore of Pod old's state stopped: helper refused .*Fix the policy/);
+    // Reconciles of the same policy and Pod do not retry it.
+    begin();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(restoreCalls).toBe(1);
+    // The policy changed: the restore runs again.
+    answers = [
+      { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
+    ];
+    begin({ ...spec, timeoutSeconds: 5, restorePath: '/restore' });
+    await jest.advanceTimersByTimeAsync(10);
+    expect(restoreCalls).toBe(2);
+    expect(gates.at(-1)).toEqual(['True', 'Restored']);
+    expect(restorer.isSettled('uid-new')).toBe(true);
   });
 });

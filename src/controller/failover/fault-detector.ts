@@ -1,4 +1,4 @@
-import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { FENCE_TAINT, type PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';

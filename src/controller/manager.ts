@@ -35,7 +35,7 @@ import { WorkQueue, type ReconcileResult } from './kube/workqueue.js';
 import { FaultDetector, apiFaultActions } from './failover/fault-detector.js';
 import { Restorer } from './restores/restorer.js';
 import { GateKeeper } from './restores/gate-keeper.js';
-import { GateWriter } from './restores/readiness-gate.js';
+import { apiConditionPatch, GateWriter } from './restores/readiness-gate.js';
 import { WorkloadReconciler, workloadKey, type Workload } from './policies/workload-reconciler.js';
 import { HelperCertificateSigner } from './certificates/helper-signer.js';
 import { RestoreRequestReconciler } from './restores/restore-requests.js';
@@ -90,6 +90,7 @@ export class Manager {
   readonly restorer: Restorer;
   readonly detector: FaultDetector;
   readonly gateKeeper: GateKeeper;
+  private readonly gate: GateWriter;
   readonly signer: HelperCertificateSigner;
   readonly restoreRequests: RestoreRequestReconciler;
   private faultAt = new Map<string, number>();
@@ -194,15 +195,17 @@ export class Manager {
       log,
       signal: this.term.signal,
     });
-    const gate = new GateWriter(kc, log);
+    const currentPod = (namespace: string, name: string, uid: string) => {
+      const pod = this.pods.get(name, namespace);
+      return pod?.metadata?.uid === uid ? pod : undefined;
+    };
+    const gate = new GateWriter({ patch: apiConditionPatch(kc), currentPod, log, signal: this.term.signal });
+    this.gate = gate;
     this.gateKeeper = new GateKeeper({
       gate,
       events: this.events,
       log,
-      currentPod: (namespace, name, uid) => {
-        const pod = this.pods.get(name, namespace);
-        return pod?.metadata?.uid === uid ? pod : undefined;
-      },
+      currentPod,
       selected: (pod) => this.policyReconciler.keysForPod(pod).length > 0,
       signal: this.term.signal,
     });
@@ -335,7 +338,10 @@ export class Manager {
         this.faultAt.set(this.checkpointer.ownerOf(uid)!, Date.now());
         void this.checkpointer.finalize(uid);
       }
-      if (kind === 'delete') this.restorer.forget(uid);
+      if (kind === 'delete') {
+        this.restorer.forget(uid);
+        this.gate.forget(uid);
+      } else this.gate.podChanged(pod);
       if (this.synced) this.gateKeeper.podChanged(pod);
       for (const key of this.policyReconciler.keysForPod(pod)) this.policyQueue.add(key);
     });

@@ -67,6 +67,12 @@ export function pullDelayMs(intervalMs: number, failures: number): number {
 
 /** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */
 const jittered = (ms: number) => ms * (0.95 + Math.random() * 0.1);
+/**
+ * A new Pod's first pull comes at a random moment within this (or its interval, if shorter): spread, so a
+ * helper given many Pods at once does not pull them all together, but soon, so a Pod with a long interval
+ * (up to an hour) is not left without any copy for most of it.
+ */
+const FIRST_PULL_SPREAD_MS = 10_000;
 
 /**
  * Pulls the protected Pods of this node on their own timers, as the controller assigned them, and streams
@@ -97,7 +103,7 @@ export class NodePuller {
       if (!item.scheduled) {
         item.scheduled = true;
         added++;
-        this.arm(item, Math.random() * a.intervalMs);
+        this.arm(item, Math.random() * Math.min(a.intervalMs, FIRST_PULL_SPREAD_MS));
       }
     }
     return { pods: this.items.size, added, removed };

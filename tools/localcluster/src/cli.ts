@@ -68,7 +68,10 @@ node's /var/log/pods. The kubelet removes them with the Pod, as on any node.`,
                        its own Pods, and they keep answering inside the node
   heal <node>          bring the uplink of a partitioned node back
   stop <node>          kill the node's kubelet, kube-proxy, containerd, shims and containers at once
-  start <node>         boot a stopped node again (fresh /run, same disk)`,
+  start <node>         boot a stopped node again (fresh /run, same disk)
+
+  -c <container>       crash this container (a plain container or a native sidecar, that is an init
+                       container with restartPolicy Always); default: the Pod's first container`,
 };
 
 function parseFlags(

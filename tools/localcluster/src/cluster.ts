@@ -267,7 +267,8 @@ async function crash(state: ClusterState, target: string, container?: string): P
     .readNamespacedPod({ name: name!, namespace: namespace! })
     .catch(() => undefined);
   if (!pod) throw new UsageError(`pod ${namespace}/${name} not found`);
-  const statuses = pod.status?.containerStatuses ?? [];
+  // Native sidecars (init containers with restartPolicy Always) run beside the app and can crash too.
+  const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const cs = container ? statuses.find((s) => s.name === container) : statuses[0];
   if (!cs)
     throw new UsageError(

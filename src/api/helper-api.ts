@@ -24,6 +24,27 @@ export interface RestoreRequest {
   target?: RestoreTargetProcess;
 }
 
+/**
+ * Body of `POST /v1/probe`: the leader asks a helper to probe the helper of another node (SWIM's indirect
+ * probe), so a node is judged lost only when it is silent from more than one vantage point. The helper probes
+ * only `GET /readyz` on its own health port at `ip`: the caller picks the address, never port or path.
+ */
+export interface PeerProbeRequest {
+  /** The node whose helper is suspect (for the helper's logs and to refuse probing itself). */
+  node: string;
+  /** That helper's Pod IP. */
+  ip: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Answer of `POST /v1/probe`: what the probe saw (a `ProbeOutcome`). Only `unreachable` is silence; any
+ * other value is an answer, or at least an attempt that did not meet silence.
+ */
+export interface PeerProbeAnswer {
+  outcome: string;
+}
+
 /** Answer of a restore: the push's result, the generation pushed, and whether it had been pushed before. */
 export type RestoreResult = PushResult & {
   sequence: number;

@@ -255,6 +255,8 @@ export async function runHelper(args: string[]): Promise<void> {
     outbox,
     metrics,
     peerUser,
+    // The leader asks for a second opinion on a silent helper of another node before it fences that node.
+    peerProbe: { healthPort: flags['health-port'], podIP: flags['pod-ip'] },
     log,
   });
   api.app = app;

@@ -7,6 +7,8 @@ import {
   INSTANCE_PATTERN,
   MAX_RESTORE_TIMEOUT_MS,
   type AssignmentSet,
+  type PeerProbeAnswer,
+  type PeerProbeRequest,
   type Inventory,
   type PullAssignment,
   type RestoreRequest,
@@ -19,6 +21,7 @@ import type { ReportOutbox } from './report-outbox.js';
 import { pushState } from './restore-push.js';
 import { RestoreLedger, ledgerKey } from './restore-ledger.js';
 import type { Verdict } from './token-reviewer.js';
+import { probe as httpProbe, type ProbeOutcome } from '../runtime/http-probe.js';
 
 export interface HelperServerOptions {
   store: BlobStore;
@@ -35,10 +38,44 @@ export interface HelperServerOptions {
    * others) and nothing else.
    */
   peerUser?: string;
+  /** Probes the health port of other nodes' helpers for the leader (`POST /v1/probe`); absent: 404. */
+  peerProbe?: PeerProbeOptions;
   /** Serve HTTPS with this key and certificate (the helper always does; unit tests may serve plain HTTP). */
   tls?: { key: string; cert: string };
   log: Logger;
 }
+
+export interface PeerProbeOptions {
+  /** The helpers' health port (one DaemonSet: the same on every node); the only port ever probed. */
+  healthPort: number;
+  /** This helper's own Pod IP: probing itself is no second vantage point. */
+  podIP?: string;
+  /** One HTTP probe; tests pass a scripted one. */
+  probe?: (ip: string, port: number, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
+}
+
+/** Indirect probes running at once; more are refused (429): the leader asks for a few per suspect node. */
+const MAX_PEER_PROBES = 32;
+
+/**
+ * Addresses no helper Pod has: loopback, "this network", link-local (the clouds' metadata service) and
+ * multicast, reserved and broadcast. A peer probe never goes there, whoever asks.
+ */
+export function notAPodIP(ip: string): boolean {
+  const [a, b] = ip.split('.').map(Number) as [number, number];
+  return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224;
+}
+
+const peerProbeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['node', 'ip'],
+  properties: {
+    node: { type: 'string', minLength: 1, maxLength: 253 },
+    ip: { type: 'string', format: 'ipv4' },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 2000, default: 400 },
+  },
+} as const;
 
 /** Longest long poll of `GET /v1/reports`. */
 const MAX_REPORT_WAIT_MS = 60_000;
@@ -262,6 +299,37 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             const gone = new AbortController();
             req.raw.once('close', () => gone.abort());
             return outbox.next(req.query.after ?? 0, req.query.boot, req.query.waitMs, gone.signal);
+          },
+        );
+      }
+
+      const peerProbe = o.peerProbe;
+      if (peerProbe) {
+        const probe = peerProbe.probe ?? httpProbe;
+        let running = 0;
+        // Only the controller gets here (the peer identity may only store copies). It names an address, but
+        // the port is the helpers' health port and the path /readyz, whatever it sends, and the answer is the
+        // outcome alone: no body, no header. So the endpoint cannot reach an app's state port (which admits
+        // helpers), and tells the caller no more than whether something answers on the helpers' health port.
+        api.post<{ Body: PeerProbeRequest }>(
+          '/probe',
+          { schema: { body: peerProbeSchema } },
+          async (req, reply): Promise<PeerProbeAnswer | FastifyReply> => {
+            const { node, ip, timeoutMs = 400 } = req.body;
+            if (node === o.nodeName || ip === peerProbe.podIP)
+              return reply.code(400).send({ error: 'a helper is no second opinion on itself' });
+            if (notAPodIP(ip))
+              return reply.code(403).send({ error: `${ip} cannot be a helper Pod's IP: not probed` });
+            if (running >= MAX_PEER_PROBES)
+              return reply.code(429).send({ error: `${MAX_PEER_PROBES} peer probes running already` });
+            running++;
+            try {
+              const outcome = await probe(ip, peerProbe.healthPort, '/readyz', timeoutMs);
+              if (outcome !== 'ok') o.log.info('peer probe', { node, ip, outcome });
+              return { outcome };
+            } finally {
+              running--;
+            }
           },
         );
       }

@@ -2,6 +2,8 @@ import {
   HELPER_API,
   type AssignmentSet,
   type Inventory,
+  type PeerProbeAnswer,
+  type PeerProbeRequest,
   type PullAssignment,
   type PullReport,
   type ReportBatch,
@@ -118,6 +120,22 @@ export class HelperClient {
     });
     if (!res.ok && res.status !== 404)
       throw new Error(`helper ${base} answered ${res.status}: ${await res.text()}`);
+  }
+
+  /**
+   * Has a helper probe the health port of another node's helper (an indirect probe); the outcome it saw.
+   * Throws if this helper could not be asked: that is no report on the other one.
+   */
+  async probe(base: string, target: PeerProbeRequest, timeoutMs: number): Promise<string> {
+    const res = await this.call(`${base}${HELPER_API}/probe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(target),
+      timeoutMs,
+    });
+    const { outcome } = await this.json<PeerProbeAnswer>(base, res);
+    if (typeof outcome !== 'string') throw new Error(`helper ${base} answered no probe outcome`);
+    return outcome;
   }
 
   /** Asks a helper to push its copy into a Pod; the answer says whether to retry. */

@@ -15,6 +15,9 @@ const auth = { authorization: 'Bearer good' };
 let dir: string;
 let app: ReturnType<typeof buildHelperServer>;
 let base: string;
+/** What the helper's peer probes were asked to probe, and what they meet. */
+let peerProbes: string[];
+let peerOutcome: string;
 
 interface Answer {
   statusCode: number;
@@ -46,18 +49,31 @@ async function call(o: {
 }
 
 beforeEach(async () => {
+  peerProbes = [];
+  peerOutcome = 'unreachable';
   dir = await mkdtemp(join(tmpdir(), 'helper-'));
   const store = await BlobStore.open(dir, { maxBlobBytes: 100, quotaBytes: 1000 });
   app = buildHelperServer({
     store,
     nodeName: 'n1',
     log: createLogger('test', 'error'),
+    peerUser: 'peer',
+    peerProbe: {
+      healthPort: 9501,
+      podIP: '10.0.0.1',
+      probe: async (ip, port, path, timeoutMs) => {
+        peerProbes.push(`${ip}:${port}${path} ${timeoutMs}`);
+        return peerOutcome as never;
+      },
+    },
     review: async (a) =>
       a === 'Bearer good'
         ? { ok: true, user: 'controller' }
-        : a
-          ? { ok: false, status: 403, message: 'other may not use the helper' }
-          : { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' },
+        : a === 'Bearer peer'
+          ? { ok: true, user: 'peer' }
+          : a
+            ? { ok: false, status: 403, message: 'other may not use the helper' }
+            : { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' },
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 });
@@ -307,5 +323,61 @@ describe('helper API', () => {
       app.closeAllConnections();
       await new Promise((r) => app.close(r));
     }
+  });
+});
+
+// The leader's indirect probe of another node's helper (SWIM): a second vantage point before a fence.
+describe('peer probe (POST /v1/probe)', () => {
+  const probe = (payload: unknown, headers: Record<string, string> = auth) =>
+    call({ method: 'POST', url: '/v1/probe', payload, headers });
+
+  it("probes the other helper's /readyz on the health port and answers the outcome alone", async () => {
+    for (const outcome of ['unreachable', 'failed', 'ok']) {
+      peerOutcome = outcome;
+      const r = await probe({ node: 'n2', ip: '10.0.2.7', timeoutMs: 300 });
+      expect(r.statusCode).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ outcome });
+    }
+    await probe({ node: 'n2', ip: '10.0.2.7' });
+    expect(peerProbes).toEqual([
+      '10.0.2.7:9501/readyz 300',
+      '10.0.2.7:9501/readyz 300',
+      '10.0.2.7:9501/readyz 300',
+      '10.0.2.7:9501/readyz 400',
+    ]);
+  });
+
+  it('is for the controller alone: the peer identity and strangers are refused', async () => {
+    expect((await probe({ node: 'n2', ip: '10.0.2.7' }, {})).statusCode).toBe(401);
+    expect((await probe({ node: 'n2', ip: '10.0.2.7' }, { authorization: 'Bearer x' })).statusCode).toBe(403);
+    expect((await probe({ node: 'n2', ip: '10.0.2.7' }, { authorization: 'Bearer peer' })).statusCode).toBe(
+      403,
+    );
+    expect(peerProbes).toEqual([]);
+  });
+
+  it('probes no address but a Pod IP, and neither another port or path nor itself (SSRF)', async () => {
+    // The caller names the address only: a port or path of its own (an app's state port admits helpers) is
+    // refused, and so are names, loopback, the metadata service, multicast and broadcast.
+    const refused: [unknown, number][] = [
+      [{ node: 'n2', ip: '10.0.2.7', port: 8080 }, 400],
+      [{ node: 'n2', ip: '10.0.2.7', path: '/state' }, 400],
+      [{ node: 'n2', ip: '10.0.2.7:8080' }, 400],
+      [{ node: 'n2', ip: 'metadata.google.internal' }, 400],
+      [{ node: 'n2', ip: '10.0.2.7', timeoutMs: 60_000 }, 400],
+      [{ node: 'n2', ip: '127.0.0.1' }, 403],
+      [{ node: 'n2', ip: '169.254.169.254' }, 403],
+      [{ node: 'n2', ip: '0.0.0.0' }, 403],
+      [{ node: 'n2', ip: '224.0.0.1' }, 403],
+      [{ node: 'n2', ip: '255.255.255.255' }, 403],
+      // Probing itself would be no second vantage point.
+      [{ node: 'n1', ip: '10.0.2.7' }, 400],
+      [{ node: 'n2', ip: '10.0.0.1' }, 400],
+    ];
+    for (const [payload, status] of refused) {
+      const r = await probe(payload);
+      expect({ payload, status: r.statusCode }).toEqual({ payload, status });
+    }
+    expect(peerProbes).toEqual([]);
   });
 });

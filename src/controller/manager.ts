@@ -22,7 +22,6 @@ import { CheckpointBook, policyKey } from './checkpoints/checkpoint-book.js';
 import { Checkpointer } from './checkpoints/checkpointer.js';
 import { AssignmentPublisher } from './checkpoints/assignment-publisher.js';
 import { ReportCollector } from './checkpoints/report-collector.js';
-import { appRestartCount } from './kube/app-container.js';
 import { ClusterView, isHelperPod } from './kube/cluster-view.js';
 import { EventRecorder } from './kube/events.js';
 import { HelperClient } from './kube/helper-client.js';
@@ -248,12 +247,8 @@ export class Manager {
       events: this.events,
       log,
       restoring: (uid) => !this.restorer.isSettled(uid),
-      // A new leader has not probed anything yet; a copy pulled from the current process says it answered.
-      pulledSinceStart: ({ pod, spec }) => {
-        const restarts = appRestartCount(pod, spec);
-        const copies = this.book.get(pod.metadata?.uid ?? '')?.copies.values() ?? [];
-        return [...copies].some((c) => c.restartCount === restarts);
-      },
+      // A second opinion on a silent helper, from the helper of another node (its health port admits helpers).
+      indirectProbe: (via, target, timeoutMs) => this.helpers.probe(via.url, target, timeoutMs),
       onFault: (key) => this.faultAt.set(key, Date.now()),
       givenUp: (uid) => {
         const r = this.book.get(uid);

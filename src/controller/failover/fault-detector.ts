@@ -1,4 +1,4 @@
-import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { FENCE_TAINT, type PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
@@ -6,7 +6,7 @@ import { probe as httpProbe, type ProbeOutcome } from '../../runtime/http-probe.
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { appRestartCount, appStarted } from '../kube/app-container.js';
-import type { ClusterView } from '../kube/cluster-view.js';
+import { isPodReady, type ClusterView, type HelperEndpoint } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
@@ -15,47 +15,29 @@ import { probeTarget } from './probe-target.js';
 
 export { probeTarget };
 
-/** Helpers are probed this often; a node whose helper and Pods all fail is declared failed. */
+/** Helpers are probed this often, each probe waiting at most HELPER_PROBE_TIMEOUT_MS. */
 const HELPER_PROBE_MS = 500;
+const HELPER_PROBE_TIMEOUT_MS = 400;
+/** The leader's probes of a node's helper met with silence that counts, in a row, before the node is lost. */
 const HELPER_FAILURES = 3;
+/** Helpers of other nodes asked for a second opinion on a silent helper (SWIM's k); all if fewer. */
+const INDIRECT_PROBES = 2;
+/** The asked helper waits this long for the suspect's answer; the call to it allows for its own round trip. */
+const INDIRECT_PROBE_TIMEOUT_MS = 400;
+const INDIRECT_CALL_TIMEOUT_MS = 1000;
 /** The queue key of the helper probe round; every other key is `pod/<uid>`, a Pod probed from here. */
 const HELPERS_KEY = 'helpers';
 const podKey = (uid: string) => `pod/${uid}`;
 /** Pods of suspect nodes probed at once (each waits at most 80 % of its period). */
 const PROBE_CONCURRENCY = 256;
 
-export interface ProbeState {
-  failures: number;
-  /** The app has answered a probe since its (re)start: only then can a failed probe mean a fault. */
-  answered: boolean;
+/** Restarts of all of a helper Pod's containers (its one container, as the DaemonSet is written). */
+function helperRestarts(pod: V1Pod): number {
+  return (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
 }
 
-/**
- * One probe's effect on a Pod's state (pure). A slow-starting app (a JVM, heavy imports, data loaded at
- * start) is not a failed one: failures count only once the kubelet reports the containers started and the
- * app has answered since then; an app that never comes up is the kubelet's business (its own probes and
- * back-off). While a restore runs the app may be busy: not a fault either.
- */
-export function probeVerdict(
-  s: ProbeState,
-  o: {
-    ok: boolean;
-    started: boolean;
-    restoring: boolean;
-    /** A checkpoint was pulled from this process (same restart count): known even after a takeover. */
-    pulledSinceStart: boolean;
-  },
-): ProbeState {
-  if (!o.started) return { failures: 0, answered: false };
-  if (o.ok) return { failures: 0, answered: true };
-  const answered = s.answered || o.pulledSinceStart;
-  if (!answered || o.restoring) return { failures: 0, answered };
-  return { failures: s.failures + 1, answered: true };
-}
-
-interface PodProbe extends ProbeState {
-  entry: ProtectedPod;
-}
+/** Silence means nothing else: a refused or reset connection, an HTTP status, a TLS alert all come from a live node. */
+const silent = (outcome: string) => outcome === 'unreachable';
 
 /** What the detector does to the cluster when it acts on a fault. */
 export interface FaultActions {
@@ -83,16 +65,24 @@ export function apiFaultActions(kc: KubeConfig): FaultActions {
 
 export type Probe = (host: string, port: number, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
 
+/**
+ * Asks the helper `via` (on another node) to probe the health port of `target`, the suspect node's helper;
+ * resolves to the outcome it saw, rejects if `via` could not be asked (then it reported nothing).
+ */
+export type IndirectProbe = (
+  via: HelperEndpoint,
+  target: { node: string; ip: string; timeoutMs: number },
+  callTimeoutMs: number,
+) => Promise<string>;
+
 export interface FaultDetectorDeps {
   actions: FaultActions;
-  view: ClusterView;
+  view: Pick<ClusterView, 'helpers' | 'helperPod' | 'helperProbed' | 'nodeReady' | 'nodeReadyIgnoringFence'>;
   nodes: Informer<V1Node>;
   events: EventRecorder;
   log: Logger;
   /** True while the Pod's state is being restored. */
   restoring: (podUID: string) => boolean;
-  /** True if a checkpoint was pulled from the Pod's current process (its app has answered). */
-  pulledSinceStart: (entry: ProtectedPod) => boolean;
   /** A fault was acted on for this policy (for the detection-to-ready metric). */
   onFault: (policyKey: string) => void;
   /** The Pod is given up for lost (about to be deleted): what its process does from now on is not its state. */
@@ -103,28 +93,70 @@ export interface FaultDetectorDeps {
   signal?: AbortSignal;
   /** One HTTP probe; tests pass a scripted one. */
   probe?: Probe;
+  /** A probe of a suspect helper by the helper of another node; tests pass a scripted one. */
+  indirectProbe: IndirectProbe;
   /** Milliseconds, for the fixed probe rate (tests pass a fake clock). */
   now?: () => number;
+}
+
+/** One suspicion of a node: from its helper's first counted silence until anything on the node answers. */
+interface Suspicion {
+  /** Indirect probe rounds running. */
+  inFlight: number;
+  /** Indirect probes that reported silence (one that reported an answer ended the suspicion). */
+  silentReports: number;
+  /** Whether any helper of another node was usable to ask. */
+  peersAsked: boolean;
+  /** Logged once: the decision waits for the API because nobody else could confirm. */
+  waitingForApi?: boolean;
+}
+
+interface NodeWatch {
+  /** The leader's probes of the node's helper met with silence that counts, in a row. */
+  silent: number;
+  /** The helper Pod that last answered the leader, and its container restarts then. */
+  answeredBy?: { uid: string; restarts: number };
+  suspicion?: Suspicion;
+  /** Why the helper's last silence did not count (logged when it changes). */
+  excused?: string;
 }
 
 /**
  * Fast failover (`http-sf`), split like Kubernetes splits it: each node's helper probes the Pods of its node
  * every `failover.periodMilliseconds` and reports a Pod that failed `failureThreshold` probes in a row; the
- * leader deletes it at once (grace period 0) so its workload controller makes the replacement now. The
- * leader itself probes only the helpers (one per node). A node whose helper stops answering is suspect: only
- * then does the leader probe that node's Pods itself, and if they fail too the node is gone: it is fenced
- * with a NoSchedule taint first (so the replacement does not land there), then all its protected Pods are
- * deleted. The taint is removed once the node and its helper are healthy again.
+ * leader deletes it at once (grace period 0) so its workload controller makes the replacement now.
+ *
+ * The leader itself probes only the helpers' health ports (one per node, every HELPER_PROBE_MS) and judges
+ * nodes. A false fence kills healthy apps and may run two copies of a StatefulSet identity, so a node is
+ * declared lost only on evidence that it is gone, never on an answer from it:
+ * - Any answer proves the node up and ends the suspicion: an HTTP status of any kind, a refused or reset
+ *   connection, a TLS error, from its helper or any of its Pods, seen by the leader or by another helper. Only
+ *   silence (no connection within the timeout, or "host unreachable") counts.
+ * - The silence of a helper counts only while the API shows it should answer: not terminating, not replaced
+ *   or restarted since it last answered the leader (a DaemonSet rollout closes the health port for seconds),
+ *   and Ready, unless the API shows the node NotReady/Unknown (then the node explains it). A node without a
+ *   helper Pod is never judged: nothing there could answer.
+ * - SWIM's indirect probes (as in hashicorp/memberlist): at a helper's first counted silence, and again after
+ *   each round, the leader asks up to INDIRECT_PROBES helpers of other nodes to probe it (`POST /v1/probe`),
+ *   in parallel with its own next probes. The node is lost only after HELPER_FAILURES counted silences in a
+ *   row, with every indirect probe that reported having met silence too and none still running. If no other
+ *   helper could be asked or none reported (a small cluster, or the leader cut off from the others), the
+ *   API's node NotReady/Unknown must confirm it as well: a leader alone leans to not fencing.
+ * - Meanwhile the leader probes the suspect node's Pods too, but only for an answer: a NetworkPolicy that
+ *   admits only the helpers to a state port makes the leader's probe meet silence on a healthy node.
+ * A lost node is fenced with a NoSchedule taint first (so the replacement does not land there), then all its
+ * protected Pods are deleted. The taint is removed once the node and its helper are healthy again.
  */
 export class FaultDetector {
-  private probes = new Map<string, PodProbe>();
-  private helperFailures = new Map<string, number>();
-  private suspects = new Set<string>();
+  /** The http-sf Pods, by UID. */
+  private pods = new Map<string, ProtectedPod>();
+  private watches = new Map<string, NodeWatch>();
   private failing = new Set<string>();
   private fenced = new Set<string>();
   private unfencing = new Set<string>();
   private deleted = new Set<string>();
-  private restarts = new Map<string, number>();
+  /** Spreads indirect probes over the other helpers. */
+  private rotation = 0;
   /** The helper probe round and the Pods probed from here, each key again after its period. */
   private readonly queue: WorkQueue;
   private readonly probe: Probe;
@@ -160,101 +192,57 @@ export class FaultDetector {
     const wanted = new Map(
       entries.filter((e) => e.spec.mode === 'http-sf').map((e) => [e.pod.metadata!.uid!, e]),
     );
-    for (const uid of this.probes.keys()) {
+    for (const uid of this.pods.keys()) {
       if (!wanted.has(uid)) {
         this.queue.forget(podKey(uid));
-        this.probes.delete(uid);
-        this.restarts.delete(uid);
+        this.pods.delete(uid);
       }
     }
     // A deleted Pod leaves the wanted set (it is terminating or gone): its uid need not be kept.
     for (const uid of this.deleted) if (!wanted.has(uid)) this.deleted.delete(uid);
-    const helperNodes = this.d.view.helpers();
-    for (const node of this.helperFailures.keys())
-      if (!helperNodes.has(node)) this.helperFailures.delete(node);
     for (const [uid, entry] of wanted) {
-      const p = this.probes.get(uid);
-      // A container restarting in place is the kubelet's job: the new process has to answer first.
-      const restarts = appRestartCount(entry.pod, entry.spec);
-      if (p && this.restarts.get(uid) !== restarts) {
-        p.failures = 0;
-        p.answered = false;
-      }
-      this.restarts.set(uid, restarts);
-      if (p) p.entry = entry;
-      else {
-        const fresh: PodProbe = { entry, failures: 0, answered: false };
-        this.probes.set(uid, fresh);
-        if (this.suspect(entry.pod.spec?.nodeName ?? ''))
-          this.queue.addAfter(podKey(uid), entry.spec.failover.periodMilliseconds);
-      }
+      const fresh = !this.pods.has(uid);
+      this.pods.set(uid, entry);
+      if (fresh && this.suspect(entry.pod.spec?.nodeName ?? ''))
+        this.queue.addAfter(podKey(uid), entry.spec.failover.periodMilliseconds);
     }
   }
 
   /** A helper reports a Pod of its node that failed its probes. */
   podFaultReported(node: string, fault: PodFault): void {
-    const p = this.probes.get(fault.podUID);
-    if (!p || p.entry.pod.spec?.nodeName !== node) return;
+    const entry = this.pods.get(fault.podUID);
+    if (!entry || entry.pod.spec?.nodeName !== node) return;
     // The kubelet restarted it since (or is starting it): the new process gets its own chance.
-    if (
-      appRestartCount(p.entry.pod, p.entry.spec) !== fault.restartCount ||
-      !appStarted(p.entry.pod, p.entry.spec)
-    )
+    if (appRestartCount(entry.pod, entry.spec) !== fault.restartCount || !appStarted(entry.pod, entry.spec))
       return;
     if (this.d.restoring(fault.podUID)) return;
-    void this.deletePod(p.entry, `${fault.message}, seen by the helper of node ${node}`);
+    void this.deletePod(entry, `${fault.message}, seen by the helper of node ${node}`);
   }
 
-  /** A node whose helper is missing or has stopped answering: its Pods are probed from here meanwhile. */
+  /** A node whose helper's silence counts: its Pods are probed from here meanwhile, for an answer. */
   private suspect(node: string): boolean {
-    return this.suspects.has(node);
+    return (this.watches.get(node)?.silent ?? 0) >= 1;
   }
 
   /**
-   * One probe of a Pod of a suspect node. Probes run at a fixed rate: a probe that times out does not push
-   * the next one back by its timeout.
+   * One probe of a Pod of a suspect node, at a fixed rate (one that times out does not push the next one
+   * back). Only an answer means something: silence may be a NetworkPolicy that admits only the helpers.
    */
   private async probePod(uid: string): Promise<ReconcileResult> {
-    const p = this.probes.get(uid);
-    if (!p || !this.suspect(p.entry.pod.spec?.nodeName ?? '')) return;
+    const entry = this.pods.get(uid);
+    const node = entry?.pod.spec?.nodeName ?? '';
+    if (!entry || !this.suspect(node)) return;
     const started = this.now();
-    const { pod, spec } = p.entry;
-    const target = probeTarget(pod, spec);
-    const period = spec.failover.periodMilliseconds;
+    const target = probeTarget(entry.pod, entry.spec);
+    const period = entry.spec.failover.periodMilliseconds;
     const outcome = await this.probe(
-      pod.status?.podIP ?? '',
+      entry.pod.status?.podIP ?? '',
       target.port,
       target.path,
       Math.max(100, Math.round(period * 0.8)),
     );
-    const ok = outcome === 'ok';
-    if (this.probes.get(uid) !== p) return;
-    const seen = {
-      ok,
-      started: appStarted(p.entry.pod, p.entry.spec),
-      restoring: this.d.restoring(uid),
-      pulledSinceStart: this.d.pulledSinceStart(p.entry),
-    };
-    const next = probeVerdict(p, seen);
-    if (!ok)
-      this.d.log.debug('Pod of a suspect node did not answer', {
-        pod: pod.metadata?.name,
-        outcome,
-        ...seen,
-        failures: next.failures,
-        helperFailures: this.helperFailures.get(pod.spec?.nodeName ?? ''),
-      });
-    p.failures = next.failures;
-    p.answered = next.answered;
-    const node = pod.spec?.nodeName ?? '';
-    // The helper on the Pod's node missed HELPER_FAILURES probes and the Pod does not answer either: the
-    // node is unreachable. One failed Pod probe confirms it; the threshold is for a Pod failing alone. A Pod
-    // not known to have answered yet (restored onto the node, or placed there while its helper showed not
-    // Ready, so never pulled) confirms it only by silence: a starting app refuses, a lost node says nothing.
-    const confirms = p.failures >= 1 || outcome === 'unreachable';
-    if (confirms && this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
-    else if (p.failures >= spec.failover.failureThreshold) await this.podFailed(p);
-    if (this.probes.get(uid) !== p || !this.suspect(node)) return;
+    if (!silent(outcome)) this.answered(node, `Pod ${entry.pod.metadata?.name} (${outcome})`);
+    if (this.pods.get(uid) !== entry || !this.suspect(node)) return;
     return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
   }
 
@@ -262,78 +250,171 @@ export class FaultDetector {
   private async probeHelpers(): Promise<ReconcileResult> {
     const started = this.now();
     const helpers = this.d.view.helpers();
+    // A node without a helper Pod has nothing that could answer: its suspicion, if any, ends.
+    for (const node of this.watches.keys()) if (!helpers.has(node)) this.watches.delete(node);
     await Promise.all(
       [...helpers].map(async ([node, ep]) => {
         const u = new URL(ep.healthUrl);
         // /readyz: any answer says the node is there; a ready one says the helper can work, which the API
         // may show only seconds later.
-        const outcome = await this.probe(u.hostname, Number(u.port), '/readyz', 400);
-        const ok = outcome === 'ok' || outcome === 'error';
+        const outcome = await this.probe(u.hostname, Number(u.port), '/readyz', HELPER_PROBE_TIMEOUT_MS);
         if (this.d.view.helperProbed(node, ep.pod, outcome === 'ok')) this.d.onHelperReadiness?.(node);
-        const before = this.helperFailures.get(node) ?? 0;
-        this.helperFailures.set(node, ok ? 0 : before + 1);
-        // Transitions only: a node's helper missing probes is the first sign of a node loss.
-        if (!ok && before === 0) this.d.log.info('helper missed a health probe', { node, url: ep.healthUrl });
-        if (ok && before > 0)
-          this.d.log.info('helper answers its health probe again', { node, missed: before });
-        // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
-        if (ok && this.fenced.has(node) && this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
+        if (!silent(outcome)) {
+          this.answered(node, `its helper (${outcome})`, ep);
+          // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
+          if ((outcome === 'ok' || outcome === 'error') && this.fenced.has(node))
+            if (this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
+        } else this.helperSilent(node, ep);
       }),
     );
-    this.updateSuspects(helpers);
     return { requeueAfterMs: Math.max(0, HELPER_PROBE_MS - (this.now() - started)) };
   }
 
-  private updateSuspects(helpers: Map<string, unknown>): void {
-    const now = new Set<string>();
-    for (const p of this.probes.values()) {
-      const node = p.entry.pod.spec?.nodeName;
-      // One missed helper probe is enough to start looking: a node loss is then confirmed as fast as before.
-      if (node && (!helpers.has(node) || (this.helperFailures.get(node) ?? 0) >= 1)) now.add(node);
-    }
-    // Set first: a probe queued below may run at once and asks whether its node is still suspect.
-    const before = this.suspects;
-    this.suspects = now;
-    for (const node of now) if (!before.has(node)) this.probeNodePods(node, true);
-    for (const node of before) if (!now.has(node)) this.probeNodePods(node, false);
+  private watch(node: string): NodeWatch {
+    let w = this.watches.get(node);
+    if (!w) this.watches.set(node, (w = { silent: 0 }));
+    return w;
   }
 
-  /** Starts (or stops) probing a node's Pods from the leader, while its helper cannot. */
-  private probeNodePods(node: string, on: boolean): void {
-    if (on) this.d.log.info('helper missing or not answering: probing its Pods from here', { node });
-    for (const [uid, p] of this.probes) {
-      if (p.entry.pod.spec?.nodeName !== node) continue;
-      if (on) this.queue.add(podKey(uid));
-      else {
-        this.queue.forget(podKey(uid));
-        p.failures = 0;
+  /** Something on the node answered: it is up, whatever else was silent. */
+  private answered(node: string, by: string, ep?: HelperEndpoint): void {
+    const w = this.watch(node);
+    if (w.silent > 0 || w.suspicion)
+      this.d.log.info('node answers: not lost', { node, by, silent: w.silent });
+    w.silent = 0;
+    w.suspicion = undefined;
+    w.excused = undefined;
+    const pod = ep && this.d.view.helperPod(ep.pod);
+    if (pod?.metadata?.uid) w.answeredBy = { uid: pod.metadata.uid, restarts: helperRestarts(pod) };
+  }
+
+  /**
+   * Why the silence of a node's helper says nothing about the node, if it does not: the API shows the helper
+   * going, new, restarted or not Ready while its node is Ready.
+   */
+  private silenceExcuse(node: string, ep: HelperEndpoint, w: NodeWatch): string | undefined {
+    const pod = this.d.view.helperPod(ep.pod);
+    if (!pod?.metadata?.uid) return 'its helper Pod is not in the API';
+    if (pod.metadata.deletionTimestamp) return 'its helper Pod is terminating';
+    if (w.answeredBy && w.answeredBy.uid !== pod.metadata.uid)
+      return 'its helper Pod replaced the one that last answered (a rollout)';
+    if (w.answeredBy && w.answeredBy.restarts !== helperRestarts(pod))
+      return 'its helper restarted since it last answered';
+    if (!isPodReady(pod) && this.d.view.nodeReadyIgnoringFence(node))
+      return 'its helper Pod is not Ready (and the node is)';
+    return undefined;
+  }
+
+  private helperSilent(node: string, ep: HelperEndpoint): void {
+    const w = this.watch(node);
+    const excuse = this.silenceExcuse(node, ep, w);
+    if (excuse) {
+      if (w.excused !== excuse) this.d.log.info('helper silent, which says nothing', { node, why: excuse });
+      w.excused = excuse;
+      w.silent = 0;
+      w.suspicion = undefined;
+      return;
+    }
+    w.excused = undefined;
+    w.silent++;
+    if (w.silent === 1) {
+      this.d.log.info('helper missed a health probe: asking other helpers, probing its Pods', {
+        node,
+        url: ep.healthUrl,
+      });
+      this.probeNodePods(node);
+    }
+    const s = (w.suspicion ??= { inFlight: 0, silentReports: 0, peersAsked: false });
+    if (s.inFlight === 0) void this.askPeers(node, ep, s);
+    this.judge(node);
+  }
+
+  /** Other nodes' helpers that can give a second opinion now: answering, on Ready unfenced nodes. */
+  private peers(node: string): HelperEndpoint[] {
+    const all = [...this.d.view.helpers()]
+      .filter(
+        ([n, ep]) =>
+          n !== node && ep.ready && this.d.view.nodeReady(n) && !this.fenced.has(n) && !this.suspect(n),
+      )
+      .map(([, ep]) => ep)
+      .sort((a, b) => a.node.localeCompare(b.node));
+    if (all.length <= INDIRECT_PROBES) return all;
+    const from = this.rotation++ % all.length;
+    return [...all.slice(from), ...all.slice(0, from)].slice(0, INDIRECT_PROBES);
+  }
+
+  /** One round of indirect probes of a suspect helper; the node is judged again when all reported. */
+  private async askPeers(node: string, ep: HelperEndpoint, s: Suspicion): Promise<void> {
+    const peers = this.peers(node);
+    if (peers.length === 0) return;
+    s.peersAsked = true;
+    s.inFlight++;
+    const target = { node, ip: new URL(ep.healthUrl).hostname, timeoutMs: INDIRECT_PROBE_TIMEOUT_MS };
+    await Promise.all(
+      peers.map(async (via) => {
+        try {
+          const outcome = await this.d.indirectProbe(via, target, INDIRECT_CALL_TIMEOUT_MS);
+          if (this.watches.get(node)?.suspicion !== s) return;
+          if (!silent(outcome))
+            this.answered(node, `its helper, probed by the helper of ${via.node} (${outcome})`);
+          else s.silentReports++;
+        } catch (err) {
+          this.d.log.debug('could not ask a helper to probe another', {
+            node,
+            via: via.node,
+            error: errorMessage(err),
+          });
+        }
+      }),
+    );
+    s.inFlight--;
+    this.judge(node);
+  }
+
+  /** Declares the node lost if every vantage point met silence (see the class comment). */
+  private judge(node: string): void {
+    const w = this.watches.get(node);
+    const s = w?.suspicion;
+    if (!w || !s || w.silent < HELPER_FAILURES || s.inFlight > 0) return;
+    if (this.fenced.has(node) || this.failing.has(node)) return;
+    let why = `its helper was silent to ${w.silent} probes, and to ${s.silentReports} from other nodes' helpers`;
+    if (s.silentReports === 0) {
+      // Nobody else could look: the leader may be the one cut off. Only the API can confirm it then.
+      if (this.d.view.nodeReadyIgnoringFence(node)) {
+        if (!s.waitingForApi)
+          this.d.log.warn(
+            'helper silent, but no other helper could confirm it: waiting for the node NotReady',
+            {
+              node,
+              peersAsked: s.peersAsked,
+            },
+          );
+        s.waitingForApi = true;
+        return;
       }
+      why = `its helper was silent to ${w.silent} probes and the API shows it NotReady (no other helper could probe it)`;
     }
+    void this.nodeFailed(node, why);
   }
 
-  private helperDown(node: string): boolean {
-    return (this.helperFailures.get(node) ?? 0) >= HELPER_FAILURES;
+  /** Starts probing a node's Pods from the leader, for an answer while its helper is silent. */
+  private probeNodePods(node: string): void {
+    for (const [uid, e] of this.pods) if (e.pod.spec?.nodeName === node) this.queue.add(podKey(uid));
   }
 
-  private async podFailed(p: PodProbe): Promise<void> {
-    const node = p.entry.pod.spec?.nodeName ?? '';
-    if (this.helperDown(node) && !this.fenced.has(node)) await this.nodeFailed(node);
-    else await this.deletePod(p.entry, `${p.failures} probes in a row failed`);
-  }
-
-  private async nodeFailed(node: string): Promise<void> {
-    // Several Pods of the node reach this at once: one fence and one round of deletes.
+  private async nodeFailed(node: string, why: string): Promise<void> {
+    // Several paths reach this at once: one fence and one round of deletes.
     if (this.failing.has(node)) return;
     this.failing.add(node);
     try {
-      await this.fenceAndEvacuate(node);
+      await this.fenceAndEvacuate(node, why);
     } finally {
       this.failing.delete(node);
     }
   }
 
-  private async fenceAndEvacuate(node: string): Promise<void> {
-    this.d.log.warn('node failed: its helper and protected Pods are unreachable; fencing it', { node });
+  private async fenceAndEvacuate(node: string, why: string): Promise<void> {
+    this.d.log.warn('node lost: fencing it and deleting its protected Pods', { node, why });
     try {
       await this.setFence(node, true);
     } catch (err) {
@@ -342,10 +423,9 @@ export class FaultDetector {
         error: errorMessage(err),
       });
     }
-    const onNode = [...this.probes.values()].filter((x) => x.entry.pod.spec?.nodeName === node);
-    await Promise.all(onNode.map((x) => this.deletePod(x.entry, `node ${node} is unreachable`)));
+    const onNode = [...this.pods.values()].filter((e) => e.pod.spec?.nodeName === node);
+    await Promise.all(onNode.map((e) => this.deletePod(e, `node ${node} is lost: ${why}`)));
   }
-
   private async setFence(node: string, on: boolean): Promise<void> {
     await this.d.actions.setFence(node, on);
     if (on) this.fenced.add(node);
@@ -386,6 +466,6 @@ export class FaultDetector {
       }
     }
     this.queue.forget(podKey(uid));
-    this.probes.delete(uid);
+    this.pods.delete(uid);
   }
 }

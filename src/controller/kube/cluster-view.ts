@@ -99,6 +99,11 @@ export class ClusterView {
     return was !== ready;
   }
 
+  /** A helper Pod as the API shows it: whether its silence can mean anything depends on its state. */
+  helperPod(name: string): V1Pod | undefined {
+    return this.pods.get(name, this.operatorNamespace);
+  }
+
   /** Nodes that can take a copy now: Ready, not fenced, with a Ready helper. */
   usableHelpers(): Map<string, HelperEndpoint> {
     const out = new Map<string, HelperEndpoint>();

@@ -4,11 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
-import {
-  FaultDetector,
-  probeTarget,
-  probeVerdict,
-} from '../../../../src/controller/failover/fault-detector.js';
+import { FaultDetector, probeTarget } from '../../../../src/controller/failover/fault-detector.js';
 import { withFence } from '../../../../src/controller/failover/node-fence.js';
 import { LeaseObserver } from '../../../../src/controller/kube/leader-election.js';
 
@@ -63,46 +59,8 @@ describe('fault detection helpers', () => {
   });
 });
 
-describe('fast-failover probes', () => {
-  const step = (
-    s: { failures: number; answered: boolean },
-    ok: boolean,
-    started = true,
-    restoring = false,
-    pulledSinceStart = false,
-  ) => probeVerdict(s, { ok, started, restoring, pulledSinceStart });
-
-  it('never counts failures of an app that has not answered since it started (a slow start)', () => {
-    let s = { failures: 0, answered: false };
-    for (let i = 0; i < 100; i++) s = step(s, false);
-    expect(s).toEqual({ failures: 0, answered: false });
-    s = step(s, true);
-    expect(s).toEqual({ failures: 0, answered: true });
-    s = step(step(step(s, false), false), false);
-    expect(s.failures).toBe(3);
-  });
-
-  it('counts nothing before the kubelet reports the containers started (startupProbe), and re-arms then', () => {
-    let s = step({ failures: 2, answered: true }, true, false);
-    expect(s).toEqual({ failures: 0, answered: false });
-    s = step(s, false, true);
-    expect(s.failures).toBe(0);
-  });
-
-  it('after a takeover, counts failures of a Pod whose current process was checkpointed (it answered)', () => {
-    // A new leader never saw the app answer, but a copy with the current restart count proves it did.
-    let s = { failures: 0, answered: false };
-    s = step(s, false, true, false, true);
-    s = step(s, false, true, false, true);
-    expect(s).toEqual({ failures: 2, answered: true });
-  });
-
-  it('counts nothing while a restore runs', () => {
-    expect(step({ failures: 1, answered: true }, false, true, true)).toEqual({ failures: 0, answered: true });
-  });
-});
-
-// The detector as the leader runs it, on jest's fake clock: scripted probe answers, recorded fault actions.
+// The detector as the leader runs it, on jest's fake clock: scripted probe answers (the leader's own and the
+// other helpers' indirect ones), the API's view of helper Pods and nodes, recorded fault actions.
 describe('FaultDetector', () => {
   const spec = (() => {
     const r = parseSpec({
@@ -114,6 +72,7 @@ describe('FaultDetector', () => {
     if (!r.ok) throw new Error(r.errors.join());
     return r.value as ResolvedSpec;
   })();
+  const NODES = ['n1', 'n2', 'n3'];
   const pod = (name: string, node: string, ip: string): V1Pod => ({
     metadata: { name, namespace: 'ns', uid: `uid-${name}` },
     spec: { nodeName: node, containers: [{ name: 'app' }] },
@@ -123,30 +82,50 @@ describe('FaultDetector', () => {
     },
   });
   const entry = (p: V1Pod) => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
-  /** host → answers (true), is not there (false) or refuses; a helper's health address is h-<node>. */
-  let up: Record<string, boolean | ProbeOutcome>;
-  /** Whether a checkpoint was pulled from each Pod's process (its app answered once). */
-  let pulled: boolean;
-  /** Each helper's readiness to the leader's probe, and the changes the detector announced. */
+  /** A helper Pod as the API shows it. */
+  const helperPod = (
+    node: string,
+    o: { uid?: string; ready?: boolean; restarts?: number; deleting?: boolean } = {},
+  ) =>
+    ({
+      metadata: {
+        name: `helper-${node}`,
+        namespace: 'pso',
+        uid: o.uid ?? `hu-${node}`,
+        ...(o.deleting ? { deletionTimestamp: new Date() } : {}),
+      },
+      spec: { nodeName: node, containers: [{ name: 'helper' }] },
+      status: {
+        conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }],
+        containerStatuses: [{ name: 'helper', restartCount: o.restarts ?? 0, state: { running: {} } }],
+      },
+    }) as V1Pod;
+  /** What the leader's probe of a host meets: an answer (true), silence (false) or the outcome named. */
+  let up: Record<string, boolean | string>;
+  /** What another node's helper meets probing a suspect helper, when it differs from what the leader meets. */
+  let peerSees: Record<string, boolean | string>;
+  /** Helpers that cannot be asked (their API does not answer the leader). */
+  let peerDown: Set<string>;
+  /** Helper Pods in the API, by node; a node without an entry has none. */
+  let helperPods: Record<string, V1Pod>;
+  let nodeReady: Record<string, boolean>;
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
   let givenUp: string[];
   let probes: string[];
+  let indirect: string[];
   let actions: string[];
   let term: AbortController;
   let detector: FaultDetector;
+  const outcome = (answer: boolean | string | undefined) =>
+    (answer === true
+      ? 'ok'
+      : answer === false || answer === undefined
+        ? 'unreachable'
+        : answer) as ProbeOutcome;
 
-  beforeEach(() => {
-    jest.useFakeTimers({ now: 1_000_000 });
-    up = { 'h-n1': true, 'h-n2': true, '10.0.1.5': true, '10.0.2.5': true };
-    pulled = true;
-    readyTo = {};
-    readinessChanges = [];
-    givenUp = [];
-    probes = [];
-    actions = [];
-    term = new AbortController();
-    detector = new FaultDetector({
+  const makeDetector = () =>
+    new FaultDetector({
       actions: {
         deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
         setFence: async (node, on) => void actions.push(`fence ${node} ${on ? 'on' : 'off'}`),
@@ -154,12 +133,20 @@ describe('FaultDetector', () => {
       view: {
         helpers: () =>
           new Map(
-            ['n1', 'n2'].map((n) => [
+            NODES.filter((n) => helperPods[n]).map((n) => [
               n,
-              { node: n, pod: `helper-${n}`, url: `https://${n}:9500`, healthUrl: `http://h-${n}:9501` },
+              {
+                node: n,
+                pod: helperPods[n]!.metadata!.name!,
+                url: `https://${n}:9500`,
+                healthUrl: `http://h-${n}:9501`,
+                ready: true,
+              },
             ]),
           ),
-        nodeReadyIgnoringFence: () => true,
+        helperPod: (name: string) => Object.values(helperPods).find((p) => p.metadata?.name === name),
+        nodeReady: (n: string) => nodeReady[n] ?? true,
+        nodeReadyIgnoringFence: (n: string) => nodeReady[n] ?? true,
         helperProbed: (node: string, _pod: string, ready: boolean) => {
           const changed = (readyTo[node] ?? false) !== ready;
           readyTo[node] = ready;
@@ -170,17 +157,40 @@ describe('FaultDetector', () => {
       events: { record: () => undefined } as never,
       log: createLogger('test', 'error'),
       restoring: () => false,
-      pulledSinceStart: () => pulled,
       onFault: () => undefined,
       givenUp: (uid) => void givenUp.push(uid),
       onHelperReadiness: (node) => void readinessChanges.push(`${node} ${readyTo[node]}`),
       signal: term.signal,
       probe: async (host) => {
         probes.push(host);
-        const answer = up[host] ?? false;
-        return answer === true ? 'ok' : answer === false ? 'unreachable' : answer;
+        return outcome(up[host]);
+      },
+      indirectProbe: async (via, target, callTimeoutMs) => {
+        indirect.push(`${via.node}→${target.node} ${target.ip}`);
+        // The asked helper probes with the timeout it was given; the leader's call allows for more.
+        expect(callTimeoutMs).toBeGreaterThan(target.timeoutMs);
+        await new Promise((r) => setTimeout(r, target.timeoutMs));
+        if (peerDown.has(via.node)) throw new Error(`helper ${via.node} did not answer`);
+        const host = `h-${target.node}`;
+        return outcome(host in peerSees ? peerSees[host] : up[host]);
       },
     });
+
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    up = { 'h-n1': true, 'h-n2': true, 'h-n3': true, '10.0.1.5': true, '10.0.2.5': true };
+    peerSees = {};
+    peerDown = new Set();
+    helperPods = Object.fromEntries(NODES.map((n) => [n, helperPod(n)]));
+    nodeReady = {};
+    readyTo = {};
+    readinessChanges = [];
+    givenUp = [];
+    probes = [];
+    indirect = [];
+    actions = [];
+    term = new AbortController();
+    detector = makeDetector();
     detector.start();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
   });
@@ -189,26 +199,39 @@ describe('FaultDetector', () => {
     jest.useRealTimers();
   });
 
+  /** Node n1's uplink goes down: its helper and Pod are silent to the leader and to every other helper. */
+  const partitionN1 = () => {
+    up['h-n1'] = false;
+    up['10.0.1.5'] = false;
+  };
+
   it('probes only the helpers while they answer: steady work grows with nodes, not Pods', async () => {
     await jest.advanceTimersByTimeAsync(5_000);
-    expect(new Set(probes)).toEqual(new Set(['h-n1', 'h-n2']));
+    expect(new Set(probes)).toEqual(new Set(['h-n1', 'h-n2', 'h-n3']));
     // Every 500 ms per helper.
     expect(probes.filter((h) => h === 'h-n1').length).toBeGreaterThanOrEqual(9);
     expect(probes.filter((h) => h === 'h-n1').length).toBeLessThanOrEqual(10);
+    expect(indirect).toEqual([]);
     expect(actions).toEqual([]);
   });
 
-  it('fences a node whose helper and Pods stop answering, deletes its Pods once, and unfences it later', async () => {
+  it('fences a node silent to the leader and to the helpers of other nodes, deletes its Pods once, and unfences it later', async () => {
     await jest.advanceTimersByTimeAsync(1_000);
-    up['h-n1'] = false;
-    up['10.0.1.5'] = false;
-    // One missed helper probe starts probing the node's Pods; three make the node down (1.5 s, before the
-    // Pod's own threshold of 10 × 200 ms); a failed Pod probe then confirms it.
-    await jest.advanceTimersByTimeAsync(2_000);
+    partitionN1();
+    let waited = 0;
+    while (actions.length === 0 && waited < 5_000) {
+      await jest.advanceTimersByTimeAsync(50);
+      waited += 50;
+    }
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    // Three silent rounds of the leader's own (1.5 s), the indirect probes alongside: at most one round more.
+    expect(waited).toBeLessThanOrEqual(2_000);
+    // Both other helpers were asked to probe n1's helper at its Pod IP (SWIM's indirect probe), and only that.
+    expect(indirect).toContain('n2→n1 h-n1');
+    expect(indirect).toContain('n3→n1 h-n1');
+    expect(indirect.every((i) => i.endsWith('→n1 h-n1'))).toBe(true);
     // Whatever its process does from now on (it may run on) is not the Pod's state any more.
     expect(givenUp).toEqual(['uid-a']);
-    expect(probes).toContain('10.0.1.5');
     expect(probes).not.toContain('10.0.2.5');
     await jest.advanceTimersByTimeAsync(3_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
@@ -217,34 +240,126 @@ describe('FaultDetector', () => {
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
   });
 
-  it('fences a silent node even if its Pod was never seen answering (restored there, never pulled)', async () => {
-    pulled = false;
+  // A refused or reset connection, an HTTP error, a TLS alert, or an outcome this code does not know yet:
+  // all come from a node that is there. Only silence counts.
+  it.each(['error', 'failed', 'tls-error', 'not-built'])(
+    'leaves a node alone whose helper answers "%s" to everyone while its Pod is silent (a NetworkPolicy)',
+    async (answer) => {
+      await jest.advanceTimersByTimeAsync(1_000);
+      up['h-n1'] = answer;
+      up['10.0.1.5'] = false;
+      await jest.advanceTimersByTimeAsync(6_000);
+      expect(actions).toEqual([]);
+    },
+  );
+
+  it.each([true, 'error', 'failed', 'tls-error'])(
+    'leaves a node alone whose helper is silent to everyone while its Pod answers the leader (%s)',
+    async (answer) => {
+      await jest.advanceTimersByTimeAsync(1_000);
+      up['h-n1'] = false;
+      up['10.0.1.5'] = answer;
+      await jest.advanceTimersByTimeAsync(6_000);
+      // The Pod was probed from here once its helper went silent, and its answer ended each suspicion.
+      expect(probes).toContain('10.0.1.5');
+      expect(actions).toEqual([]);
+    },
+  );
+
+  it.each([true, 'error', 'failed'])(
+    'leaves a node alone that is silent to the leader while a helper of another node gets an answer (%s)',
+    async (answer) => {
+      await jest.advanceTimersByTimeAsync(1_000);
+      partitionN1();
+      peerSees['h-n1'] = answer;
+      await jest.advanceTimersByTimeAsync(6_000);
+      expect(indirect.length).toBeGreaterThan(0);
+      expect(actions).toEqual([]);
+    },
+  );
+
+  it('does not fence a node whose helper restarts (refusing while it opens its store) and whose Pod admits only helpers', async () => {
     await jest.advanceTimersByTimeAsync(1_000);
+    // Issue #27: `kubectl rollout restart` in place; the health port opens only after BlobStore.open.
+    up['h-n1'] = 'failed';
+    peerSees['h-n1'] = 'failed';
+    up['10.0.1.5'] = false; // the app's NetworkPolicy drops the leader's probe
+    helperPods.n1 = helperPod('n1', { ready: false, restarts: 1 });
+    await jest.advanceTimersByTimeAsync(5_000);
+    up['h-n1'] = true;
+    helperPods.n1 = helperPod('n1', { restarts: 1 });
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(actions).toEqual([]);
+  });
+
+  // A DaemonSet rollout: the old helper terminates, its replacement starts; for seconds nothing answers on the
+  // helper's health port, from anywhere (the old IP is gone), while the node is fine.
+  it.each<[string, () => void]>([
+    ['terminating', () => (helperPods.n1 = helperPod('n1', { deleting: true }))],
+    ['not Ready in the API', () => (helperPods.n1 = helperPod('n1', { ready: false }))],
+    ['a new Pod since it last answered', () => (helperPods.n1 = helperPod('n1', { uid: 'hu-n1-new' }))],
+    ['restarted since it last answered', () => (helperPods.n1 = helperPod('n1', { restarts: 1 }))],
+    ['missing (no helper Pod on the node)', () => delete helperPods.n1],
+  ])('does not count the silence of a helper that is %s', async (_what, change) => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    change();
+    partitionN1(); // its Pod too: a NetworkPolicy admits only helpers
+    await jest.advanceTimersByTimeAsync(6_000);
+    expect(actions).toEqual([]);
+  });
+
+  it("counts a replaced helper's silence again once the new Pod has answered", async () => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    helperPods.n1 = helperPod('n1', { uid: 'hu-n1-new' });
     up['h-n1'] = false;
-    up['10.0.1.5'] = false;
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual([]);
+    up['h-n1'] = true;
+    await jest.advanceTimersByTimeAsync(1_000);
+    partitionN1();
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it('without a second opinion (no other helper could be asked) fences only once the API shows the node NotReady', async () => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    partitionN1();
+    peerDown = new Set(['n2', 'n3']);
+    await jest.advanceTimersByTimeAsync(6_000);
+    expect(indirect.length).toBeGreaterThan(0);
+    expect(actions).toEqual([]);
+    // node-monitor-grace-period later: the node lifecycle controller marks the node and its Pods not Ready.
+    nodeReady.n1 = false;
+    helperPods.n1 = helperPod('n1', { ready: false });
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it('as a new leader, judges a node silent since before it took over (its helper never answered it)', async () => {
+    term.abort();
+    // The previous leader sat on n1, which is partitioned; after the Lease expired the API shows n1 NotReady
+    // and its Pods not Ready.
+    partitionN1();
+    nodeReady.n1 = false;
+    helperPods.n1 = helperPod('n1', { ready: false });
+    term = new AbortController();
+    probes = [];
+    detector = makeDetector();
+    detector.start();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
     await jest.advanceTimersByTimeAsync(2_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
-  it('leaves a node alone whose helper and never-answered Pod refuse connections (it is there)', async () => {
-    pulled = false;
-    await jest.advanceTimersByTimeAsync(1_000);
-    up['h-n1'] = 'failed';
-    up['10.0.1.5'] = 'failed';
-    await jest.advanceTimersByTimeAsync(5_000);
-    expect(probes).toContain('10.0.1.5');
-    expect(actions).toEqual([]);
-  });
-
   it('counts a helper that answers not ready as there (no Pod probes), and says when its readiness changes', async () => {
     await jest.advanceTimersByTimeAsync(600);
-    expect(readinessChanges).toEqual(['n1 true', 'n2 true']);
+    expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n3 true']);
     up['h-n1'] = 'error'; // 503 from /readyz
     up['10.0.1.5'] = false;
     await jest.advanceTimersByTimeAsync(3_000);
     expect(probes).not.toContain('10.0.1.5');
     expect(actions).toEqual([]);
-    expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n1 false']);
+    expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n3 true', 'n1 false']);
   });
 
   it("stops probing a node's Pods from here once its helper answers again, without acting", async () => {

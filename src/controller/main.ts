@@ -138,6 +138,7 @@ export async function runController(args: string[]): Promise<void> {
     log,
     metrics,
     operatorNamespace: flags.namespace,
+    identity: flags.identity,
     workers: flags.workers,
     orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
   });

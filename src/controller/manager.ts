@@ -48,6 +48,8 @@ export interface ManagerOptions {
   log: Logger;
   metrics: ControllerMetrics;
   operatorNamespace: string;
+  /** This replica's Pod name (in the operator namespace), to know the node it runs on. */
+  identity?: string;
   workers: number;
   orphanRetentionMs: number;
   /** The operator's CA: helpers' certificates are verified against it, and the signer signs with it. */
@@ -249,6 +251,8 @@ export class Manager {
       restoring: (uid) => !this.restorer.isSettled(uid),
       // A second opinion on a silent helper, from the helper of another node (its health port admits helpers).
       indirectProbe: (via, target, timeoutMs) => this.helpers.probe(via.url, target, timeoutMs),
+      leaderNode: () =>
+        o.identity ? this.pods.get(o.identity, o.operatorNamespace)?.spec?.nodeName : undefined,
       onFault: (key) => this.faultAt.set(key, Date.now()),
       givenUp: (uid) => {
         const r = this.book.get(uid);

@@ -95,6 +95,11 @@ export interface FaultDetectorDeps {
   probe?: Probe;
   /** A probe of a suspect helper by the helper of another node; tests pass a scripted one. */
   indirectProbe: IndirectProbe;
+  /**
+   * The node this leader runs on: its helper shares the leader's network, so it is no second opinion (a
+   * leader cut off from the other nodes would hear the same silence from it).
+   */
+  leaderNode?: () => string | undefined;
   /** Milliseconds, for the fixed probe rate (tests pass a fake clock). */
   now?: () => number;
 }
@@ -329,12 +334,18 @@ export class FaultDetector {
     this.judge(node);
   }
 
-  /** Other nodes' helpers that can give a second opinion now: answering, on Ready unfenced nodes. */
+  /** Helpers that can give a second opinion now: answering, on other Ready unfenced nodes than both. */
   private peers(node: string): HelperEndpoint[] {
+    const own = this.d.leaderNode?.();
     const all = [...this.d.view.helpers()]
       .filter(
         ([n, ep]) =>
-          n !== node && ep.ready && this.d.view.nodeReady(n) && !this.fenced.has(n) && !this.suspect(n),
+          n !== node &&
+          n !== own &&
+          ep.ready &&
+          this.d.view.nodeReady(n) &&
+          !this.fenced.has(n) &&
+          !this.suspect(n),
       )
       .map(([, ep]) => ep)
       .sort((a, b) => a.node.localeCompare(b.node));

@@ -109,6 +109,8 @@ describe('FaultDetector', () => {
   /** Helper Pods in the API, by node; a node without an entry has none. */
   let helperPods: Record<string, V1Pod>;
   let nodeReady: Record<string, boolean>;
+  /** The node the leader runs on, if known. */
+  let leaderNode: string | undefined;
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
   let givenUp: string[];
@@ -160,6 +162,7 @@ describe('FaultDetector', () => {
       onFault: () => undefined,
       givenUp: (uid) => void givenUp.push(uid),
       onHelperReadiness: (node) => void readinessChanges.push(`${node} ${readyTo[node]}`),
+      leaderNode: () => leaderNode,
       signal: term.signal,
       probe: async (host) => {
         probes.push(host);
@@ -170,7 +173,9 @@ describe('FaultDetector', () => {
         // The asked helper probes with the timeout it was given; the leader's call allows for more.
         expect(callTimeoutMs).toBeGreaterThan(target.timeoutMs);
         await new Promise((r) => setTimeout(r, target.timeoutMs));
-        if (peerDown.has(via.node)) throw new Error(`helper ${via.node} did not answer`);
+        // The leader reaches the asked helper's API where it reaches its health port.
+        if (peerDown.has(via.node) || up[`h-${via.node}`] === false)
+          throw new Error(`helper ${via.node} did not answer`);
         const host = `h-${target.node}`;
         return outcome(host in peerSees ? peerSees[host] : up[host]);
       },
@@ -183,6 +188,7 @@ describe('FaultDetector', () => {
     peerDown = new Set();
     helperPods = Object.fromEntries(NODES.map((n) => [n, helperPod(n)]));
     nodeReady = {};
+    leaderNode = undefined;
     readyTo = {};
     readinessChanges = [];
     givenUp = [];
@@ -333,6 +339,19 @@ describe('FaultDetector', () => {
     helperPods.n1 = helperPod('n1', { ready: false });
     await jest.advanceTimersByTimeAsync(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it("takes no second opinion from the helper on the leader's own node: a leader cut off from the others fences nothing", async () => {
+    leaderNode = 'n3';
+    await jest.advanceTimersByTimeAsync(1_000);
+    // n3's uplink is down: n1 and n2 are silent to the leader and to n3's helper, which share that uplink.
+    up['h-n1'] = false;
+    up['h-n2'] = false;
+    up['10.0.1.5'] = false;
+    up['10.0.2.5'] = false;
+    await jest.advanceTimersByTimeAsync(6_000);
+    expect(indirect.filter((i) => i.startsWith('n3→'))).toEqual([]);
+    expect(actions).toEqual([]);
   });
 
   it('as a new leader, judges a node silent since before it took over (its helper never answered it)', async () => {

@@ -386,8 +386,9 @@ export class FaultDetector {
   private judge(node: string): void {
     const w = this.watches.get(node);
     const s = w?.suspicion;
-    if (!w || !s || w.silent < HELPER_FAILURES || s.inFlight > 0) return;
-    if (this.fenced.has(node) || this.failing.has(node)) return;
+    if (!w || !s || w.silent < HELPER_FAILURES || s.inFlight > 0 || this.failing.has(node)) return;
+    // Fenced already (by this leader, or one before it that may have died before it deleted every Pod).
+    if (this.fenced.has(node) && this.podsOn(node).length === 0) return;
     let why = `its helper was silent to ${w.silent} probes, and to ${s.silentReports} from other nodes' helpers`;
     if (s.silentReports === 0) {
       // Nobody else could look: the leader may be the one cut off. Only the API can confirm it then.
@@ -424,18 +425,24 @@ export class FaultDetector {
     }
   }
 
+  /** The node's protected Pods not deleted yet. */
+  private podsOn(node: string): ProtectedPod[] {
+    return [...this.pods]
+      .filter(([uid, e]) => e.pod.spec?.nodeName === node && !this.deleted.has(uid))
+      .map(([, e]) => e);
+  }
+
   private async fenceAndEvacuate(node: string, why: string): Promise<void> {
     this.d.log.warn('node lost: fencing it and deleting its protected Pods', { node, why });
     try {
-      await this.setFence(node, true);
+      if (!this.fenced.has(node)) await this.setFence(node, true);
     } catch (err) {
       this.d.log.error('could not fence the node; deleting its Pods anyway', {
         node,
         error: errorMessage(err),
       });
     }
-    const onNode = [...this.pods.values()].filter((e) => e.pod.spec?.nodeName === node);
-    await Promise.all(onNode.map((e) => this.deletePod(e, `node ${node} is lost: ${why}`)));
+    await Promise.all(this.podsOn(node).map((e) => this.deletePod(e, `node ${node} is lost: ${why}`)));
   }
   private async setFence(node: string, on: boolean): Promise<void> {
     await this.d.actions.setFence(node, on);

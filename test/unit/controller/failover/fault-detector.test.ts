@@ -111,6 +111,8 @@ describe('FaultDetector', () => {
   let nodeReady: Record<string, boolean>;
   /** The node the leader runs on, if known. */
   let leaderNode: string | undefined;
+  /** Nodes whose fence taint the API shows when the detector starts. */
+  let taintedAtStart: string[];
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
   let givenUp: string[];
@@ -155,7 +157,13 @@ describe('FaultDetector', () => {
           return changed;
         },
       } as never,
-      nodes: { list: () => [] } as never,
+      nodes: {
+        list: () =>
+          taintedAtStart.map((name) => ({
+            metadata: { name },
+            spec: { taints: [{ key: 'pullstate.hitachienergy.com/unreachable', effect: 'NoSchedule' }] },
+          })),
+      } as never,
       events: { record: () => undefined } as never,
       log: createLogger('test', 'error'),
       restoring: () => false,
@@ -189,6 +197,7 @@ describe('FaultDetector', () => {
     helperPods = Object.fromEntries(NODES.map((n) => [n, helperPod(n)]));
     nodeReady = {};
     leaderNode = undefined;
+    taintedAtStart = [];
     readyTo = {};
     readinessChanges = [];
     givenUp = [];
@@ -368,6 +377,20 @@ describe('FaultDetector', () => {
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
     await jest.advanceTimersByTimeAsync(2_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it('as a new leader, deletes the Pods left on a node a previous leader fenced, without fencing it again', async () => {
+    term.abort();
+    partitionN1();
+    taintedAtStart = ['n1'];
+    term = new AbortController();
+    detector = makeDetector();
+    detector.start();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['delete ns/a']);
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['delete ns/a']);
   });
 
   it('counts a helper that answers not ready as there (no Pod probes), and says when its readiness changes', async () => {

@@ -330,8 +330,11 @@ export class FaultDetector {
       this.probeNodePods(node);
     }
     const s = (w.suspicion ??= { inFlight: 0, silentReports: 0, peersAsked: false });
-    if (s.inFlight === 0) void this.askPeers(node, ep, s);
     this.judge(node);
+    // A fresh round each time the last one is done, started after judging: the decision does not wait for it.
+    // A node fenced and emptied needs no more opinions until it answers again.
+    const settled = this.fenced.has(node) && this.podsOn(node).length === 0;
+    if (s.inFlight === 0 && !this.failing.has(node) && !settled) void this.askPeers(node, ep, s);
   }
 
   /** Helpers that can give a second opinion now: answering, on other Ready unfenced nodes than both. */

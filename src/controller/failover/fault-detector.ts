@@ -141,12 +141,14 @@ interface NodeWatch {
  *   or restarted since it last answered the leader (a DaemonSet rollout closes the health port for seconds),
  *   and Ready, unless the API shows the node NotReady/Unknown (then the node explains it). A node without a
  *   helper Pod is never judged: nothing there could answer.
- * - SWIM's indirect probes (as in hashicorp/memberlist): at a helper's first counted silence, and again after
- *   each round, the leader asks up to INDIRECT_PROBES helpers of other nodes to probe it (`POST /v1/probe`),
- *   in parallel with its own next probes. The node is lost only after HELPER_FAILURES counted silences in a
- *   row, with every indirect probe that reported having met silence too and none still running. If no other
- *   helper could be asked or none reported (a small cluster, or the leader cut off from the others), the
- *   API's node NotReady/Unknown must confirm it as well: a leader alone leans to not fencing.
+ * - SWIM's indirect probes (as in hashicorp/memberlist): at a helper's first counted silence, and at each
+ *   later one once the previous round is done, the leader asks up to INDIRECT_PROBES helpers to probe it
+ *   (`POST /v1/probe`), in parallel with its own next probes. They run on other nodes than the suspect's and
+ *   the leader's own (whose helper shares the leader's uplink). The node is lost only after HELPER_FAILURES
+ *   counted silences in a row, with every indirect probe that reported having met silence too and none of
+ *   the rounds started before still running. If no other helper could be asked or none reported (a small
+ *   cluster, or the leader cut off from the others), the API's node NotReady/Unknown must confirm it as
+ *   well: a leader alone leans to not fencing.
  * - Meanwhile the leader probes the suspect node's Pods too, but only for an answer: a NetworkPolicy that
  *   admits only the helpers to a state port makes the leader's probe meet silence on a healthy node.
  * A lost node is fenced with a NoSchedule taint first (so the replacement does not land there), then all its

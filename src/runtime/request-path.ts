@@ -4,7 +4,15 @@
  * that node's `http.request` throws on (anything outside Latin-1, a space): the kubelet percent-encodes them,
  * and so must we, or a probe the kubelet runs fine takes the helper down.
  */
-export type RequestPath = { ok: true; path: string } | { ok: false; problem: string };
+export type RequestPath =
+  | { ok: true; path: string }
+  | {
+      ok: false;
+      /** A sentence naming the value, what is wrong with it and what is allowed. */
+      problem: string;
+      /** What is wrong, for a caller that names the value itself: `contains the control character U+0001 ...`. */
+      reason: string;
+    };
 
 /**
  * What Go's `URL.EscapedPath` leaves as it is in a path (its `validEncoded`): unreserved characters, the
@@ -55,6 +63,12 @@ function escapePart(part: string, asIs: RegExp): string {
   return out;
 }
 
+const refused = (what: string, reason: string): RequestPath => ({
+  ok: false,
+  problem: `${what} ${reason}; allowed: ${ALLOWED_PATH}`,
+  reason,
+});
+
 /**
  * Turns a tenant's path into a request target (pure). It must start with '/'; control characters are
  * refused (Go's url.Parse refuses them too, and a header-splitting newline is never what an app meant);
@@ -65,17 +79,15 @@ function escapePart(part: string, asIs: RegExp): string {
  * keeps every valid escape as written instead, which means the same to any app that decodes its path.
  */
 export function requestPath(raw: unknown): RequestPath {
-  if (typeof raw !== 'string')
-    return { ok: false, problem: `the path is not a string; allowed: ${ALLOWED_PATH}` };
-  if (!raw.startsWith('/'))
-    return { ok: false, problem: `path ${quoted(raw)} does not start with /; allowed: ${ALLOWED_PATH}` };
+  if (typeof raw !== 'string') return refused('the path', 'is not a string');
+  if (!raw.startsWith('/')) return refused(`path ${quoted(raw)}`, 'does not start with /');
   const control = CONTROL.exec(raw);
   if (control) {
     const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
-    return {
-      ok: false,
-      problem: `path ${quoted(raw)} contains the control character U+${code} at position ${control.index}; allowed: ${ALLOWED_PATH}`,
-    };
+    return refused(
+      `path ${quoted(raw)}`,
+      `contains the control character U+${code} at position ${control.index}`,
+    );
   }
   const hash = raw.indexOf('#');
   const target = hash < 0 ? raw : raw.slice(0, hash);

@@ -230,6 +230,8 @@ export class FaultDetector {
     );
     const ok = outcome === 'ok';
     if (this.probes.get(uid) !== p) return;
+    // Never sent (a liveness path or port no request can carry): no evidence about the Pod or its node.
+    if (outcome === 'misconfigured') return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
     const seen = {
       ok,
       started: containersStarted(p.entry.pod),

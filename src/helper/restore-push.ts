@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import type { Readable } from 'node:stream';
 import { INSTANCE_HEADER, INSTANCE_PATTERN, type PushResult } from '../api/index.js';
 import { pipeline } from 'node:stream/promises';
-import { headerValueOr } from '../runtime/header-value.js';
+import { contentTypeOr } from '../runtime/header-value.js';
 import { requestPath } from '../runtime/request-path.js';
 
 const CONNECT_TIMEOUT_MS = 300;
@@ -42,9 +42,9 @@ export async function pushState(
         port: target.port,
         path: path.path,
         method: 'POST',
-        // The app chose its content type when it was pulled; one no header can carry goes as plain bytes.
+        // The app chose its content type when it was pulled; one that is no media type goes as plain bytes.
         headers: {
-          'content-type': headerValueOr(meta.contentType, 'application/octet-stream'),
+          'content-type': contentTypeOr(meta.contentType),
           'content-length': meta.sizeBytes,
         },
         timeout: target.timeoutMs,

@@ -1,15 +1,20 @@
 // Tenant strings that reach an HTTP request (a liveness path, the state and restore paths, the content type
 // an app answered with) against real HTTP servers on loopback: each ends in a clear outcome, none throws or
 // leaves a rejection nobody handles, and a bad Pod never stops the probes of the others.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { PodFault, PullAssignment } from '../../../src/api/index.js';
+import { BlobStore } from '../../../src/helper/blob-store.js';
 import { NodePuller } from '../../../src/helper/node-puller.js';
 import { PodProber } from '../../../src/helper/pod-prober.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { ReportOutbox } from '../../../src/helper/report-outbox.js';
 import { pushState } from '../../../src/helper/restore-push.js';
+import { buildHelperServer } from '../../../src/helper/server.js';
 import { probe } from '../../../src/runtime/http-probe.js';
 import { createLogger } from '../../../src/runtime/logger.js';
 
@@ -149,4 +154,60 @@ describe('pull with tenant paths', () => {
     expect(out).toMatchObject({ ok: false, reason: 'PullFailed' });
     expect(unhandled).toEqual([]);
   });
+});
+
+describe("the app's content type, sent on to the helpers", () => {
+  let dir: string;
+  let helper: ReturnType<typeof buildHelperServer>;
+  let helperUrl: string;
+  let app: Server;
+  let appPort: number;
+  let answerType: string | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tenant-paths-'));
+    const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000 });
+    helper = buildHelperServer({
+      store,
+      nodeName: 'n2',
+      review: async () => ({ ok: true, user: 'system:serviceaccount:ops:controller' }),
+      log,
+    });
+    helperUrl = await helper.listen({ host: '127.0.0.1', port: 0 });
+    app = createServer((_req, res) => {
+      // An app may answer without a usable media type; node's server sends the header as given.
+      if (answerType !== undefined) res.setHeader('content-type', answerType);
+      res.end('{"count":1}');
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    appPort = (app.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await helper.close();
+    app.closeAllConnections();
+    await new Promise((r) => app.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(['', 'text', 'json please'])(
+    'stores the state of an app answering content type %j, as application/octet-stream',
+    async (type) => {
+      answerType = type;
+      const out = await pullState({
+        source: `http://127.0.0.1:${appPort}/state`,
+        timeoutMs: 1000,
+        maxBytes: 1000,
+        targets: [{ node: 'n2', url: helperUrl }],
+        blob: {
+          namespace: 'apps',
+          policy: 'p',
+          policyUID: 'pu',
+          pod: 'c-0',
+          podUID: '0f4c2a1e-1111',
+          sequence: Date.now(),
+        },
+        authorization: 'Bearer x',
+      });
+      expect(out.ok ? out.contentType : out.message).toBe('application/octet-stream');
+    },
+  );
 });

@@ -1,6 +1,7 @@
 import { ANNOTATION_PREFIX, ANNOTATIONS, type AnnotationName } from './constants.js';
 import { specSchema, validateSpec, type SchemaNode } from './crd-schema.js';
 import type { PullStatePolicySpec } from './generated/pullstatepolicy.js';
+import { quoted } from '../runtime/request-path.js';
 
 /** A rejected annotation: which one, the value it had, and why (including what is allowed). */
 export interface AnnotationProblem {
@@ -118,7 +119,10 @@ export function mapAnnotations(
 export function formatProblems(problems: AnnotationProblem[]): string {
   return problems
     .map((p) =>
-      p.value === undefined ? `${p.annotation} ${p.message}` : `${p.annotation}="${p.value}" ${p.message}`,
+      // The value is the tenant's: quoted and escaped, so it cannot break the line of an Event or a log.
+      p.value === undefined
+        ? `${p.annotation} ${p.message}`
+        : `${p.annotation}=${quoted(p.value, 256)} ${p.message}`,
     )
     .join('; ');
 }

@@ -4,6 +4,7 @@ import { parse } from 'yaml';
 import { CRD_FILE, VERSION } from './constants.js';
 import type { PullStatePolicySpec } from './generated/pullstatepolicy.js';
 import { projectFile } from './project-files.js';
+import { requestPath } from '../runtime/request-path.js';
 
 /** The subset of an OpenAPI v3 schema node the operator reads to explain a rule to a user. */
 export interface SchemaNode {
@@ -90,8 +91,25 @@ export function describeErrors(errors: ErrorObject[] | null | undefined, root: s
  */
 export function validateSpec(input: unknown): ValidationResult<PullStatePolicySpec> {
   const copy: unknown = structuredClone(input);
-  if (validateSpecFn(copy)) return { ok: true, value: copy as PullStatePolicySpec };
-  return { ok: false, errors: describeErrors(validateSpecFn.errors, 'spec') };
+  const errors = validateSpecFn(copy) ? [] : describeErrors(validateSpecFn.errors, 'spec');
+  errors.push(...pathErrors(copy));
+  if (errors.length === 0) return { ok: true, value: copy as PullStatePolicySpec };
+  return { ok: false, errors };
+}
+
+/**
+ * The CRD's pattern admits control characters in a path, which no request can carry: the policy is refused
+ * here, with a reason, instead of failing at every pull and restore on the helpers.
+ */
+function pathErrors(spec: unknown): string[] {
+  if (typeof spec !== 'object' || spec === null) return [];
+  return (['path', 'restorePath'] as const).flatMap((field) => {
+    const value = (spec as Record<string, unknown>)[field];
+    // Not a string, or not starting with '/': the schema's own errors say so.
+    if (typeof value !== 'string' || !value.startsWith('/')) return [];
+    const r = requestPath(value);
+    return r.ok ? [] : [`spec.${field} ${r.reason}`];
+  });
 }
 
 /** Validates a status before it is written, so a controller bug surfaces as an error, not a 422 loop. */

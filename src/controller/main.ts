@@ -7,6 +7,7 @@ import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
 import { onShutdown } from '../runtime/shutdown.js';
+import { handleProcessErrors } from '../runtime/process-errors.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { Manager } from './manager.js';
 import { ensureCertificateAuthority } from './certificates/ca-keeper.js';
@@ -81,6 +82,7 @@ export const CONTROLLER_HELP = helpText(
 export async function runController(args: string[]): Promise<void> {
   const flags = parseFlags(args, CONTROLLER_FLAGS, process.env);
   const log = createLogger('controller');
+  handleProcessErrors(log);
   const metrics = createControllerMetrics();
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();

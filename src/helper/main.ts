@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
+import { handleProcessErrors } from '../runtime/process-errors.js';
 import { BlobStore, DEFAULT_GENERATIONS, DEFAULT_OLDER_COPY_MS } from './blob-store.js';
 import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
@@ -169,6 +170,7 @@ export const HELPER_HELP = helpText(
 export async function runHelper(args: string[]): Promise<void> {
   const flags = parseFlags(args, HELPER_FLAGS, process.env);
   const log = createLogger('helper');
+  handleProcessErrors(log);
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const store = await BlobStore.open(flags['state-dir'], {

@@ -2,6 +2,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
 import { backoffDelay } from '../runtime/backoff.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
+import { requestPath } from '../runtime/request-path.js';
 import type { PullRequest } from './pull-state.js';
 import type { ReportOutbox } from './report-outbox.js';
 
@@ -21,6 +22,8 @@ export interface NodePullerOptions {
 
 interface Item {
   a: PullAssignment;
+  /** The GET's URL, the tenant's path percent-encoded as the kubelet would send it; or why there is none. */
+  source: { ok: true; url: string } | { ok: false; problem: string };
   /** In the controller's assignment set (else known only from a one-off pull). */
   scheduled: boolean;
   timer?: NodeJS.Timeout;
@@ -63,6 +66,12 @@ export function pullDelayMs(intervalMs: number, failures: number): number {
   if (failures <= 0) return intervalMs;
   const maxMs = Math.min(8 * intervalMs, Math.max(intervalMs, MAX_BACKOFF_MS));
   return backoffDelay(failures + 1, { baseMs: intervalMs, maxMs });
+}
+
+/** The state's URL, checked once when the assignment arrives rather than at every pull. */
+function sourceOf(a: PullAssignment): Item['source'] {
+  const path = requestPath(a.path);
+  return path.ok ? { ok: true, url: `http://${a.podIP}:${a.port}${path.path}` } : path;
 }
 
 /** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */
@@ -130,6 +139,7 @@ export class NodePuller {
     if (!item) {
       item = {
         a,
+        source: sourceOf(a),
         scheduled: false,
         lastSequence: 0,
         expected: a.instance,
@@ -145,6 +155,8 @@ export class NodePuller {
     if (item.a.paused && !a.paused) item.heldSince = undefined;
     const intervalChanged = item.a.intervalMs !== a.intervalMs;
     item.assigned = a.instance;
+    if (a.path !== item.a.path || a.podIP !== item.a.podIP || a.port !== item.a.port)
+      item.source = sourceOf(a);
     item.a = a;
     if (item.scheduled && intervalChanged) this.arm(item, Math.random() * a.intervalMs);
     return item;
@@ -187,8 +199,10 @@ export class NodePuller {
     const pulledAt = Date.now();
     const sequence = nextSequence(pulledAt, item.lastSequence, a.lastSequence);
     item.lastSequence = sequence;
-    const outcome: PullOutcome =
-      a.targets.length === 0
+    const source = item.source;
+    const outcome: PullOutcome = !source.ok
+      ? { ok: false, reason: 'PullFailed', message: source.problem, durationMs: 0 }
+      : a.targets.length === 0
         ? {
             ok: false,
             reason: 'HelperUnavailable',
@@ -196,7 +210,7 @@ export class NodePuller {
             durationMs: 0,
           }
         : await this.o.pull({
-            source: `http://${a.podIP}:${a.port}${a.path}`,
+            source: source.url,
             timeoutMs: a.timeoutMs,
             maxBytes: a.maxBytes,
             targets: a.targets,

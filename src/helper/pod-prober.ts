@@ -1,6 +1,7 @@
-import { probeOnce } from '../runtime/http-probe.js';
+import { probe as httpProbe, type ProbeOutcome } from '../runtime/http-probe.js';
 import type { PodFault, PullAssignment } from '../api/index.js';
-import type { Logger } from '../runtime/logger.js';
+import { errorMessage, type Logger } from '../runtime/logger.js';
+import { requestPath } from '../runtime/request-path.js';
 
 export interface ProbeState {
   failures: number;
@@ -21,6 +22,10 @@ export function nextProbeState(s: ProbeState, ok: boolean, paused: boolean): Pro
 
 interface Probed extends ProbeState {
   a: PullAssignment;
+  /** The probe's request path, percent-encoded as the kubelet sends it. */
+  sent?: string;
+  /** Why the probe cannot be sent (its path, as the tenant wrote it): then it is no evidence either way. */
+  misconfigured?: string;
   timer?: NodeJS.Timeout;
   /** When the fault was reported; reported again after a while if the Pod is still there and failing. */
   reportedAt?: number;
@@ -29,7 +34,7 @@ interface Probed extends ProbeState {
 export interface PodProberOptions {
   report: (fault: PodFault) => void;
   log: Logger;
-  probe?: typeof probeOnce;
+  probe?: (ip: string, port: number, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
 }
 
 /**
@@ -55,14 +60,35 @@ export class PodProber {
       if (!p) {
         const fresh: Probed = { a, failures: 0, answered: false };
         this.pods.set(a.podUID, fresh);
+        this.checkPath(fresh, undefined);
         this.arm(fresh, Math.random() * a.probe!.periodMs);
         continue;
       }
       // A restart is the kubelet's to handle: the new process must answer before its probes count.
       if (a.restartCount !== p.a.restartCount)
         Object.assign(p, { failures: 0, answered: false, reportedAt: undefined });
+      const before = p.a.probe?.path;
       p.a = a;
+      this.checkPath(p, before);
     }
+  }
+
+  /**
+   * The probe path is a tenant's (a liveness probe's httpGet.path): checked once where it arrives, and a
+   * path no request can carry is said once, not at every period.
+   */
+  private checkPath(p: Probed, before: string | undefined): void {
+    const path = p.a.probe!.path;
+    if (path === before) return;
+    const target = requestPath(path);
+    p.sent = target.ok ? target.path : undefined;
+    p.misconfigured = target.ok ? undefined : target.problem;
+    if (p.misconfigured)
+      this.o.log.warn('cannot probe this Pod: its probe path cannot be sent; its probes count for nothing', {
+        pod: p.a.pod,
+        namespace: p.a.namespace,
+        problem: p.misconfigured,
+      });
   }
 
   stop(): void {
@@ -73,20 +99,43 @@ export class PodProber {
   /** Probes run at a fixed rate: one that times out does not push the next one back. */
   private arm(p: Probed, delayMs: number): void {
     if (this.stopped) return;
-    p.timer = setTimeout(() => void this.tick(p), delayMs);
+    p.timer = setTimeout(
+      () =>
+        void this.tick(p).catch((err: unknown) => {
+          // A rejection nobody handles would end the helper for every Pod; this one Pod keeps its rhythm.
+          this.o.log.error('probe round crashed', { pod: p.a.pod, error: errorMessage(err) });
+          if (this.pods.get(p.a.podUID) === p) this.arm(p, p.a.probe?.periodMs ?? 1000);
+        }),
+      delayMs,
+    );
   }
 
   private async tick(p: Probed): Promise<void> {
     const started = Date.now();
     const spec = p.a.probe;
     if (this.pods.get(p.a.podUID) !== p || !spec) return;
-    const ok = await (this.o.probe ?? probeOnce)(
-      p.a.podIP,
-      spec.port,
-      spec.path,
-      Math.max(100, Math.round(spec.periodMs * 0.8)),
-    );
+    let outcome: ProbeOutcome = 'misconfigured';
+    if (p.sent !== undefined) {
+      try {
+        outcome = await (this.o.probe ?? httpProbe)(
+          p.a.podIP,
+          spec.port,
+          p.sent,
+          Math.max(100, Math.round(spec.periodMs * 0.8)),
+        );
+      } catch (err) {
+        this.o.log.error('probe crashed; counted as no answer either way', {
+          pod: p.a.pod,
+          namespace: p.a.namespace,
+          path: p.sent,
+          error: errorMessage(err),
+        });
+      }
+    }
     if (this.pods.get(p.a.podUID) !== p) return;
+    // A probe never sent says nothing about the Pod: its state stays as it was.
+    if (outcome === 'misconfigured') return this.arm(p, Math.max(0, spec.periodMs - (Date.now() - started)));
+    const ok = outcome === 'ok';
     const next = nextProbeState(p, ok, p.a.paused === true);
     p.failures = next.failures;
     p.answered = next.answered;
@@ -105,7 +154,7 @@ export class PodProber {
         podUID: p.a.podUID,
         failures: p.failures,
         restartCount: p.a.restartCount,
-        message: `${p.failures} probes in a row of ${p.a.podIP}:${spec.port}${spec.path} failed`,
+        message: `${p.failures} probes in a row of ${p.a.podIP}:${spec.port}${p.sent ?? ''} failed`,
       });
     }
     this.arm(p, Math.max(0, spec.periodMs - (Date.now() - started)));

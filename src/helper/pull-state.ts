@@ -11,6 +11,7 @@ import {
   type PullOutcome,
   type StoredCopy,
 } from '../api/index.js';
+import { contentTypeOr } from '../runtime/header-value.js';
 
 /** Keep-alive connections to Pods and helpers: a pull every second must not pay a TCP handshake each time. */
 export const pullAgent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
@@ -179,7 +180,8 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
       res.destroy();
       throw new PullError('StateTooLarge', `state of ${declared} bytes exceeds maxStateBytes ${r.maxBytes}`);
     }
-    const contentType = res.headers['content-type'] ?? 'application/octet-stream';
+    // Sent on to the target helpers and, at a restore, back to the app: only a value a header can carry.
+    const contentType = contentTypeOr(res.headers['content-type']);
     const instance = instanceOf(res, r.source);
     // A process that stopped naming itself is not the one the copies are of either.
     if (r.expectedInstance !== undefined && instance !== r.expectedInstance) {

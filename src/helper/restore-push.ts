@@ -2,6 +2,8 @@ import { request } from 'node:http';
 import type { Readable } from 'node:stream';
 import { INSTANCE_HEADER, INSTANCE_PATTERN, type PushResult } from '../api/index.js';
 import { pipeline } from 'node:stream/promises';
+import { contentTypeOr } from '../runtime/header-value.js';
+import { requestPath } from '../runtime/request-path.js';
 
 const CONNECT_TIMEOUT_MS = 300;
 
@@ -13,9 +15,10 @@ export interface PushTarget {
 }
 
 /**
- * POSTs a stored state into a Pod's restore endpoint with its original content type. Never throws: the
- * controller decides from `reason` whether to retry (Unreachable and Timeout usually mean the app is not
- * listening yet).
+ * POSTs a stored state into a Pod's restore endpoint with its original content type. Never throws, nor
+ * rejects: the controller decides from `reason` whether to retry (Unreachable and Timeout usually mean the
+ * app is not listening yet). A push that cannot even be sent (a restore path with a control character, a
+ * port out of range) fails as Rejected without a status, naming what is wrong.
  */
 export async function pushState(
   target: PushTarget,
@@ -24,15 +27,31 @@ export async function pushState(
 ): Promise<PushResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  const notSent = (message: string): PushResult => {
+    body.destroy();
+    return { result: 'Failed', reason: 'Rejected', message, durationMs: elapsed() };
+  };
+  // The restore path is the tenant's (the policy's restorePath): sent as the kubelet would send it.
+  const path = requestPath(target.path);
+  if (!path.ok) return notSent(`restorePath: ${path.problem}`);
   return new Promise<PushResult>((resolve) => {
-    const req = request({
-      host: target.podIP,
-      port: target.port,
-      path: target.path,
-      method: 'POST',
-      headers: { 'content-type': meta.contentType, 'content-length': meta.sizeBytes },
-      timeout: target.timeoutMs,
-    });
+    let req: ReturnType<typeof request>;
+    try {
+      req = request({
+        host: target.podIP,
+        port: target.port,
+        path: path.path,
+        method: 'POST',
+        // The app chose its content type when it was pulled; one that is no media type goes as plain bytes.
+        headers: {
+          'content-type': contentTypeOr(meta.contentType),
+          'content-length': meta.sizeBytes,
+        },
+        timeout: target.timeoutMs,
+      });
+    } catch (err) {
+      return resolve(notSent(`cannot send to ${target.podIP}:${target.port}: ${(err as Error).message}`));
+    }
     let settled = false;
     const done = (r: PushResult) => {
       if (settled) return;

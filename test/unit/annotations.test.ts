@@ -69,6 +69,12 @@ describe('mapAnnotations', () => {
       /must match .*allowed: a path that starts with \/ \(for example \/state\)/,
     ],
     ['path with space', ANNOTATIONS.path, '/my state', /allowed: a path that starts with \//],
+    [
+      'path with a control character',
+      ANNOTATIONS.path,
+      '/state\u0001',
+      /contains the control character U\+0001 at position 6; allowed: a path that starts with \//,
+    ],
   ];
   it.each(bad)('rejects %s', (_name, annotation, value, message) => {
     const result = mapAnnotations({ ...good, [annotation]: value }, selector);
@@ -78,7 +84,9 @@ describe('mapAnnotations', () => {
     const [problem] = result.problems;
     expect(problem).toMatchObject({ annotation, value });
     expect(problem!.message).toMatch(message);
-    expect(formatProblems(result.problems)).toContain(`${annotation}="${value}"`);
+    // Quoted and escaped: a tenant's control character must not reach an Event or a log line as it is.
+    expect(formatProblems(result.problems)).toContain(`${annotation}=${JSON.stringify(value)}`);
+    expect(formatProblems(result.problems)).not.toMatch(/[\x00-\x1f\x7f]/);
   });
 
   it('requires ps_mode when other ps_* annotations are present', () => {

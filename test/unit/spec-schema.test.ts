@@ -113,3 +113,23 @@ describe('validateStatus', () => {
     );
   });
 });
+
+describe('tenant paths no request can carry', () => {
+  it('refuses a path or restorePath with a control character, naming the field and the character', () => {
+    expect(parseSpec({ selector, path: '/state\u0001' })).toEqual({
+      ok: false,
+      errors: ['spec.path contains the control character U+0001 at position 6'],
+    });
+    expect(parseSpec({ selector, restorePath: '/re\u007f', port: 0 })).toMatchObject({
+      ok: false,
+      errors: [
+        expect.stringMatching(/^spec\.port /),
+        'spec.restorePath contains the control character U+007F at position 3',
+      ],
+    });
+  });
+
+  it('admits every other path the CRD admits: the helpers send it percent-encoded', () => {
+    expect(parseSpec({ selector, path: '/héalth✓', restorePath: '/100%' }).ok).toBe(true);
+  });
+});

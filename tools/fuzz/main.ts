@@ -20,6 +20,8 @@ import { ReportOutbox } from '../../src/helper/report-outbox.js';
 import { pushState } from '../../src/helper/restore-push.js';
 import { buildHelperServer } from '../../src/helper/server.js';
 import { createLogger } from '../../src/runtime/logger.js';
+import { Gen, prng } from './generate.js';
+import { tenantInputSurfaces } from './tenant-input.js';
 
 const FLAGS = {
   seconds: { kind: 'int', min: 1, max: 86_400, default: 60, help: 'how long to fuzz' },
@@ -36,76 +38,6 @@ const FLAGS = {
 const MAX_BLOB = 64 * 1024;
 const UID = '0f4c2a1e-1111-2222-3333-444455556666';
 const GOOD = 'Bearer good';
-
-/** mulberry32: small, fast and reproducible from the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Gen {
-  constructor(readonly r: () => number) {}
-  int(n: number): number {
-    return Math.floor(this.r() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.r() < p;
-  }
-  string(max = 40): string {
-    const alphabets = [
-      'abcdefghijklmnopqrstuvwxyz0123456789-',
-      ' \t\r\n"\'\\/?#&=%;:,.{}[]<>*`$',
-      '\u0000\u0001\u007f\u00e9\u4e2d\ud83d\ude00\u202e',
-    ];
-    let s = '';
-    for (let i = this.int(max + 1); i > 0; i--) s += this.pick([...this.pick(alphabets)]);
-    return s;
-  }
-  value(depth = 0): unknown {
-    switch (this.int(depth > 2 ? 6 : 8)) {
-      case 0:
-        return null;
-      case 1:
-        return this.chance(0.5);
-      case 2:
-        return this.pick([0, -1, 1, 1.5, 2 ** 31, 2 ** 53, -(2 ** 63), Number.MAX_VALUE, 65535, 65536]);
-      case 3:
-        return this.string();
-      case 4:
-        return this.pick(['http', 'http-sf', 'HTTP', '', '1', '/state', 'true']);
-      case 5:
-        return this.int(100_000);
-      case 6:
-        return Array.from({ length: this.int(4) }, () => this.value(depth + 1));
-      default: {
-        const keys = [
-          'port',
-          'path',
-          'mode',
-          'intervalSeconds',
-          'selector',
-          'copies',
-          'failover',
-          'x',
-          'matchLabels',
-        ];
-        const o: Record<string, unknown> = {};
-        for (let i = this.int(6); i > 0; i--)
-          o[this.chance(0.8) ? this.pick(keys) : this.string(10)] = this.value(depth + 1);
-        return o;
-      }
-    }
-  }
-}
 
 type Counts = Record<string, number>;
 
@@ -128,6 +60,12 @@ async function main(): Promise<void> {
     if (failures.length < 50) failures.push(what);
   };
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
+  /** How each surface's inputs ended, where a surface has more than one defined ending. */
+  const outcomes: Record<string, Counts> = {};
+  const outcome = (surface: string, kind: string) => {
+    const o = (outcomes[surface] ??= {});
+    o[kind] = (o[kind] ?? 0) + 1;
+  };
   process.on('unhandledRejection', (err) => fail(`unhandled rejection: ${String(err)}`));
   process.on('uncaughtException', (err) => fail(`uncaught exception: ${err.stack ?? String(err)}`));
   console.log(`fuzz: seed ${seed}, ${flags.seconds} s (repeat with --seed ${seed})`);
@@ -179,7 +117,9 @@ async function main(): Promise<void> {
   };
   const digests = () => new Set(store.list().map((m) => `${m.id}@${m.sequence}:${m.digest}`));
 
+  const tenant = await tenantInputSurfaces({ g, log, helperUrl, authorization: GOOD, fail, outcome });
   const surfaces: [string, () => Promise<void>][] = [
+    ...tenant.surfaces,
     [
       'spec parser',
       async () => {
@@ -386,13 +326,17 @@ async function main(): Promise<void> {
   const growthMiB = Math.round((process.memoryUsage().rss - rss0) / 1024 ** 2);
   if (growthMiB > flags['max-rss-growth-mib']) fail(`resident memory grew ${growthMiB} MiB`);
   puller.stop();
+  await tenant.close();
   await helper.close();
   app.closeAllConnections();
   await new Promise((r) => app.close(r));
   await rm(dir, { recursive: true, force: true });
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   console.log(`fuzz: ${total} inputs in ${flags.seconds} s, memory +${growthMiB} MiB`);
-  for (const [k, v] of Object.entries(counts)) console.log(`  ${k}: ${v}`);
+  for (const [k, v] of Object.entries(counts)) {
+    const ends = Object.entries(outcomes[k] ?? {}).sort(([a], [b]) => a.localeCompare(b));
+    console.log(`  ${k}: ${v}${ends.length ? ` (${ends.map(([e, n]) => `${e} ${n}`).join(', ')})` : ''}`);
+  }
   if (failures.length) {
     console.log(`fuzz: ${failures.length} problem(s) (seed ${seed}):`);
     for (const f of failures) console.log(`  - ${f}`);

@@ -248,7 +248,10 @@ export class FaultDetector {
       target.path,
       Math.max(100, Math.round(period * 0.8)),
     );
-    if (!silent(outcome)) this.answered(node, `Pod ${entry.pod.metadata?.name} (${outcome})`);
+    // Never sent (a liveness path or port no request can carry): no evidence either way; a tenant's spec
+    // must neither prove a lost node up nor count against a live one.
+    if (outcome !== 'misconfigured' && !silent(outcome))
+      this.answered(node, `Pod ${entry.pod.metadata?.name} (${outcome})`);
     if (this.pods.get(uid) !== entry || !this.suspect(node)) return;
     return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
   }
@@ -370,7 +373,7 @@ export class FaultDetector {
       peers.map(async (via) => {
         try {
           const outcome = await this.d.indirectProbe(via, target, INDIRECT_CALL_TIMEOUT_MS);
-          if (this.watches.get(node)?.suspicion !== s) return;
+          if (this.watches.get(node)?.suspicion !== s || outcome === 'misconfigured') return;
           if (!silent(outcome))
             this.answered(node, `its helper, probed by the helper of ${via.node} (${outcome})`);
           else s.silentReports++;

@@ -38,7 +38,7 @@ beforeEach(() => {
     log: createLogger('test', 'error'),
     probe: async () => {
       probes++;
-      return answer;
+      return answer ? 'ok' : 'failed';
     },
   });
 });

@@ -397,6 +397,15 @@ describe('FaultDetector', () => {
     expect(actions).toEqual(['delete ns/a']);
   });
 
+  it('takes a Pod probe that could not even be sent (misconfigured) as no evidence, never as a failure', async () => {
+    await jest.advanceTimersByTimeAsync(1_000);
+    up['h-n1'] = false;
+    up['10.0.1.5'] = 'misconfigured';
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(probes.filter((h) => h === '10.0.1.5').length).toBeGreaterThan(10);
+    expect(actions).toEqual([]);
+  });
+
   it('counts a helper that answers not ready as there (no Pod probes), and says when its readiness changes', async () => {
     await jest.advanceTimersByTimeAsync(600);
     expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n3 true']);

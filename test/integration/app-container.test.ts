@@ -71,6 +71,21 @@ async function crash(pod: V1Pod, container: string): Promise<void> {
   });
 }
 
+/** Crashes the app container and waits for its new process to be restored from a real checkpoint. */
+async function crashAndRestore(pod: V1Pod) {
+  await crash(pod, 'app');
+  const restored = await eventually(
+    'the app restored',
+    async () => {
+      const s = await stats(pod.status!.podIP!, 2000);
+      return s && s.restores === 1 ? s : undefined;
+    },
+    60_000,
+  );
+  expect(restored.restoredCount).toBeGreaterThan(0);
+  return restored;
+}
+
 async function restoredEvents(pod: V1Pod): Promise<number> {
   const list = await core.listNamespacedEvent({
     namespace: ns,
@@ -124,16 +139,7 @@ describe('the app container is the one that matters', () => {
   it('a crash of the app container (not the first container) is restored', async () => {
     const pod = await onePod(app);
     await sequence(app, pod.metadata!.uid!);
-    await crash(pod, 'app');
-    const restored = await eventually(
-      'the app restored',
-      async () => {
-        const s = await stats(pod.status!.podIP!, 2000);
-        return s && s.restores === 1 ? s : undefined;
-      },
-      60_000,
-    );
-    expect(restored.restoredCount).toBeGreaterThan(0);
+    await crashAndRestore(pod);
     await onePod(app);
   });
 });
@@ -155,16 +161,7 @@ describe('every timeout the CRD admits', () => {
     });
     const pod = await onePod(app);
     await sequence(app, pod.metadata!.uid!);
-    await crash(pod, 'app');
-    const restored = await eventually(
-      'the app restored',
-      async () => {
-        const s = await stats(pod.status!.podIP!, 2000);
-        return s && s.restores === 1 ? s : undefined;
-      },
-      60_000,
-    );
-    expect(restored.restoredCount).toBeGreaterThan(0);
+    await crashAndRestore(pod);
     const ready = await onePod(app);
     const gate = ready.status?.conditions?.find((c) => c.type === READINESS_GATE);
     expect(gate?.status).toBe('True');

@@ -1,16 +1,6 @@
 // Reproducible random input for the fuzzer: every value comes from the seed the run prints.
 
-/** mulberry32: small, fast and reproducible from the printed seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as prng } from '../../harness/seeded-random.js';
 
 export class Gen {
   constructor(readonly r: () => number) {}

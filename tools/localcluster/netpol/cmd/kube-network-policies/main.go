@@ -1,7 +1,7 @@
 // Upstream's cmd/main.go of kube-network-policies v0.8.0 as a process outside the cluster: upstream runs as a
 // DaemonSet Pod and only knows rest.InClusterConfig; a node of the local cluster is a pair of namespaces on
 // the host, so it gets a --kubeconfig like the kubelet and kube-proxy. The AdminNetworkPolicy APIs (alpha,
-// off by default upstream) and NRI (off in the nodes' containerd) are left out.
+// off by default upstream) are left out.
 package main
 
 import (
@@ -107,7 +107,8 @@ func run() int {
 			QueueID:             queueID,
 			NodeName:            nodeName,
 			NetfilterBug1766Fix: netfilterBug1766Fix,
-			NRIdisabled:         true,
+			// Never true: upstream v0.8.0 then dereferences its nil NRI plugin for the first packet from an
+			// address that is no Pod's (the host's), and the process dies with the queue still in the rules.
 		},
 	)
 	if err != nil {

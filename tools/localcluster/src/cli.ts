@@ -39,7 +39,7 @@ Starts the cluster unless it is already running. The first run builds Kubernetes
 helpers from Go modules (4-10 min on 2 cores, cached in ~/.cache/pull-state-operator) and installs missing
 Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrack, openssl).
 NetworkPolicies are enforced: every node runs kube-network-policies v0.8.0 (nftables + NFQUEUE; its own
-build, ~2.5 min cold, cached in ~/.cache/pull-state-operator/kube-network-policies-*).
+build, up to 9 min cold, cached in ~/.cache/pull-state-operator/kube-network-policies-*).
   --nodes N                 worker nodes besides the control-plane node (default 3, 1..20)
   --grace-period S          node-monitor-grace-period of kube-controller-manager (default 8, 2..300)
   --toleration-seconds S    default not-ready/unreachable toleration of new Pods (default 300, 0..3600)

@@ -15,19 +15,47 @@ import { apps, core, eventually, kc, readyPods } from './cluster.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { fixturePod } from '../../harness/fixture-app.js';
 import { podLogs } from '../../tools/localcluster/src/cluster.js';
+import { BRIDGE_IP } from '../../tools/localcluster/src/addressing.js';
 
 const run = promisify(execFile);
 export const custom = kc.makeApiClient(CustomObjectsApi);
 export const coordination = kc.makeApiClient(CoordinationV1Api);
+
+async function kubectlApply(object: object): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('kubectl', ['--kubeconfig', '.local/kubeconfig', 'apply', '-f', '-'], (err) =>
+      err ? reject(err) : resolve(),
+    );
+    child.stdin!.end(JSON.stringify(object));
+  });
+}
 
 export async function kubectl(...args: string[]): Promise<string> {
   const { stdout } = await run('kubectl', ['--kubeconfig', '.local/kubeconfig', ...args]);
   return stdout;
 }
 
+/**
+ * The install's NetworkPolicies admit only the operator's own Pods (and labelled scrapers) to the helper API
+ * and the metrics ports, and the local cluster enforces them. The tests read helpers and metrics from the
+ * host, which reaches Pods as the bridge address and is no Pod: this adds the host, and only the host
+ * (policies add up; nothing the install allows or denies between Pods changes).
+ */
+const hostAccess = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'it-host-access', namespace: OPERATOR_NAMESPACE },
+  spec: {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'pull-state-operator' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ from: [{ ipBlock: { cidr: `${BRIDGE_IP}/32` } }] }],
+  },
+};
+
 /** Installs the operator with the real manifests and waits for 2 controllers and a helper on every node. */
 export async function installOperator(): Promise<void> {
   await kubectl('apply', '--server-side', '--force-conflicts', '-k', '.');
+  await kubectlApply(hostAccess);
   const nodes = (await core.listNode()).items.length;
   await eventually('helpers Ready on every node', async () => (await helperPods()).length === nodes, 90_000);
   await eventually('2 controllers Ready', async () => (await controllerPods()).length === 2, 90_000);

@@ -51,6 +51,7 @@ describe('node configuration', () => {
     runtimeBinary: '/cache/bin/runc-shim',
     cniBinDir: '/usr/lib/cni',
     kubeconfig: '/x/nodes/worker-1/kubeconfig',
+    kubeletClientCa: '/x/pki/kubelet-client-ca.crt',
   };
 
   it('points containerd at the runc shim, the pinned pause image, the node CNI dir and a closed registry', () => {
@@ -85,6 +86,11 @@ describe('node configuration', () => {
     });
     // The restart back-off stays the kubelet's default (10 s doubling to 5 min): what users get.
     expect(worker).not.toHaveProperty('crashLoopBackOff');
+    // The API server's client certificate for logs, exec and port-forward (anonymous stays off).
+    expect(worker.authentication).toMatchObject({
+      anonymous: { enabled: false },
+      x509: { clientCAFile: '/x/pki/kubelet-client-ca.crt' },
+    });
     expect(worker).not.toHaveProperty('registerWithTaints');
     const cp = parse(kubeletConfig({ ...input, controlPlane: true })) as Record<string, unknown>;
     expect(cp.registerWithTaints).toEqual([

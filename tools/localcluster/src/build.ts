@@ -80,6 +80,8 @@ export interface GoBuild {
   ldflags: string;
   /** A Go release the go command fetches from the module proxy when the module needs a newer one. */
   toolchain?: string;
+  /** Further flags for `go list` and `go build`, e.g. an alternative go.mod (`-modfile`). */
+  flags?: string[];
 }
 
 const CONTAINERD = 'github.com/containerd/containerd/v2/cmd';
@@ -116,7 +118,7 @@ const builds: GoBuild[] = [
 export async function goBuild(b: GoBuild, out: string, log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const env = { ...process.env, GOTOOLCHAIN: b.toolchain ?? 'local', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
-  const tags = b.tags ? ['-tags', b.tags] : [];
+  const tags = [...(b.tags ? ['-tags', b.tags] : []), ...(b.flags ?? [])];
   log(`localcluster: building ${b.what}`);
   let total = 0;
   try {

@@ -16,8 +16,8 @@ const HELP: Record<string, string> = {
   '': `Usage: npm run cluster -- <command> [options]
 
 A local Kubernetes cluster of real components, all on this machine: etcd, kube-apiserver,
-kube-controller-manager and kube-scheduler, plus real nodes (containerd, runc, CNI, kubelet, kube-proxy),
-each node in its own network namespace. Built from Go modules and Debian packages on first use.
+kube-controller-manager and kube-scheduler, plus real nodes (containerd, runc, CNI, kubelet, kube-proxy,
+kube-network-policies), each node in its own network namespace. Built from Go modules and Debian packages on first use.
 
 Commands:
   up [--nodes N] [--argocd]     start the cluster (idempotent); prints the kubeconfig path
@@ -33,10 +33,13 @@ Commands:
 
 Run \`npm run cluster -- <command> --help\` for a command's options.`,
   up: `Usage: npm run cluster -- up [--nodes N] [--grace-period S] [--toleration-seconds S] [--no-build] [--argocd]
+                             [--no-network-policies]
 
 Starts the cluster unless it is already running. The first run builds Kubernetes, containerd and two small
 helpers from Go modules (4-10 min on 2 cores, cached in ~/.cache/pull-state-operator) and installs missing
-Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrack).
+Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrack, openssl).
+NetworkPolicies are enforced: every node runs kube-network-policies v0.8.0 (nftables + NFQUEUE; its own
+build, up to 9 min cold, cached in ~/.cache/pull-state-operator/kube-network-policies-*).
   --nodes N                 worker nodes besides the control-plane node (default 3, 1..20)
   --grace-period S          node-monitor-grace-period of kube-controller-manager (default 8, 2..300)
   --toleration-seconds S    default not-ready/unreachable toleration of new Pods (default 300, 0..3600)
@@ -44,7 +47,9 @@ Debian packages (runc, containernetworking-plugins, nftables, iptables, conntrac
   --argocd                  also run Argo CD v3.6 (application controller, repo server, Redis) against the
                             cluster, with this project's health checks; its first build takes about 10 min
                             (cached in ~/.cache/pull-state-operator/argocd-*). Given to a running cluster, it
-                            starts only Argo CD`,
+                            starts only Argo CD
+  --no-network-policies     do not run kube-network-policies: NetworkPolicies are stored but not enforced,
+                            as on a cluster whose network plugin ignores them`,
   down: `Usage: npm run cluster -- down
 
 Stops every process, removes the network namespaces, links, routes and cgroups the cluster made, and
@@ -128,6 +133,7 @@ async function upCommand(args: string[]): Promise<void> {
     'toleration-seconds': 'value',
     'no-build': 'bool',
     argocd: 'bool',
+    'no-network-policies': 'bool',
   });
   await up({
     nodes: intFlag(flags, 'nodes', 3, 1, 20),
@@ -135,6 +141,7 @@ async function upCommand(args: string[]): Promise<void> {
     tolerationSeconds: intFlag(flags, 'toleration-seconds', 300, 0, 3600),
     build: !flags['no-build'],
     argocd: flags.argocd === 'true',
+    networkPolicies: !flags['no-network-policies'],
   });
   console.log(kubeconfigPath);
 }

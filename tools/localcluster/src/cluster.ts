@@ -1,8 +1,9 @@
 // The local cluster as a whole: bring-up, teardown, status and faults. The CLI (cli.ts) is a thin shell
 // around these; tests, the demo and the benchmark call the faults directly.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { BRIDGE_IP, NAME_PREFIX, clusterNodeNames, nodeIp } from './addressing.js';
 import { startArgoCd, stopArgoCd } from './argocd.js';
@@ -25,9 +26,12 @@ import {
   shutdownNode,
   startNode,
   stopNode,
+  NETPOL_TABLE,
+  type NodeOptions,
   type NodeSpec,
   type NodeState,
 } from './node.js';
+import { ensureNetpol, netpolCacheDir } from './netpol-build.js';
 import { clusterDir, clusterStatePath, kubeconfigPath, nodesDir, repoRoot } from './paths.js';
 import { alive, commandLine, findPids, signal, sleep } from './processes.js';
 
@@ -38,6 +42,8 @@ export interface UpOptions {
   build: boolean;
   /** Also run Argo CD (built on first use). */
   argocd?: boolean;
+  /** Enforce NetworkPolicies with kube-network-policies on every node (default on). */
+  networkPolicies?: boolean;
 }
 
 export interface ClusterState {
@@ -45,9 +51,13 @@ export interface ClusterState {
   kubeconfig: string;
   archive: string;
   nodes: NodeSpec[];
+  /** How the nodes were started; a node booted again by `fault start` runs the same. */
+  nodeOptions: NodeOptions;
 }
 
 export class UsageError extends Error {}
+
+const run = promisify(execFile);
 
 type Log = (line: string) => void;
 
@@ -98,6 +108,11 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
   const running = readState();
   if (running && controlPlaneAlive(clusterDir).length === 4) {
     log(`localcluster: already running (${running.server})`);
+    const wanted = o.networkPolicies ?? true;
+    if ((running.nodeOptions?.networkPolicies ?? false) !== wanted)
+      log(
+        `localcluster: it runs ${wanted ? 'without' : 'with'} network policy enforcement; \`down\` first to change that`,
+      );
     if (o.argocd) await startArgoCd(log);
     return running;
   }
@@ -105,6 +120,8 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
   await down(() => undefined);
   ensureHostPackages(log);
   await ensureBinaries(log);
+  const nodeOptions: NodeOptions = { networkPolicies: o.networkPolicies ?? true };
+  if (nodeOptions.networkPolicies) await ensureNetpol(log);
   // Built before anything starts, so a cold Argo CD build does not hold a half-started cluster.
   if (o.argocd) await ensureArgoCd(log);
   if (o.build) {
@@ -128,12 +145,14 @@ export async function up(o: UpOptions, log: Log = console.log): Promise<ClusterS
     index,
     controlPlane: index === 0,
   }));
-  const state: ClusterState = { server: cp.server, kubeconfig: kubeconfigPath, archive, nodes };
+  const state: ClusterState = { server: cp.server, kubeconfig: kubeconfigPath, archive, nodes, nodeOptions };
   writeFileSync(clusterStatePath, JSON.stringify(state, null, 2));
-  for (const n of nodes) await prepareNode(n, nodes.length, kubeconfig);
-  log(`localcluster: starting ${nodes.length} nodes (containerd, kubelet, kube-proxy each)`);
+  for (const n of nodes) await prepareNode(n, nodes.length, kubeconfig, cp.kubeletClientCa);
+  log(
+    `localcluster: starting ${nodes.length} nodes (containerd, kubelet, kube-proxy${nodeOptions.networkPolicies ? ', kube-network-policies' : ''} each)`,
+  );
   const nodeStart = Date.now();
-  await Promise.all(nodes.map((n) => startNode(n, archive)));
+  await Promise.all(nodes.map((n) => startNode(n, archive, nodeOptions)));
   const core = coreApi();
   await waitForNodes(
     core,
@@ -180,7 +199,7 @@ function knownNodes(): NodeSpec[] {
 
 /** Processes started from the cache's binaries or inside .local/cluster: the cluster's, whoever started them. */
 function clusterProcesses(): number[] {
-  const bins = [binDir(), argocdBinDir()];
+  const bins = [binDir(), argocdBinDir(), netpolCacheDir()];
   return findPids((p) => {
     const cmd = commandLine(p);
     return bins.some((b) => cmd.includes(b)) || cmd.includes(clusterDir);
@@ -192,6 +211,11 @@ export async function leftovers(): Promise<string[]> {
   const left = clusterProcesses().map((p) => `process ${p}: ${commandLine(p).slice(0, 120)}`);
   left.push(...(await leftoverNetwork()));
   left.push(...cgroupRoots(NAME_PREFIX).map((c) => `cgroup ${c}`));
+  // Its table lives in a node's network namespace and goes with it; in the host's it would queue the
+  // host's own connections to Pods.
+  const tables = await run('nft', ['list', 'tables']).catch(() => ({ stdout: '' }));
+  if (tables.stdout.includes(` ${NETPOL_TABLE}\n`) || tables.stdout.endsWith(` ${NETPOL_TABLE}`))
+    left.push(`nftables table inet ${NETPOL_TABLE} on the host`);
   return left;
 }
 
@@ -309,7 +333,7 @@ export async function fault(action: FaultAction, target: string, container?: str
   if (action === 'partition') await partitionNode(node);
   else if (action === 'heal') await healNode(node);
   else if (action === 'stop') await stopNode(node);
-  else await restartNode(node, state.archive);
+  else await restartNode(node, state.archive, state.nodeOptions ?? { networkPolicies: false });
   return `${action} ${node.name}: node is now ${await nodeState(node)}`;
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -21,6 +22,8 @@ export interface ControlPlane {
   server: string;
   caFile: string;
   token: string;
+  /** The CA the kubelets trust for the API server's client certificate. */
+  kubeletClientCa: string;
 }
 
 export const CONTROL_PLANE_PROCESSES = [
@@ -104,6 +107,64 @@ current-context: localcluster
 `;
 }
 
+/**
+ * The API server's client certificate for the kubelets (logs, exec, attach, port-forward), as kubeadm's
+ * apiserver-kubelet-client: the kubelets run without anonymous access, and authorize it through the API
+ * server (webhook), where system:masters may do anything.
+ */
+function kubeletClientCertificate(pki: string): { ca: string; cert: string; key: string } {
+  const ca = join(pki, 'kubelet-client-ca.crt');
+  const caKey = join(pki, 'kubelet-client-ca.key');
+  const cert = join(pki, 'apiserver-kubelet-client.crt');
+  const key = join(pki, 'apiserver-kubelet-client.key');
+  const csr = join(pki, 'apiserver-kubelet-client.csr');
+  const openssl = (...args: string[]) =>
+    execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=localcluster-kubelet-client-ca',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    '/O=system:masters/CN=kube-apiserver-kubelet-client',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '3650',
+  );
+  return { ca, cert, key };
+}
+
 /** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler, each waiting for the last. */
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const pki = join(o.dir, 'pki');
@@ -113,6 +174,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const saKey = join(pki, 'sa.key');
   writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }));
   const token = randomBytes(24).toString('hex');
+  const kubeletClient = kubeletClientCertificate(pki);
   const tokens = join(pki, 'tokens.csv');
   writeFileSync(tokens, `${token},admin,admin-uid,"system:masters"\n`, { mode: 0o600 });
 
@@ -148,6 +210,10 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     `--service-account-signing-key-file=${saKey}`,
     `--token-auth-file=${tokens}`,
     '--authorization-mode=RBAC',
+    // Node names resolve nowhere on this machine: dial kubelets at their InternalIP, as kind's nodes do.
+    '--kubelet-preferred-address-types=InternalIP,Hostname',
+    `--kubelet-client-certificate=${kubeletClient.cert}`,
+    `--kubelet-client-key=${kubeletClient.key}`,
     '--allow-privileged=true',
     `--default-not-ready-toleration-seconds=${o.tolerationSeconds}`,
     `--default-unreachable-toleration-seconds=${o.tolerationSeconds}`,
@@ -183,7 +249,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     '--secure-port=0',
     '--v=1',
   ]);
-  return { server, caFile, token };
+  return { server, caFile, token, kubeletClientCa: kubeletClient.ca };
 }
 
 export async function stopControlPlane(dir: string): Promise<void> {

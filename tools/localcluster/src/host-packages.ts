@@ -14,6 +14,8 @@ export const HOST_PACKAGES: Record<string, string> = {
   conntrack: '/usr/sbin/conntrack',
   iproute2: '/usr/sbin/ip',
   'util-linux': '/usr/bin/nsenter',
+  // The API server's client certificate for the kubelets.
+  openssl: '/usr/bin/openssl',
   // Not for the nodes: the observability test scrapes the operator with a real Prometheus and checks the
   // alert rules with promtool.
   prometheus: '/usr/bin/promtool',

@@ -15,6 +15,8 @@ export interface NodeConfigInput {
   runtimeBinary: string;
   cniBinDir: string;
   kubeconfig: string;
+  /** CA of the client certificate the API server presents for logs, exec, attach and port-forward. */
+  kubeletClientCa: string;
 }
 
 export function containerdConfig(n: NodeConfigInput): string {
@@ -63,7 +65,10 @@ disabled_plugins = ['io.containerd.snapshotter.v1.zfs', 'io.containerd.snapshott
   [plugins.'io.containerd.internal.v1.opt']
     path = '/var/lib/containerd-opt'
   [plugins.'io.containerd.nri.v1.nri']
-    disable = true
+    # kube-network-policies learns a new Pod's IP from NRI before the API has it (kubernetes#85966), so the
+    # first packets of a Pod that starts and connects at once are judged as that Pod's.
+    disable = false
+    socket_path = '/run/nri/nri.sock'
 `;
 }
 
@@ -124,6 +129,7 @@ readOnlyPort: 0
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
+  x509: {clientCAFile: ${n.kubeletClientCa}}
 authorization:
   mode: Webhook
 # No cluster DNS runs here; Pods get no resolv.conf entries from the host.

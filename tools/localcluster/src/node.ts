@@ -19,6 +19,7 @@ import {
   registryHostsToml,
   type NodeConfigInput,
 } from './node-config.js';
+import { netpolBinary } from './netpol-build.js';
 import { nodeDir } from './paths.js';
 import { alive, findPids, namespaceOf, readPid, signal, sleep, spawnDetached, stopPid } from './processes.js';
 
@@ -30,16 +31,25 @@ export interface NodeSpec {
   controlPlane: boolean;
 }
 
+/** How nodes run, the same for every node of a cluster. */
+export interface NodeOptions {
+  /** Run kube-network-policies on the node, so NetworkPolicies are enforced. */
+  networkPolicies: boolean;
+}
+
+/** The nftables table kube-network-policies keeps in the node's network namespace while it runs. */
+export const NETPOL_TABLE = 'kube-network-policies';
+
 export type NodeState = 'Running' | 'Partitioned' | 'Stopped';
 
-const DAEMONS = ['kube-proxy', 'kubelet', 'containerd'] as const;
+const DAEMONS = ['kube-network-policies', 'kube-proxy', 'kubelet', 'containerd'] as const;
 type Daemon = (typeof DAEMONS)[number] | 'anchor';
 
 const pidFile = (node: string, daemon: Daemon) => join(nodeDir(node), 'pids', `${daemon}.pid`);
 const logFile = (node: string, daemon: Daemon) => join(nodeDir(node), 'logs', `${daemon}.log`);
 const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 
-function configInput(spec: NodeSpec): NodeConfigInput {
+function configInput(spec: NodeSpec, kubeletClientCa = ''): NodeConfigInput {
   const dir = nodeDir(spec.name);
   return {
     name: spec.name,
@@ -52,12 +62,18 @@ function configInput(spec: NodeSpec): NodeConfigInput {
     runtimeBinary: binaryPath('runc-shim'),
     cniBinDir: CNI_BIN_DIR,
     kubeconfig: join(dir, 'kubeconfig'),
+    kubeletClientCa,
   };
 }
 
 /** Directories, configuration files, network and cgroups of a node, before any of its processes start. */
-export async function prepareNode(spec: NodeSpec, allNodes: number, kubeconfig: string): Promise<void> {
-  const c = configInput(spec);
+export async function prepareNode(
+  spec: NodeSpec,
+  allNodes: number,
+  kubeconfig: string,
+  kubeletClientCa: string,
+): Promise<void> {
+  const c = configInput(spec, kubeletClientCa);
   for (const d of ['varlib', 'varlog', 'cni', 'registry/_default', 'pids', 'logs'])
     mkdirSync(join(c.dir, d), { recursive: true });
   writeFileSync(join(c.dir, 'containerd.toml'), containerdConfig(c));
@@ -126,7 +142,8 @@ async function startAnchor(spec: NodeSpec): Promise<void> {
 }
 
 function startDaemon(spec: NodeSpec, daemon: (typeof DAEMONS)[number], args: string[]): void {
-  const argv = nodeCommand(spec.name, [binaryPath(daemon), ...args]);
+  const binary = daemon === 'kube-network-policies' ? netpolBinary() : binaryPath(daemon);
+  const argv = nodeCommand(spec.name, [binary, ...args]);
   spawnDetached(argv[0]!, argv.slice(1), logFile(spec.name, daemon), pidFile(spec.name, daemon), {
     env: daemonEnv(),
   });
@@ -155,8 +172,33 @@ export async function importImages(node: string, archive: string): Promise<void>
   );
 }
 
-/** Starts the node's processes in order: mount namespace, containerd, images, kubelet, kube-proxy. */
-export async function startNode(spec: NodeSpec, archive: string): Promise<void> {
+/** Whether kube-network-policies has put its rules in place: it does so once its informers synced. */
+async function netpolTable(node: string): Promise<boolean> {
+  return inNode(node, ['nft', 'list', 'table', 'inet', NETPOL_TABLE], 5000).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function waitForNetpol(spec: NodeSpec): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!alive(readPid(pidFile(spec.name, 'kube-network-policies'))))
+      throw new Error(
+        `node ${spec.name}: kube-network-policies exited; see ${logFile(spec.name, 'kube-network-policies')}`,
+      );
+    if (await netpolTable(spec.name)) return;
+    if (Date.now() > deadline)
+      throw new Error(`node ${spec.name}: kube-network-policies has no nftables rules after 30 s`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Starts the node's processes in order: mount namespace, containerd, images, kubelet, kube-proxy and, with
+ * network policies on, kube-network-policies; resolves once its rules are in place.
+ */
+export async function startNode(spec: NodeSpec, archive: string, o: NodeOptions): Promise<void> {
   const c = configInput(spec);
   await startAnchor(spec);
   startDaemon(spec, 'containerd', ['--config', join(c.dir, 'containerd.toml')]);
@@ -170,6 +212,19 @@ export async function startNode(spec: NodeSpec, archive: string): Promise<void> 
     '--v=1',
   ]);
   startDaemon(spec, 'kube-proxy', [`--config=${join(c.dir, 'kube-proxy.yaml')}`, '--v=0']);
+  if (!o.networkPolicies) return;
+  startDaemon(spec, 'kube-network-policies', [
+    `--kubeconfig=${c.kubeconfig}`,
+    `--hostname-override=${spec.name}`,
+    // Queues are per network namespace: every node can use upstream's DaemonSet number.
+    '--nfqueue-id=98',
+    // The DNS race workaround is for kernels before 6.12, and no cluster DNS runs here.
+    '--netfilter-bug-1766-fix=false',
+    // The node's own loopback; upstream's default `:9080` would listen on the host bridge.
+    '--metrics-bind-address=127.0.0.1:9080',
+    '--v=1',
+  ]);
+  await waitForNetpol(spec);
 }
 
 /** Every process that belongs to the node: its daemons, containerd's shims, and every container. */
@@ -207,6 +262,8 @@ export async function stopNode(spec: NodeSpec): Promise<void> {
 
 /** A clean shutdown for `down`: the kubelet and kube-proxy first, then everything else at once. */
 export async function shutdownNode(spec: NodeSpec): Promise<string[]> {
+  // SIGTERM first: it deletes its nftables table on the way out.
+  await stopPid(readPid(pidFile(spec.name, 'kube-network-policies')), 6000);
   await stopPid(readPid(pidFile(spec.name, 'kube-proxy')), 2000);
   await stopPid(readPid(pidFile(spec.name, 'kubelet')), 2000);
   await stopNode(spec);
@@ -230,12 +287,12 @@ export async function healNode(spec: NodeSpec): Promise<void> {
 }
 
 /** Boots a stopped node again, as after a power cycle: fresh /run, same disk, images still there. */
-export async function restartNode(spec: NodeSpec, archive: string): Promise<void> {
+export async function restartNode(spec: NodeSpec, archive: string, o: NodeOptions): Promise<void> {
   if ((await nodeState(spec)) !== 'Stopped') throw new Error(`node ${spec.name} is not stopped`);
   await stopNode(spec);
   await setUplink(spec.index, spec.name, true);
   createCgroupRoot(nodeNames(spec.index, spec.name).cgroup);
-  await startNode(spec, archive);
+  await startNode(spec, archive, o);
 }
 
 /** The text of CRI log lines (`<time> <stream> <P|F> <text>`), joined back into the program's output. */

@@ -252,7 +252,6 @@ describe('a node helper pulling its Pods', () => {
     const first = collect(n1, (all) => all.some((r) => r.ok));
     await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { instance: 'p1' })] });
     await first;
-    const stored = n2.store.sequences(`apps_${uid}`).length;
     appState.instance = 'p2';
     appState.body = '{"count":0}';
     const restarted = await collect(n1, (all) => all.some((r) => !r.ok));
@@ -261,7 +260,13 @@ describe('a node helper pulling its Pods', () => {
     const hits = appState.hits;
     await new Promise((r) => setTimeout(r, 600));
     expect(appState.hits).toBe(hits);
-    expect(n2.store.sequences(`apps_${uid}`).length).toBe(stored);
+    // A pull of p1 still in flight when the app restarted may land; nothing of p2 may.
+    const instances = n2.store
+      .list()
+      .filter((m) => m.podUID === uid)
+      .map((m) => m.instance);
+    expect(instances.length).toBeGreaterThan(0);
+    expect(instances.every((i) => i === 'p1')).toBe(true);
     // The controller restored p2 and says so: pulls resume and store p2's state.
     const resumed = collect(n1, (all) => all.some((r) => r.ok && r.instance === 'p2'));
     await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { instance: 'p2' })] });

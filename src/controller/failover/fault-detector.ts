@@ -300,18 +300,20 @@ export class FaultDetector {
 
   /**
    * Why the silence of a node's helper says nothing about the node, if it does not: the API shows the helper
-   * going, new, restarted or not Ready while its node is Ready.
+   * going, new, restarted or not Ready while its node is Ready. Once the API shows the node NotReady too,
+   * none of these explains the silence any more: a helper that restarted and then lost its node must not
+   * shield the node for good.
    */
   private silenceExcuse(node: string, ep: HelperEndpoint, w: NodeWatch): string | undefined {
     const pod = this.d.view.helperPod(ep.pod);
     if (!pod?.metadata?.uid) return 'its helper Pod is not in the API';
+    if (!this.d.view.nodeReadyIgnoringFence(node)) return undefined;
     if (pod.metadata.deletionTimestamp) return 'its helper Pod is terminating';
     if (w.answeredBy && w.answeredBy.uid !== pod.metadata.uid)
       return 'its helper Pod replaced the one that last answered (a rollout)';
     if (w.answeredBy && w.answeredBy.restarts !== helperRestarts(pod))
       return 'its helper restarted since it last answered';
-    if (!isPodReady(pod) && this.d.view.nodeReadyIgnoringFence(node))
-      return 'its helper Pod is not Ready (and the node is)';
+    if (!isPodReady(pod)) return 'its helper Pod is not Ready (and the node is)';
     return undefined;
   }
 
@@ -414,7 +416,7 @@ export class FaultDetector {
       }
       why = `its helper was silent to ${w.silent} probes and the API shows it NotReady (no other helper could probe it)`;
     }
-    void this.nodeFailed(node, why);
+    void this.nodeFailed(node, why, s);
   }
 
   /** Starts probing a node's Pods from the leader, for an answer while its helper is silent. */
@@ -422,12 +424,12 @@ export class FaultDetector {
     for (const [uid, e] of this.pods) if (e.pod.spec?.nodeName === node) this.queue.add(podKey(uid));
   }
 
-  private async nodeFailed(node: string, why: string): Promise<void> {
+  private async nodeFailed(node: string, why: string, judged: Suspicion): Promise<void> {
     // Several paths reach this at once: one fence and one round of deletes.
     if (this.failing.has(node)) return;
     this.failing.add(node);
     try {
-      await this.fenceAndEvacuate(node, why);
+      await this.fenceAndEvacuate(node, why, judged);
     } finally {
       this.failing.delete(node);
     }
@@ -440,7 +442,7 @@ export class FaultDetector {
       .map(([, e]) => e);
   }
 
-  private async fenceAndEvacuate(node: string, why: string): Promise<void> {
+  private async fenceAndEvacuate(node: string, why: string, judged: Suspicion): Promise<void> {
     this.d.log.warn('node lost: fencing it and deleting its protected Pods', { node, why });
     try {
       if (!this.fenced.has(node)) await this.setFence(node, true);
@@ -449,6 +451,12 @@ export class FaultDetector {
         node,
         error: errorMessage(err),
       });
+    }
+    // The fence may have taken a while: anything on the node that answered meanwhile ended the suspicion,
+    // and then its Pods are alive. The fence comes off with the next answer of its helper.
+    if (this.watches.get(node)?.suspicion !== judged) {
+      this.d.log.warn('node answered while it was being fenced: its Pods are not deleted', { node });
+      return;
     }
     await Promise.all(this.podsOn(node).map((e) => this.deletePod(e, `node ${node} is lost: ${why}`)));
   }

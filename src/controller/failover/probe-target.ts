@@ -1,12 +1,17 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { appContainer } from '../kube/app-container.js';
 
-/** Where a Pod is probed: its liveness probe's httpGet if it has one, else the state path (pure). */
+/**
+ * Where a Pod is probed: the app container's liveness probe's httpGet if it has one, else the state path
+ * (pure). Never a sidecar's: a log shipper failing its own liveness probe must not get the app's Pod deleted.
+ */
 export function probeTarget(
   pod: V1Pod,
-  spec: { port: number; path: string },
+  spec: { port: number; path: string; container?: string },
 ): { port: number; path: string } {
   const fallback = { port: spec.port, path: spec.path };
-  for (const c of pod.spec?.containers ?? []) {
+  const { name } = appContainer(pod, spec);
+  for (const c of (pod.spec?.containers ?? []).filter((x) => x.name === name)) {
     const h = c.livenessProbe?.httpGet;
     if (!h) continue;
     let port = typeof h.port === 'number' ? h.port : Number(h.port);

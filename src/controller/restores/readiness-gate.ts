@@ -163,12 +163,16 @@ export class GateWriter {
     // Written, and the cache has not caught up yet: look again rather than write twice.
     const since = d.writtenAt === undefined ? Infinity : Date.now() - d.writtenAt;
     if (since < this.settleMs) return { requeueAfterMs: this.settleMs - since };
+    // Only a change of status is a transition: the restorer reads the time the gate opened as when the
+    // current process got its state.
+    const current = (pod.status?.conditions ?? []).find((c) => c.type === READINESS_GATE);
     const condition: V1PodCondition = {
       type: READINESS_GATE,
       status: d.status,
       reason: d.reason,
       message: d.message,
-      lastTransitionTime: new Date(),
+      lastTransitionTime:
+        current?.status === d.status && current.lastTransitionTime ? current.lastTransitionTime : new Date(),
     };
     try {
       await this.d.patch(pod, [condition, ...(d.status === 'False' ? [closedReady(d.reason)] : [])]);

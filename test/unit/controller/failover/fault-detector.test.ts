@@ -4,7 +4,11 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
-import { FaultDetector, probeTarget } from '../../../../src/controller/failover/fault-detector.js';
+import {
+  FaultDetector,
+  probeTarget,
+  type FaultDetectorDeps,
+} from '../../../../src/controller/failover/fault-detector.js';
 import { withFence } from '../../../../src/controller/failover/node-fence.js';
 import { LeaseObserver } from '../../../../src/controller/kube/leader-election.js';
 
@@ -26,6 +30,24 @@ describe('fault detection helpers', () => {
       port: 8080,
       path: '/state',
     });
+  });
+  it("probes the app container's liveness target, never a sidecar's", () => {
+    const pod = {
+      spec: {
+        containers: [
+          { name: 'log-shipper', livenessProbe: { httpGet: { path: '/shipper-alive', port: 2020 } } },
+          {
+            name: 'app',
+            ports: [{ containerPort: 8080 }],
+            livenessProbe: { httpGet: { path: '/healthz', port: 8080 } },
+          },
+        ],
+      },
+    };
+    expect(probeTarget(pod, { port: 8080, path: '/state' })).toEqual({ port: 8080, path: '/healthz' });
+    // The app has no liveness probe of its own: the state path, not the sidecar's.
+    delete (pod.spec.containers[1] as { livenessProbe?: unknown }).livenessProbe;
+    expect(probeTarget(pod, { port: 8080, path: '/state' })).toEqual({ port: 8080, path: '/state' });
   });
   it("adds and removes only the operator's own taint", () => {
     const other = { key: 'node.kubernetes.io/unreachable', effect: 'NoExecute' };
@@ -128,7 +150,7 @@ describe('FaultDetector', () => {
         ? 'unreachable'
         : answer) as ProbeOutcome;
 
-  const makeDetector = () =>
+  const makeDetector = (overrides: Partial<FaultDetectorDeps> = {}) =>
     new FaultDetector({
       actions: {
         deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
@@ -190,6 +212,7 @@ describe('FaultDetector', () => {
         const host = `h-${target.node}`;
         return outcome(host in peerSees ? peerSees[host] : up[host]);
       },
+      ...overrides,
     });
 
   beforeEach(() => {
@@ -325,6 +348,51 @@ describe('FaultDetector', () => {
     partitionN1(); // its Pod too: a NetworkPolicy admits only helpers
     await jest.advanceTimersByTimeAsync(6_000);
     expect(actions).toEqual([]);
+  });
+
+  it.each<[string, () => void]>([
+    ['restarted since it last answered', () => (helperPods.n1 = helperPod('n1', { restarts: 1 }))],
+    ['a new Pod since it last answered', () => (helperPods.n1 = helperPod('n1', { uid: 'hu-n1-new' }))],
+    ['terminating', () => (helperPods.n1 = helperPod('n1', { deleting: true }))],
+  ])('counts the silence of a helper that is %s once the API shows its node NotReady', async (_w, change) => {
+    // The helper restarted (or was replaced), then its node lost its uplink before it answered again.
+    await jest.advanceTimersByTimeAsync(1_000);
+    change();
+    partitionN1();
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual([]);
+    nodeReady.n1 = false;
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+  });
+
+  it('deletes no Pod of a node that answered while it was being fenced', async () => {
+    term.abort();
+    term = new AbortController();
+    let release: () => void = () => undefined;
+    detector = makeDetector({
+      signal: term.signal,
+      actions: {
+        deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
+        setFence: async (node, on) => {
+          actions.push(`fence ${node} ${on ? 'on' : 'off'}`);
+          // The API server is slow to take the taint; meanwhile the node answers again.
+          if (on) await new Promise<void>((r) => (release = r));
+        },
+      },
+    });
+    detector.start();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
+    await jest.advanceTimersByTimeAsync(1_000);
+    partitionN1();
+    await jest.advanceTimersByTimeAsync(2_500);
+    expect(actions).toEqual(['fence n1 on']);
+    up['h-n1'] = true;
+    await jest.advanceTimersByTimeAsync(600);
+    release();
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).not.toContain('delete ns/a');
+    expect(givenUp).toEqual([]);
   });
 
   it("counts a replaced helper's silence again once the new Pod has answered", async () => {

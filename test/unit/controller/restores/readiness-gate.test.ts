@@ -96,6 +96,17 @@ describe('GateWriter', () => {
     expect(gateOf(cached)).toBe('True');
   });
 
+  it('keeps the transition time when only the reason changes', async () => {
+    await writer.set(newPod(), 'True', 'NothingToRestore', 'fresh');
+    const opened = writes[0]![0]!.lastTransitionTime;
+    await jest.advanceTimersByTimeAsync(5000);
+    await writer.set(newPod(), 'True', 'StateKept', 'kept');
+    expect(writes[1]![0]!.reason).toBe('StateKept');
+    expect(writes[1]![0]!.lastTransitionTime).toEqual(opened);
+    await writer.set(newPod(), 'False', 'RestoreInProgress', 'restoring');
+    expect(writes[2]![0]!.lastTransitionTime).not.toEqual(opened);
+  });
+
   it('gives up on a Pod that is gone, and ignores Pods without the gate', async () => {
     failNext = 100;
     const pending = writer.set(newPod(), 'True', 'Restored', 'restored');

@@ -77,6 +77,10 @@ export function chaosPlan(seed: number, n: number, kinds: readonly ChaosFault[] 
   }));
 }
 
+/** Restarts of a Pod's app container (the count app's only one). */
+const appRestarts = (pod: V1Pod) =>
+  pod.status?.containerStatuses?.find((c) => c.name === 'app')?.restartCount ?? 0;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0;
 
@@ -131,10 +135,17 @@ export class Chaos {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly watches: AbortController[] = [];
-  /** Nodes that carried the fence taint since the current fault began. */
-  private fenced = new Set<string>();
+  /**
+   * Fence taints seen on a node that no fault has taken down, from the first fault on (also while the
+   * cluster settles between faults); each fault's check takes the ones seen since the previous check.
+   */
+  private wrongFences: string[] = [];
+  /** The node the current node fault took down: its fence is expected, until it is whole again. */
+  private faultedNode: string | undefined;
   /** App Pods (by UID) that got a deletion since the current fault began. */
   private deleted = new Set<string>();
+  /** A watch that ended was started again; if it could not be, every later check is void. */
+  private watchLost: string | undefined;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -180,26 +191,29 @@ export class Chaos {
   }
 
   private async watch(): Promise<void> {
-    const w = new Watch(this.kc);
-    this.watches.push(
-      await w.watch(
-        '/api/v1/nodes',
-        {},
-        (_t, node: V1Node) => {
-          if ((node.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT))
-            this.fenced.add(node.metadata!.name!);
-        },
-        () => undefined,
-      ),
-      await w.watch(
-        `/api/v1/namespaces/${this.o.namespace}/pods`,
-        {},
-        (type, pod: V1Pod) => {
-          if (type === 'DELETED' || pod.metadata?.deletionTimestamp) this.deleted.add(pod.metadata!.uid!);
-        },
-        () => undefined,
-      ),
-    );
+    await this.keepWatching('/api/v1/nodes', (_t, node: V1Node) => {
+      const name = node.metadata!.name!;
+      if ((node.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT) && name !== this.faultedNode)
+        this.wrongFences.push(name);
+    });
+    await this.keepWatching(`/api/v1/namespaces/${this.o.namespace}/pods`, (type, pod: V1Pod) => {
+      if (type === 'DELETED' || pod.metadata?.deletionTimestamp) this.deleted.add(pod.metadata!.uid!);
+    });
+  }
+
+  /**
+   * A watch that the API server ends (its timeout, a restart) starts again, so no check passes for want of
+   * events; the re-list's ADDED events see the current state again.
+   */
+  private async keepWatching<T>(path: string, onEvent: (type: string, obj: T) => void): Promise<void> {
+    const start = async (): Promise<void> => {
+      const ctl = await new Watch(this.kc).watch(path, {}, onEvent, () => {
+        if (this.watches.includes(ctl) && !ctl.signal.aborted)
+          void start().catch((err: unknown) => (this.watchLost = `${path}: ${String(err)}`));
+      });
+      this.watches.push(ctl);
+    };
+    await start();
   }
 
   private async appPods(): Promise<V1Pod[]> {
@@ -238,13 +252,18 @@ export class Chaos {
 
   private async one(n: number, kind: ChaosFault, target: number): Promise<FaultOutcome> {
     const pods = await this.settled();
+    // Whole again (Ready and unfenced): a fence of the previous fault's node from now on is a wrong one.
+    this.faultedNode = undefined;
     const victim = pods[target]!;
     const other = pods[1 - target]!;
     const node = victim.spec!.nodeName!;
     const otherBefore = await stats(other.status!.podIP!, 1000);
-    this.fenced.clear();
+    const otherRestarts = appRestarts(other);
     this.deleted.clear();
     const violations: string[] = [];
+    // Fences seen while the cluster settled after the previous fault count against this one's record.
+    for (const f of this.wrongFences.splice(0)) violations.push(`node ${f} was fenced, it was not faulted`);
+    if (kind === 'partition' || kind === 'power') this.faultedNode = node;
     const outcome: FaultOutcome = { n, kind, pod: victim.metadata!.name!, node, readyMs: 0, violations };
     if (APP_FAULTS.has(kind)) {
       const existed = new Set(
@@ -263,16 +282,22 @@ export class Chaos {
     } else outcome.readyMs = await this.controlFault(kind, node, pods, violations);
     // The Pod that did not fail keeps its process and its state.
     const otherAfter = await stats(other.status!.podIP!, 2000);
+    const otherNow = await this.core
+      .readNamespacedPod({ name: other.metadata!.name!, namespace: this.o.namespace })
+      .catch(() => undefined);
     if (this.deleted.has(other.metadata!.uid!)) violations.push(`Pod ${other.metadata!.name} was deleted`);
-    else if (otherBefore && otherAfter && otherAfter.restores !== otherBefore.restores)
+    else if (!otherBefore || !otherAfter)
+      violations.push(`${other.metadata!.name}, which did not fail, does not answer /stats`);
+    else if (otherNow && appRestarts(otherNow) !== otherRestarts)
+      violations.push(`${other.metadata!.name}'s app container restarted, it was not faulted`);
+    else if (otherAfter.restores !== otherBefore.restores)
       violations.push(`state restored into ${other.metadata!.name}, which did not fail`);
     else if (otherBefore && otherAfter && otherAfter.count < otherBefore.count)
       violations.push(
         `${other.metadata!.name}'s counter went back from ${otherBefore.count} to ${otherAfter.count}`,
       );
-    const faultedNode = kind === 'partition' || kind === 'power' ? node : undefined;
-    for (const f of this.fenced)
-      if (f !== faultedNode) violations.push(`node ${f} was fenced, it was not faulted`);
+    for (const f of this.wrongFences.splice(0)) violations.push(`node ${f} was fenced, it was not faulted`);
+    if (this.watchLost) violations.push(`a watch ended and could not be started again: ${this.watchLost}`);
     return outcome;
   }
 

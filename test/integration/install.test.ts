@@ -59,6 +59,9 @@ describe('kubectl apply -k .', () => {
       'networkpolicies',
       '-n',
       OPERATOR_NAMESPACE,
+      // The install's own (the tests add it-host-access beside them, see operator.ts).
+      '-l',
+      'app.kubernetes.io/name=pull-state-operator',
       '-o',
       'jsonpath={range .items[*]}{.metadata.name}:{range .spec.ingress[*]}{.ports[0].port},{end};{end}',
     );

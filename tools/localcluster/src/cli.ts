@@ -72,7 +72,8 @@ node's /var/log/pods. The kubelet removes them with the Pod, as on any node.`,
   partition <node>     take the node's uplink down: it goes NotReady in the API, its kubelet keeps probing
                        its own Pods, and they keep answering inside the node
   heal <node>          bring the uplink of a partitioned node back
-  stop <node>          kill the node's kubelet, kube-proxy, containerd, shims and containers at once
+  stop <node>          kill the node's kubelet, kube-proxy, containerd, shims and containers at once;
+                       its uplink goes dark, as a powered-off machine answers nothing
   start <node>         boot a stopped node again (fresh /run, same disk)
 
   -c <container>       crash this container (a plain container or a native sidecar, that is an init

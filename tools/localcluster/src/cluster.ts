@@ -25,7 +25,7 @@ import {
   restartNode,
   shutdownNode,
   startNode,
-  stopNode,
+  powerOffNode,
   NETPOL_TABLE,
   type NodeOptions,
   type NodeSpec,
@@ -332,7 +332,7 @@ export async function fault(action: FaultAction, target: string, container?: str
     throw new UsageError(`node ${node.name} is Stopped; start it first (fault start ${node.name})`);
   if (action === 'partition') await partitionNode(node);
   else if (action === 'heal') await healNode(node);
-  else if (action === 'stop') await stopNode(node);
+  else if (action === 'stop') await powerOffNode(node);
   else await restartNode(node, state.archive, state.nodeOptions ?? { networkPolicies: false });
   return `${action} ${node.name}: node is now ${await nodeState(node)}`;
 }

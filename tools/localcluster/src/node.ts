@@ -277,6 +277,16 @@ export async function nodeState(spec: NodeSpec): Promise<NodeState> {
   return (await uplinkUp(spec.index, spec.name)) ? 'Running' : 'Partitioned';
 }
 
+/**
+ * Power loss: every process of the node dies at once and the machine goes dark. The uplink goes down too:
+ * killing the processes leaves the Pods' network namespaces (bind-mounted by the CNI) in place, and their
+ * kernel would still refuse connections, which a powered-off machine never does. `restartNode` brings it up.
+ */
+export async function powerOffNode(spec: NodeSpec): Promise<void> {
+  await stopNode(spec);
+  await setUplink(spec.index, spec.name, false);
+}
+
 export async function partitionNode(spec: NodeSpec): Promise<void> {
   if ((await nodeState(spec)) === 'Stopped') throw new Error(`node ${spec.name} is stopped; start it first`);
   await setUplink(spec.index, spec.name, false);

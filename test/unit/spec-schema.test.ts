@@ -46,6 +46,8 @@ describe('parseSpec (ajv compiled from the CRD)', () => {
     ['copies 0', { selector, copies: 0 }, /spec.copies must be >= 1/],
     ['maxStateBytes 2 GiB', { selector, maxStateBytes: 2 ** 31 }, /spec.maxStateBytes must be <= 1073741824/],
     ['relative restorePath', { selector, restorePath: 'x' }, /spec.restorePath must match/],
+    ['container not a DNS label', { selector, container: 'App_1' }, /spec.container must match/],
+    ['empty container', { selector, container: '' }, /spec.container must NOT have fewer than 1 characters/],
     [
       'bad operator',
       { selector: { matchExpressions: [{ key: 'a', operator: 'Is' }] } },

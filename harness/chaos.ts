@@ -230,11 +230,14 @@ export class Chaos {
     for (;;) {
       const pods = await this.appPods();
       const nodes = (await this.core.listNode()).items;
-      const whole = nodes.every(
-        (n) =>
-          n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
-          !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT),
-      );
+      const broken = nodes.flatMap((n) => {
+        const why = [];
+        if (!n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          why.push('not Ready');
+        if ((n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) why.push('fenced');
+        return why.length ? [`${n.metadata!.name} ${why.join(' and ')}`] : [];
+      });
+      const whole = broken.length === 0;
       if (pods.length === 2 && whole) {
         const seen = await Promise.all(pods.map((p) => stats(p.status!.podIP!, 1000)));
         if (seen.every((s) => s?.counting)) {
@@ -244,7 +247,8 @@ export class Chaos {
       }
       if (Date.now() > deadline)
         throw new Error(
-          `the app did not settle within 180 s: ${pods.length} Ready Pods, nodes whole: ${whole}`,
+          `the app did not settle within 180 s: ${pods.length} Ready Pods; ` +
+            (whole ? 'every node Ready and unfenced' : `nodes not whole: ${broken.join(', ')}`),
         );
       await sleep(500);
     }

@@ -131,8 +131,8 @@ export class Manager {
         apps.listStatefulSetForAllNamespaces(),
       ),
     };
-    this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, () =>
-      this.detector.fencedNodes(),
+    this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, (node) =>
+      this.detector.isFenced(node),
     );
     this.helpers = new HelperClient(
       o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc },

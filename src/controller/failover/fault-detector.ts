@@ -159,7 +159,11 @@ export class FaultDetector {
   private pods = new Map<string, ProtectedPod>();
   private watches = new Map<string, NodeWatch>();
   private failing = new Set<string>();
-  private fenced = new Set<string>();
+  /**
+   * Fences this leader wrote that the node cache does not show yet. The cache is the truth otherwise: a fence
+   * another leader wrote (also one that lost its lease but finished its write) or a user removed is seen.
+   */
+  private fencing = new Set<string>();
   private unfencing = new Set<string>();
   private deleted = new Set<string>();
   /** Spreads indirect probes over the other helpers. */
@@ -183,14 +187,17 @@ export class FaultDetector {
     );
   }
 
-  fencedNodes(): ReadonlySet<string> {
-    return this.fenced;
+  /** Fenced as the node cache shows it, or by a write of this leader the cache has not shown yet. */
+  isFenced(node: string): boolean {
+    if ((this.d.nodes.get(node)?.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) {
+      this.fencing.delete(node);
+      return true;
+    }
+    return this.fencing.has(node);
   }
 
-  /** Learns the fences a previous leader left and starts the helper probes (they run until the signal). */
+  /** Starts the helper probes (they run until the signal). */
   start(): void {
-    for (const n of this.d.nodes.list())
-      if ((n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) this.fenced.add(n.metadata!.name!);
     this.queue.addAfter(HELPERS_KEY, HELPER_PROBE_MS);
   }
 
@@ -272,7 +279,7 @@ export class FaultDetector {
         if (!silent(outcome)) {
           this.answered(node, `its helper (${outcome})`, ep);
           // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
-          if ((outcome === 'ok' || outcome === 'error') && this.fenced.has(node))
+          if ((outcome === 'ok' || outcome === 'error') && this.isFenced(node))
             if (this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
         } else this.helperSilent(node, ep);
       }),
@@ -340,7 +347,7 @@ export class FaultDetector {
     this.judge(node);
     // A fresh round each time the last one is done, started after judging: the decision does not wait for it.
     // A node fenced and emptied needs no more opinions until it answers again.
-    const settled = this.fenced.has(node) && this.podsOn(node).length === 0;
+    const settled = this.isFenced(node) && this.podsOn(node).length === 0;
     if (s.inFlight === 0 && !this.failing.has(node) && !settled) void this.askPeers(node, ep, s);
   }
 
@@ -354,7 +361,7 @@ export class FaultDetector {
           n !== own &&
           ep.ready &&
           this.d.view.nodeReady(n) &&
-          !this.fenced.has(n) &&
+          !this.isFenced(n) &&
           !this.suspect(n),
       )
       .map(([, ep]) => ep)
@@ -398,7 +405,7 @@ export class FaultDetector {
     const s = w?.suspicion;
     if (!w || !s || w.silent < HELPER_FAILURES || s.inFlight > 0 || this.failing.has(node)) return;
     // Fenced already (by this leader, or one before it that may have died before it deleted every Pod).
-    if (this.fenced.has(node) && this.podsOn(node).length === 0) return;
+    if (this.isFenced(node) && this.podsOn(node).length === 0) return;
     let why = `its helper was silent to ${w.silent} probes, and to ${s.silentReports} from other nodes' helpers`;
     if (s.silentReports === 0) {
       // Nobody else could look: the leader may be the one cut off. Only the API can confirm it then.
@@ -445,7 +452,7 @@ export class FaultDetector {
   private async fenceAndEvacuate(node: string, why: string, judged: Suspicion): Promise<void> {
     this.d.log.warn('node lost: fencing it and deleting its protected Pods', { node, why });
     try {
-      if (!this.fenced.has(node)) await this.setFence(node, true);
+      if (!this.isFenced(node)) await this.setFence(node, true);
     } catch (err) {
       this.d.log.error('could not fence the node; deleting its Pods anyway', {
         node,
@@ -462,8 +469,8 @@ export class FaultDetector {
   }
   private async setFence(node: string, on: boolean): Promise<void> {
     await this.d.actions.setFence(node, on);
-    if (on) this.fenced.add(node);
-    else this.fenced.delete(node);
+    if (on) this.fencing.add(node);
+    else this.fencing.delete(node);
   }
 
   private async unfence(node: string): Promise<void> {

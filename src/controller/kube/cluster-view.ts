@@ -61,12 +61,12 @@ export class ClusterView {
     private readonly nodes: Informer<V1Node>,
     private readonly pods: Informer<V1Pod>,
     private readonly operatorNamespace: string,
-    /** Nodes the controller itself has concluded failed (fenced), excluded as targets. */
-    private readonly failedNodes: () => ReadonlySet<string> = () => new Set(),
+    /** Whether the operator fenced the node (it concluded the node failed): no target for copies. */
+    private readonly fenced: (node: string) => boolean = () => false,
   ) {}
 
   nodeReady(name: string): boolean {
-    return this.nodeReadyIgnoringFence(name) && !this.failedNodes().has(name);
+    return this.nodeReadyIgnoringFence(name) && !this.fenced(name);
   }
 
   /** Ready as Kubernetes reports it, whether or not the operator fenced it. */

@@ -133,8 +133,10 @@ describe('FaultDetector', () => {
   let nodeReady: Record<string, boolean>;
   /** The node the leader runs on, if known. */
   let leaderNode: string | undefined;
-  /** Nodes whose fence taint the API shows when the detector starts. */
-  let taintedAtStart: string[];
+  /** Nodes whose fence taint the node cache shows; the detector's writes land in it unless `cacheLags`. */
+  let tainted: Set<string>;
+  /** The node cache does not show the detector's fence writes (yet). */
+  let cacheLags: boolean;
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
   let givenUp: string[];
@@ -150,11 +152,20 @@ describe('FaultDetector', () => {
         ? 'unreachable'
         : answer) as ProbeOutcome;
 
+  const nodeObject = (name: string) => ({
+    metadata: { name },
+    spec: tainted.has(name)
+      ? { taints: [{ key: 'pullstate.hitachienergy.com/unreachable', effect: 'NoSchedule' }] }
+      : {},
+  });
   const makeDetector = (overrides: Partial<FaultDetectorDeps> = {}) =>
     new FaultDetector({
       actions: {
         deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
-        setFence: async (node, on) => void actions.push(`fence ${node} ${on ? 'on' : 'off'}`),
+        setFence: async (node, on) => {
+          actions.push(`fence ${node} ${on ? 'on' : 'off'}`);
+          if (!cacheLags) void (on ? tainted.add(node) : tainted.delete(node));
+        },
       },
       view: {
         helpers: () =>
@@ -180,11 +191,8 @@ describe('FaultDetector', () => {
         },
       } as never,
       nodes: {
-        list: () =>
-          taintedAtStart.map((name) => ({
-            metadata: { name },
-            spec: { taints: [{ key: 'pullstate.hitachienergy.com/unreachable', effect: 'NoSchedule' }] },
-          })),
+        list: () => NODES.map(nodeObject),
+        get: (name: string) => (NODES.includes(name) ? nodeObject(name) : undefined),
       } as never,
       events: { record: () => undefined } as never,
       log: createLogger('test', 'error'),
@@ -223,7 +231,8 @@ describe('FaultDetector', () => {
     helperPods = Object.fromEntries(NODES.map((n) => [n, helperPod(n)]));
     nodeReady = {};
     leaderNode = undefined;
-    taintedAtStart = [];
+    tainted = new Set();
+    cacheLags = false;
     readyTo = {};
     readinessChanges = [];
     givenUp = [];
@@ -280,6 +289,30 @@ describe('FaultDetector', () => {
     up['h-n1'] = true;
     await jest.advanceTimersByTimeAsync(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
+  });
+
+  it('removes a fence the node cache shows once its helper answers, whoever wrote it and whenever', async () => {
+    // Another leader fenced n1 after this one started (it had lost its lease but finished its write), or a
+    // leader before it fenced n1 and died before the helper answered again: the cache is the truth.
+    await jest.advanceTimersByTimeAsync(1_000);
+    tainted.add('n1');
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).toEqual(['fence n1 off']);
+    expect(detector.isFenced('n1')).toBe(false);
+  });
+
+  it('counts its own fence write before the node cache shows it, and does not write it twice', async () => {
+    cacheLags = true;
+    await jest.advanceTimersByTimeAsync(1_000);
+    partitionN1();
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    expect(detector.isFenced('n1')).toBe(true);
+    // The cache catches up; a user then removes the taint by hand: the detector goes by the cache.
+    tainted.add('n1');
+    expect(detector.isFenced('n1')).toBe(true);
+    tainted.delete('n1');
+    expect(detector.isFenced('n1')).toBe(false);
   });
 
   // A refused or reset connection, an HTTP error, a TLS alert, or an outcome this code does not know yet:
@@ -454,7 +487,7 @@ describe('FaultDetector', () => {
   it('as a new leader, deletes the Pods left on a node a previous leader fenced, without fencing it again', async () => {
     term.abort();
     partitionN1();
-    taintedAtStart = ['n1'];
+    tainted = new Set(['n1']);
     term = new AbortController();
     detector = makeDetector();
     detector.start();

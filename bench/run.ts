@@ -33,7 +33,7 @@ import {
   nodesHealed,
   readyPod,
   stats,
-  type Fault,
+  type Fault as TrialFault,
 } from '../harness/failover.js';
 import { appDeployment } from '../harness/deployment.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
@@ -68,12 +68,12 @@ const FLAGS = {
   },
   faults: {
     kind: 'string',
-    default: 'crash,delete,partition',
+    default: 'crash,delete,partition,leader-partition',
     pattern: {
-      test: /^(crash|delete|partition)(,(crash|delete|partition))*$/,
-      allowed: 'a comma list of crash, delete, partition',
+      test: /^(crash|delete|partition|leader-partition)(,(crash|delete|partition|leader-partition))*$/,
+      allowed: 'a comma list of crash, delete, partition, leader-partition',
     },
-    help: 'faults of the failover and baseline scenarios',
+    help: "faults of the failover and baseline scenarios (leader-partition: the app's node is the controller leader's; operator only)",
   },
   'baseline-partition-trials': {
     kind: 'int',
@@ -83,6 +83,10 @@ const FLAGS = {
     help: 'partition trials without the operator (each waits ~5 min for Kubernetes to evict the Pod)',
   },
 } satisfies FlagSpecs;
+
+/** A trial's fault; leader-partition is a partition of the node the controller leader and the app share. */
+type Fault = TrialFault | 'leader-partition';
+const FAULTS: Fault[] = ['crash', 'delete', 'partition', 'leader-partition'];
 
 // Clients are made in main(), once the local cluster (and so its kubeconfig) is up.
 let core: CoreV1Api;
@@ -348,12 +352,17 @@ async function failover(
     crash: { ms: [], lost: [] },
     delete: { ms: [], lost: [] },
     partition: { ms: [], lost: [] },
+    'leader-partition': { ms: [], lost: [] },
   };
   for (const fault of faults) {
-    for (let i = 0; i < (fault === 'partition' ? partitionTrials : trials); i++) {
+    // Without the operator there is no leader: plain Kubernetes has nothing to place.
+    if (fault === 'leader-partition' && !withOperator) continue;
+    const partition = fault === 'partition' || fault === 'leader-partition';
+    for (let i = 0; i < (partition ? partitionTrials : trials); i++) {
+      if (fault === 'leader-partition') await placeBesideLeader(name);
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
-      const r = await failoverTrial(NS, `app=${name}`, fault, {
+      const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : (fault as TrialFault), {
         timeoutMs: withOperator ? 120_000 : 400_000,
         plain: !withOperator,
       });
@@ -371,11 +380,81 @@ async function failover(
           return p && p.metadata!.name !== r.podAfter;
         });
       }
-      if (fault === 'partition') await until('all nodes Ready and unfenced', nodesHealed);
+      if (partition) await until('all nodes Ready and unfenced', nodesHealed);
     }
   }
   await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
   return results;
+}
+
+/** The controller leader's Pod name, from its Lease. */
+const leaseHolder = () =>
+  kubectl(
+    'get',
+    'lease',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'pull-state-operator-leader',
+    '-o',
+    'jsonpath={.spec.holderIdentity}',
+  );
+
+/**
+ * Moves the app's one Pod onto the controller leader's node (a preferred node affinity, so its replacement
+ * may go anywhere once that node is fenced). A leader on a node apps do not run on (the control plane's
+ * NoSchedule taint) is deleted until a standby on a worker leads.
+ */
+async function placeBesideLeader(name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    if (attempt > 10) throw new Error(`could not place ${name} beside the controller leader in 10 tries`);
+    const holder = await until('a controller leader and a standby, both Ready', async () => {
+      const ready = (await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE })).items.filter(
+        (p) => isReady(p) && p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller',
+      );
+      const h = leaseHolder();
+      return ready.length === 2 && ready.some((p) => p.metadata!.name === h) && h;
+    });
+    const leader = await core.readNamespacedPod({ name: holder, namespace: OPERATOR_NAMESPACE });
+    const node = leader.spec!.nodeName!;
+    const tainted = ((await core.readNode({ name: node })).spec?.taints ?? []).some(
+      (t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute',
+    );
+    if (tainted) {
+      log(`leader ${holder} is on ${node}, where the app cannot run: deleting it`);
+      await core.deleteNamespacedPod({ name: holder, namespace: OPERATOR_NAMESPACE });
+      await until('another leader', async () => leaseHolder() !== holder && leaseHolder() !== '');
+      continue;
+    }
+    if ((await readyPod(NS, `app=${name}`))?.spec?.nodeName === node) return;
+    const affinity = {
+      nodeAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            preference: {
+              matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }],
+            },
+          },
+        ],
+      },
+    };
+    kubectl(
+      'patch',
+      'deployment',
+      name,
+      '-n',
+      NS,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { template: { spec: { affinity } } } }),
+    );
+    await until(`${name} Ready on ${node}`, async () => {
+      const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${name}` })).items;
+      // The rollout is over: one Pod, Ready, on the leader's node.
+      return pods.length === 1 && isReady(pods[0]!) && pods[0]!.spec?.nodeName === node;
+    });
+  }
 }
 
 /**
@@ -704,7 +783,8 @@ async function main(): Promise<void> {
     crashFailoverP50Ms: f && median(f.crash.ms),
     deleteFailoverP50Ms: f && median(f.delete.ms),
     partitionFailoverP50Ms: f && median(f.partition.ms),
-    maxLostUpdates: f && Math.max(0, ...f.crash.lost, ...f.delete.lost, ...f.partition.lost),
+    leaderPartitionFailoverP50Ms: f && median(f['leader-partition']?.ms ?? []),
+    maxLostUpdates: f && Math.max(0, ...FAULTS.flatMap((k) => f[k]?.lost ?? [])),
     checkpoint1MiBP50Ms: cp?.['1MiB']?.p50Ms,
     baselineCrashP50Ms: base && median(base.crash.ms),
     baselineDeleteP50Ms: base && median(base.delete.ms),
@@ -716,11 +796,14 @@ async function main(): Promise<void> {
     '| scenario | with operator (p50) | lost updates (max) | plain Kubernetes (p50) | state kept (plain) |',
     '|---|---|---|---|---|',
   ];
-  for (const fault of ['crash', 'delete', 'partition'] as Fault[]) {
+  for (const fault of FAULTS) {
     if (!f && !base) break;
-    if (!f?.[fault].ms.length && !base?.[fault].ms.length) continue;
+    // Results kept from a run before this fault existed have no entry for it.
+    const mine = f?.[fault]?.ms ?? [];
+    const plain = base?.[fault]?.ms ?? [];
+    if (!mine.length && !plain.length) continue;
     rows.push(
-      `| ${fault} → Ready | ${f ? `${median(f[fault].ms)} ms` : '-'} | ${f ? Math.max(...f[fault].lost) : '-'} | ${base ? `${median(base[fault].ms)} ms` : '-'} | none |`,
+      `| ${fault} → Ready | ${mine.length ? `${median(mine)} ms (max ${Math.max(...mine)} ms)` : '-'} | ${mine.length ? Math.max(...f![fault].lost) : '-'} | ${plain.length ? `${median(plain)} ms` : '-'} | none |`,
     );
   }
   if (cp)
@@ -764,16 +847,18 @@ type FailoverResults = Awaited<ReturnType<typeof failover>>;
 
 /** Every trial's fault-to-Ready time as a dot, per fault, with and without the operator (log scale). */
 function failoverChart(f: FailoverResults, base: FailoverResults): string {
-  const faults: Fault[] = ['crash', 'delete', 'partition'];
-  const all = [...faults.flatMap((k) => f[k].ms), ...faults.flatMap((k) => base[k].ms)].filter((x) => x > 0);
+  const faults = FAULTS.filter((k) => f[k]?.ms.length || base[k]?.ms.length);
+  const all = [...faults.flatMap((k) => f[k]?.ms ?? []), ...faults.flatMap((k) => base[k]?.ms ?? [])].filter(
+    (x) => x > 0,
+  );
   const lo = Math.log10(Math.max(100, Math.min(...all) / 1.5));
   const hi = Math.log10(Math.max(...all) * 1.5);
   const W = 720;
   const left = 170;
   const x = (ms: number) => left + ((Math.log10(Math.max(ms, 1)) - lo) / (hi - lo)) * (W - left - 20);
   const rows = faults.flatMap((k) => [
-    { label: `${k}, operator`, ms: f[k].ms, color: '#1f77b4' },
-    { label: `${k}, plain Kubernetes`, ms: base[k].ms, color: '#d62728' },
+    { label: `${k}, operator`, ms: f[k]?.ms ?? [], color: '#1f77b4' },
+    { label: `${k}, plain Kubernetes`, ms: base[k]?.ms ?? [], color: '#d62728' },
   ]);
   const H = 40 + rows.length * 28 + 40;
   const parts: string[] = [

@@ -3,12 +3,17 @@ import { PooledKubeConfig } from '../kube/pooled-kube-config.js';
 import Fastify from 'fastify';
 import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
 import { existsSync } from 'node:fs';
-import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { helpText, parseFlags, UsageError, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { handleProcessErrors } from '../runtime/process-errors.js';
-import { LeaderElector } from './kube/leader-election.js';
+import {
+  LEADER_ELECTION_DEFAULTS,
+  LEADER_ELECTION_RULE,
+  LeaderElector,
+  leaderElectionTimingsError,
+} from './kube/leader-election.js';
 import { Manager } from './manager.js';
 import { ensureCertificateAuthority } from './certificates/ca-keeper.js';
 import { createControllerMetrics } from './metrics.js';
@@ -41,6 +46,27 @@ export const CONTROLLER_FLAGS = {
     help: 'run leader election (turn off only with a single replica)',
   },
   'lease-name': { kind: 'string', default: 'pull-state-operator-leader', help: 'name of the leader Lease' },
+  'lease-duration-seconds': {
+    kind: 'int',
+    min: 2,
+    max: 600,
+    default: LEADER_ELECTION_DEFAULTS.leaseDurationMs / 1000,
+    help: `a standby takes over this long after the leader last renewed: what a node loss under the leader costs on top of any other (${LEADER_ELECTION_RULE})`,
+  },
+  'renew-deadline-ms': {
+    kind: 'int',
+    min: 100,
+    max: 600_000,
+    default: LEADER_ELECTION_DEFAULTS.renewDeadlineMs,
+    help: 'the leader steps down (and exits) when it could not renew for this long: also the longest Lease update a loaded API server may take',
+  },
+  'retry-period-ms': {
+    kind: 'int',
+    min: 100,
+    max: 600_000,
+    default: LEADER_ELECTION_DEFAULTS.retryPeriodMs,
+    help: 'how often the leader renews and a standby looks at the Lease',
+  },
   'helper-token-file': {
     kind: 'string',
     default: HELPER_TOKEN_FILE,
@@ -81,6 +107,14 @@ export const CONTROLLER_HELP = helpText(
 
 export async function runController(args: string[]): Promise<void> {
   const flags = parseFlags(args, CONTROLLER_FLAGS, process.env);
+  const timings = {
+    leaseDurationMs: flags['lease-duration-seconds'] * 1000,
+    renewDeadlineMs: flags['renew-deadline-ms'],
+    retryPeriodMs: flags['retry-period-ms'],
+  };
+  const unsafe = leaderElectionTimingsError(timings);
+  if (unsafe)
+    throw new UsageError(`--lease-duration-seconds, --renew-deadline-ms, --retry-period-ms: ${unsafe}`);
   const log = createLogger('controller');
   handleProcessErrors(log);
   const metrics = createControllerMetrics();
@@ -107,6 +141,7 @@ export async function runController(args: string[]): Promise<void> {
     name: flags['lease-name'],
     identity: flags.identity,
     log,
+    ...timings,
   });
   onShutdown(log, async () => {
     await leading.manager?.stop();

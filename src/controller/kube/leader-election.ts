@@ -10,9 +10,12 @@ export interface LeaderElectionOptions {
   name: string;
   identity: string;
   log: Logger;
-  /** client-go's defaults: a standby takes over at most this long after the leader stopped renewing. */
+  /** A standby takes over at the earliest this long after it last saw the Lease change (whole seconds). */
   leaseDurationMs?: number;
-  /** The leader gives up when it could not renew for this long (so two leaders never overlap). */
+  /**
+   * The leader acts at most this long after the start of its last successful renewal, then steps down: it is
+   * shorter than the lease, so a standby that takes over never overlaps with it.
+   */
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   clock?: Clock;
@@ -52,37 +55,77 @@ export class LeaseObserver {
   }
 }
 
+/** The Lease timings a replica runs with unless told otherwise (see LEADER_ELECTION_RULE). */
+export const LEADER_ELECTION_DEFAULTS = {
+  leaseDurationMs: 5_000,
+  renewDeadlineMs: 4_000,
+  retryPeriodMs: 1_000,
+};
+
+export const LEADER_ELECTION_RULE =
+  'retry period < renew deadline < lease duration (a leader must step down before a standby may take over)';
+
+/** Why the timings are unsafe or unusable, or undefined. */
+export function leaderElectionTimingsError(t: {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}): string | undefined {
+  if (t.leaseDurationMs % 1000 !== 0)
+    return `the lease duration must be whole seconds, got ${t.leaseDurationMs} ms`;
+  if (!(t.retryPeriodMs < t.renewDeadlineMs && t.renewDeadlineMs < t.leaseDurationMs))
+    return `got retry period ${t.retryPeriodMs} ms, renew deadline ${t.renewDeadlineMs} ms, lease duration ${t.leaseDurationMs} ms; allowed: ${LEADER_ELECTION_RULE}`;
+  return undefined;
+}
+
 /**
  * Lease-based leader election as client-go does it: try every retry period; the holder renews and steps down
- * if it could not renew within the renew deadline; `release` hands over at once on graceful shutdown.
+ * once it has not renewed within the renew deadline; `release` hands over at once on graceful shutdown.
+ *
+ * The renew deadline runs from the *start* of the last renewal that succeeded, not from its answer: the write
+ * may have landed (and been seen by a standby) any time after the request left, so only its start bounds
+ * when a standby's lease clock began. client-go counts from the answer plus a retry period, so a renewal
+ * that took 8 s of a 10 s deadline let a leader act 20 s after a write a standby timed against 15 s.
  */
 export class LeaderElector {
   private api: NonNullable<LeaderElectionOptions['api']>;
   private leading = false;
-  /** When the last successful renewal came back. */
+  /** When the last successful renewal was sent. */
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private stopped = false;
   private readonly observer: LeaseObserver;
   private readonly clock: Clock;
+  private readonly timings: typeof LEADER_ELECTION_DEFAULTS;
 
   constructor(private readonly o: LeaderElectionOptions) {
     this.api = o.api ?? o.kc.makeApiClient(CoordinationV1Api);
     this.clock = o.clock ?? monotonicClock;
     this.observer = new LeaseObserver(this.clock);
+    this.timings = {
+      leaseDurationMs: o.leaseDurationMs ?? LEADER_ELECTION_DEFAULTS.leaseDurationMs,
+      renewDeadlineMs: o.renewDeadlineMs ?? LEADER_ELECTION_DEFAULTS.renewDeadlineMs,
+      retryPeriodMs: o.retryPeriodMs ?? LEADER_ELECTION_DEFAULTS.retryPeriodMs,
+    };
+    const unsafe = leaderElectionTimingsError(this.timings);
+    if (unsafe) throw new Error(`leader election: ${unsafe}`);
+  }
+
+  /** Whether this replica may act now: it leads, within the renew deadline of its last renewal. */
+  isLeading(): boolean {
+    return this.leading && this.clock() < this.lastRenew + this.timings.renewDeadlineMs;
   }
 
   /**
-   * Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. As in client-go's renew
-   * loop, each renewal has the renew deadline from its first try (one retry period after the last success),
-   * retrying every retry period. The deadline is kept by a timer of its own: a request to an API server that
-   * cannot be reached (the leader's node is partitioned) may hang for a minute, and a leader that waited for
-   * it would act on alongside its successor.
+   * Resolves once this replica leads; `onLost` runs if leadership is lost afterwards. An attempt every retry
+   * period (from the start of the one before); a leader's attempt may take only what is left of its renew
+   * deadline. The deadline is kept by a timer of its own: a request to an API server that cannot be reached
+   * (the leader's node is partitioned) may hang for a minute, and a leader that waited for it would act on
+   * alongside its successor.
    */
   run(onLost: () => void): Promise<void> {
-    const retry = this.o.retryPeriodMs ?? 2000;
-    const deadline = this.o.renewDeadlineMs ?? 10_000;
+    const { retryPeriodMs: retry, renewDeadlineMs: deadline } = this.timings;
     const stepDown = () => {
       if (!this.leading || this.stopped) return;
       this.leading = false;
@@ -91,24 +134,27 @@ export class LeaderElector {
       this.o.log.error('lost leadership', {
         identity: this.o.identity,
         sinceRenewalMs: Math.round(this.clock() - this.lastRenew),
+        renewDeadlineMs: deadline,
       });
       onLost();
     };
     return new Promise((resolve) => {
       const tick = async () => {
         if (this.stopped) return;
+        const started = this.clock();
+        const budget = this.leading ? this.lastRenew + deadline - started : deadline;
         let ok = false;
         try {
-          // An attempt that takes longer than the deadline counts as failed (it may still land later).
-          ok = await withTimeout(this.tryAcquireOrRenew(), deadline);
+          // An attempt that takes longer than its budget counts as failed (it may still land later).
+          ok = await withTimeout(this.tryAcquireOrRenew(), Math.max(1, budget));
         } catch (err) {
           this.o.log.warn('leader election: lease update failed', { error: String(err) });
         }
         if (this.stopped) return;
         if (ok) {
-          this.lastRenew = this.clock();
+          this.lastRenew = started;
           clearTimeout(this.watchdog);
-          this.watchdog = setTimeout(stepDown, retry + deadline);
+          this.watchdog = setTimeout(stepDown, Math.max(0, started + deadline - this.clock()));
           if (!this.leading) {
             this.leading = true;
             this.o.log.info('became leader', {
@@ -118,7 +164,7 @@ export class LeaderElector {
             resolve();
           }
         }
-        this.timer = setTimeout(() => void tick(), retry);
+        this.timer = setTimeout(() => void tick(), Math.max(0, started + retry - this.clock()));
       };
       void tick();
     });
@@ -151,7 +197,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const now = microTime() as unknown as Date;
-    const leaseDurationSeconds = Math.round((this.o.leaseDurationMs ?? 15_000) / 1000);
+    const leaseDurationSeconds = this.timings.leaseDurationMs / 1000;
     let lease: V1Lease;
     try {
       lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });

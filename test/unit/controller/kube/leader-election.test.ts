@@ -2,7 +2,11 @@
 // hang (its node is partitioned) steps down on time, not when a request finally fails.
 import { jest } from '@jest/globals';
 import type { V1Lease } from '@kubernetes/client-node';
-import { LeaderElector } from '../../../../src/controller/kube/leader-election.js';
+import {
+  LEADER_ELECTION_DEFAULTS,
+  LeaderElector,
+  leaderElectionTimingsError,
+} from '../../../../src/controller/kube/leader-election.js';
 
 /** Lease calls that answer at once, or never while `hang` is set. */
 function api() {
@@ -28,8 +32,13 @@ function api() {
   return { state, calls };
 }
 
-function elector(calls: ReturnType<typeof api>['calls']) {
+/** client-go's timings (15 s lease, 10 s renew deadline, 2 s retry) unless told otherwise. */
+function elector(
+  calls: ReturnType<typeof api>['calls'],
+  timings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+) {
   return new LeaderElector({
+    ...timings,
     kc: undefined as never,
     namespace: 'ns',
     name: 'leader',
@@ -62,16 +71,15 @@ describe('LeaderElector', () => {
     state.hang = true;
     await jest.advanceTimersByTimeAsync(60_000);
     expect(lostAt).toBeGreaterThan(0);
-    // The next renewal starts 2 s after the last one came back and has 10 s, as in client-go; not when a
-    // hanging request gives up.
-    expect(lostAt - lastRenewed).toBe(12_000);
+    // 10 s from the start of the last renewal that succeeded, not when a hanging request gives up.
+    expect(lostAt - lastRenewed).toBe(10_000);
   });
 
-  it('keeps leading while renewals are slow but come back within the deadline (a loaded API server)', async () => {
+  it('keeps leading while renewals are slow but come back with time to spare (a loaded API server)', async () => {
     const { state, calls } = api();
     const slow = calls.replaceNamespacedLease;
     calls.replaceNamespacedLease = async (args) => {
-      await new Promise((r) => setTimeout(r, 8_000));
+      await new Promise((r) => setTimeout(r, 4_000));
       return slow(args);
     };
     const e = elector(calls);
@@ -79,7 +87,56 @@ describe('LeaderElector', () => {
     await Promise.all([e.run(() => lost++), jest.advanceTimersByTimeAsync(10)]);
     await jest.advanceTimersByTimeAsync(60_000);
     expect(lost).toBe(0);
-    expect(state.writes).toBeGreaterThanOrEqual(6);
+    expect(state.writes).toBeGreaterThanOrEqual(14);
+    expect(e.isLeading()).toBe(true);
+  });
+
+  it('stops acting within the renew deadline of the start of its last renewal, even when that renewal was slow', async () => {
+    // Each write lands the moment it is sent (a standby may see it then) and is answered 7 s later. Timed
+    // from the answer plus a retry period, as client-go does, the leader would act until 7 + 2 + 10 = 19 s
+    // after a write a standby expires 15 s after: 4 s of two leaders.
+    const { calls } = api();
+    const slow = calls.replaceNamespacedLease;
+    const sentAt: number[] = [];
+    calls.replaceNamespacedLease = async (args) => {
+      sentAt.push(Date.now());
+      const done = slow(args);
+      await new Promise((r) => setTimeout(r, 7_000));
+      return done;
+    };
+    const e = elector(calls);
+    let lostAt = 0;
+    let leadingAfterDeadline = false;
+    await Promise.all([e.run(() => (lostAt = Date.now())), jest.advanceTimersByTimeAsync(10)]);
+    for (let t = 0; t < 60_000 && !lostAt; t += 100) {
+      await jest.advanceTimersByTimeAsync(100);
+      const lastSent = sentAt.filter((at) => at + 7_000 <= Date.now()).at(-1);
+      if (lastSent !== undefined && e.isLeading() && Date.now() >= lastSent + 10_000)
+        leadingAfterDeadline = true;
+    }
+    expect(lostAt).toBeGreaterThan(0);
+    expect(leadingAfterDeadline).toBe(false);
+    expect(e.isLeading()).toBe(false);
+    // The first renewal was sent at 2 s and answered at 9 s; the next, sent then, could not be answered by 12 s.
+    expect(lostAt - 1_000_000).toBe(12_000);
+  });
+
+  it('refuses timings where a leader could still act once a standby may take over', () => {
+    expect(leaderElectionTimingsError(LEADER_ELECTION_DEFAULTS)).toBeUndefined();
+    expect(
+      leaderElectionTimingsError({ leaseDurationMs: 5_000, renewDeadlineMs: 5_000, retryPeriodMs: 1_000 }),
+    ).toMatch(
+      /renew deadline 5000 ms, lease duration 5000 ms; allowed: retry period < renew deadline < lease duration/,
+    );
+    expect(
+      leaderElectionTimingsError({ leaseDurationMs: 5_000, renewDeadlineMs: 900, retryPeriodMs: 1_000 }),
+    ).toMatch(/retry period 1000 ms/);
+    expect(
+      leaderElectionTimingsError({ leaseDurationMs: 4_500, renewDeadlineMs: 3_000, retryPeriodMs: 1_000 }),
+    ).toMatch(/whole seconds/);
+    expect(() =>
+      elector(api().calls, { leaseDurationMs: 3_000, renewDeadlineMs: 4_000, retryPeriodMs: 1_000 }),
+    ).toThrow(/lease duration 3000 ms/);
   });
 
   it('does not lead again after stepping down, even if a late request lands', async () => {

@@ -16,6 +16,7 @@ import {
 } from './kube/leader-election.js';
 import { Manager } from './manager.js';
 import { ensureCertificateAuthority } from './certificates/ca-keeper.js';
+import type { CertificateAuthority } from '../tls/pki.js';
 import { createControllerMetrics } from './metrics.js';
 
 export const CONTROLLER_FLAGS = {
@@ -120,13 +121,14 @@ export async function runController(args: string[]): Promise<void> {
   const metrics = createControllerMetrics();
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();
-  // Set once this replica leads; the probes and the shutdown hook read it.
-  const leading: { manager?: Manager } = {};
+  // The manager once built (a standby's too), and whether this replica leads; the probes and the shutdown
+  // hook read them.
+  const state: { manager?: Manager; leading: boolean } = { leading: false };
   const app = Fastify({ logger: false });
   registerProbes(app, metrics.registry, {
     healthy: () => true,
     // A standby is ready (it serves probes and waits); a leader once its caches are synced.
-    notReadyBecause: () => (leading.manager && !leading.manager.synced ? 'caches are syncing' : undefined),
+    notReadyBecause: () => (state.leading && !state.manager?.synced ? 'caches are syncing' : undefined),
   });
   await app.listen({ host: '0.0.0.0', port: flags['metrics-port'] });
   log.info('controller started', {
@@ -144,44 +146,62 @@ export async function runController(args: string[]): Promise<void> {
     ...timings,
   });
   onShutdown(log, async () => {
-    await leading.manager?.stop();
+    await state.manager?.stop();
     await elector.release();
     await app.close();
   });
+  const tokenFile = existsSync(flags['helper-token-file']) ? flags['helper-token-file'] : undefined;
+  if (!tokenFile)
+    log.warn('no helper token file; calling the helpers with the kubeconfig token (API server audience)', {
+      file: flags['helper-token-file'],
+    });
+  const fail = (what: string) => (err: unknown) => {
+    log.error(what, { error: errorMessage(err) });
+    process.exit(1);
+  };
+  const build = (ca: CertificateAuthority) =>
+    new Manager({
+      kc,
+      ca,
+      helperUser: `system:serviceaccount:${flags.namespace}:${flags['helper-service-account']}`,
+      helperCertValidityMs: flags['helper-cert-seconds'] * 1000,
+      ...(tokenFile ? { helperTokenFile: tokenFile } : {}),
+      log,
+      metrics,
+      operatorNamespace: flags.namespace,
+      identity: flags.identity,
+      workers: flags.workers,
+      orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
+    });
+  // Before anything calls a helper: helpers are verified against this CA, and their certificates come from it.
+  // Read (or, on a first install, created by whichever replica comes first) before the election, so a standby
+  // is warm: caches synced and helpers probed when it takes over.
+  const ca = await ensureCertificateAuthority(kc, flags.namespace, log).catch(
+    fail('could not create or read the helper CA'),
+  );
+  let manager = build(ca);
+  state.manager = manager;
+  await manager.warm().catch(fail('controller failed to start'));
   if (flags['leader-elect']) {
+    log.info('standing by: caches synced, helpers probed', { lease: flags['lease-name'] });
     await elector.run(() => {
       // As controller-runtime does: a replica that lost the Lease exits and comes back as a clean standby.
       log.error('leadership lost, exiting');
       process.exit(1);
     });
   }
+  state.leading = true;
   metrics.leader.set(1);
-  const tokenFile = existsSync(flags['helper-token-file']) ? flags['helper-token-file'] : undefined;
-  if (!tokenFile)
-    log.warn('no helper token file; calling the helpers with the kubeconfig token (API server audience)', {
-      file: flags['helper-token-file'],
-    });
-  // Before anything calls a helper: helpers are verified against this CA, and their certificates come from it.
-  const ca = await ensureCertificateAuthority(kc, flags.namespace, log).catch((err: unknown) => {
-    log.error('could not create or read the helper CA', { error: errorMessage(err) });
-    process.exit(1);
-  });
-  const manager = new Manager({
-    kc,
-    ca,
-    helperUser: `system:serviceaccount:${flags.namespace}:${flags['helper-service-account']}`,
-    helperCertValidityMs: flags['helper-cert-seconds'] * 1000,
-    ...(tokenFile ? { helperTokenFile: tokenFile } : {}),
-    log,
-    metrics,
-    operatorNamespace: flags.namespace,
-    identity: flags.identity,
-    workers: flags.workers,
-    orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
-  });
-  leading.manager = manager;
-  await manager.start().catch((err: unknown) => {
-    log.error('controller failed to start', { error: errorMessage(err) });
-    process.exit(1);
-  });
+  // The previous leader may have replaced an expiring CA while this replica stood by.
+  const current = await ensureCertificateAuthority(kc, flags.namespace, log).catch(
+    fail('could not create or read the helper CA'),
+  );
+  if (current.certPem !== ca.certPem) {
+    log.info('the helper CA changed while standing by: starting again with the new one');
+    await manager.stop();
+    manager = build(current);
+    state.manager = manager;
+    await manager.warm().catch(fail('controller failed to start'));
+  }
+  await manager.lead().catch(fail('controller failed to start'));
 }

@@ -69,8 +69,10 @@ const hasOwnAnnotations = (w: Workload) =>
   Object.keys(w.metadata?.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX));
 
 /**
- * Everything the leader runs: caches, reconcilers and the checkpoint schedule. Built only after this
- * replica won the Lease, from the API and the helpers' inventories alone, so a takeover loses nothing.
+ * Everything the leader runs: caches, reconcilers and the checkpoint schedule. A standby keeps the caches and
+ * the detector's helper probes warm (`warm`, observing only, as controller-runtime starts caches before the
+ * election); everything that writes or calls helpers starts with `lead`, from the API and the helpers'
+ * inventories alone, so a takeover loses nothing and costs no cold start.
  */
 export class Manager {
   readonly book = new CheckpointBook();
@@ -303,8 +305,10 @@ export class Manager {
       onError,
       signal: this.term.signal,
     });
+    // Workload reconciles write PullStatePolicies: a standby only queues them.
     this.workloadQueue = new WorkQueue((key) => this.workloadReconciler.reconcile(key), {
       concurrency: o.workers,
+      paused: true,
       onDepth: depth,
       onError,
       signal: this.term.signal,
@@ -317,8 +321,17 @@ export class Manager {
     });
   }
 
+  /** Warms up and leads at once (a replica without leader election). */
   async start(): Promise<void> {
-    const { log } = this.o;
+    await this.warm();
+    await this.lead();
+  }
+
+  /**
+   * What a standby runs: the caches, filled and kept by their watches, and the detector's helper probes,
+   * which only count. Every handler only queues (paused queues) or checks `synced` before acting.
+   */
+  async warm(): Promise<void> {
     this.policies.onChange((p) => {
       const ns = p.metadata!.namespace!;
       // Every policy of the namespace: an older policy's change decides which one protects shared Pods.
@@ -365,15 +378,23 @@ export class Manager {
       this.workloads.StatefulSet.start(),
       this.restoreRequests.startCache(),
     ]);
+    // A leader's silence before the takeover counts at once: the node it ran on may be the lost one.
+    this.detector.start();
+  }
+
+  /** This replica leads: from here on it writes, signs, assigns, restores and acts on faults. */
+  async lead(): Promise<void> {
+    const { log } = this.o;
+    this.detector.lead();
     // Helpers without a certificate serve nothing: sign before reading their inventories.
     await this.signer.start();
     await this.learnInventories();
     this.collector.sync();
     this.publisher.start();
-    this.detector.start();
     for (const p of this.policies.list())
       this.policyQueue.add(policyKey(p.metadata!.namespace!, p.metadata!.name!));
     this.policyQueue.resume();
+    this.workloadQueue.resume();
     this.restoreRequests.resume();
     // Copies on disk whose Pod nobody protects start their retention clock now (once the first reconciles
     // had 2 s to claim theirs).
@@ -456,10 +477,11 @@ export class Manager {
   private async learnInventories(): Promise<void> {
     await Promise.all(
       [...this.view.helpers()].map(([node, ep]) =>
-        // A helper shown not Ready, or on a NotReady node, is most likely lost with its node (a new leader
-        // is often elected because of that): one short try, not 16 s of a failover. Its inventory is read
-        // when it becomes Ready (helperChanged).
-        ep.ready && this.view.nodeReady(node)
+        // A helper shown not Ready, on a NotReady node, or silent to this replica's probes while it stood by
+        // is most likely lost with its node (a new leader is often elected because of that, and the API shows
+        // a lost node NotReady only after its grace period): one short try, not 16 s of a failover. Its
+        // inventory is read when it becomes Ready (helperChanged).
+        ep.ready && this.view.nodeReady(node) && !this.detector.isSuspect(node)
           ? this.learnInventory(node, ep.url)
           : this.learnInventory(node, ep.url, 1, 1000),
       ),

@@ -164,6 +164,8 @@ export class FaultDetector {
    * another leader wrote (also one that lost its lease but finished its write) or a user removed is seen.
    */
   private fencing = new Set<string>();
+  /** This replica leads: silences are judged and acted on (until then they are only counted). */
+  private acting = false;
   private unfencing = new Set<string>();
   private deleted = new Set<string>();
   /** Spreads indirect probes over the other helpers. */
@@ -196,9 +198,35 @@ export class FaultDetector {
     return this.fencing.has(node);
   }
 
-  /** Starts the helper probes (they run until the signal). */
+  /**
+   * Starts the helper probes (they run until the signal). Until `lead`, they only count: a standby that
+   * watched the helpers takes over knowing which were silent, and which answered, before it led.
+   */
   start(): void {
     this.queue.addAfter(HELPERS_KEY, HELPER_PROBE_MS);
+  }
+
+  /** From now on silences are acted on; the ones counted while standing by are judged at once. */
+  lead(): void {
+    if (this.acting) return;
+    this.acting = true;
+    const helpers = this.d.view.helpers();
+    for (const [node, w] of this.watches) {
+      const ep = helpers.get(node);
+      if (w.silent === 0 || !ep) continue;
+      this.d.log.info('took over with a silent helper: asking other helpers, probing its Pods', {
+        node,
+        silent: w.silent,
+      });
+      this.probeNodePods(node);
+      const s = (w.suspicion ??= { inFlight: 0, silentReports: 0, peersAsked: false });
+      if (s.inFlight === 0 && !this.failing.has(node)) void this.askPeers(node, ep, s);
+    }
+  }
+
+  /** Whether the node's helper is silent to this replica's probes now (counted silences). */
+  isSuspect(node: string): boolean {
+    return this.suspect(node);
   }
 
   /** Makes `entries` (the http-sf Pods of all policies) the watched set. */
@@ -224,6 +252,7 @@ export class FaultDetector {
 
   /** A helper reports a Pod of its node that failed its probes. */
   podFaultReported(node: string, fault: PodFault): void {
+    if (!this.acting) return;
     const entry = this.pods.get(fault.podUID);
     if (!entry || entry.pod.spec?.nodeName !== node) return;
     // The kubelet restarted it since (or is starting it): the new process gets its own chance.
@@ -279,7 +308,7 @@ export class FaultDetector {
         if (!silent(outcome)) {
           this.answered(node, `its helper (${outcome})`, ep);
           // Not awaited: an API call that hangs must not stop the probe rounds (each is one queue item).
-          if ((outcome === 'ok' || outcome === 'error') && this.isFenced(node))
+          if (this.acting && (outcome === 'ok' || outcome === 'error') && this.isFenced(node))
             if (this.d.view.nodeReadyIgnoringFence(node)) void this.unfence(node);
         } else this.helperSilent(node, ep);
       }),
@@ -336,6 +365,8 @@ export class FaultDetector {
     }
     w.excused = undefined;
     w.silent++;
+    // A standby counts; what the count means is for the leader to decide (`lead`).
+    if (!this.acting) return;
     if (w.silent === 1) {
       this.d.log.info('helper missed a health probe: asking other helpers, probing its Pods', {
         node,

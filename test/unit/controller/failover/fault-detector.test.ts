@@ -242,6 +242,7 @@ describe('FaultDetector', () => {
     term = new AbortController();
     detector = makeDetector();
     detector.start();
+    detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
   });
   afterEach(() => {
@@ -289,6 +290,45 @@ describe('FaultDetector', () => {
     up['h-n1'] = true;
     await jest.advanceTimersByTimeAsync(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
+  });
+
+  it('as a standby counts silences and acts on nothing; once it leads it acts on them at once', async () => {
+    term.abort();
+    term = new AbortController();
+    detector = makeDetector();
+    detector.start();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
+    await jest.advanceTimersByTimeAsync(1_000);
+    partitionN1();
+    probes = [];
+    await jest.advanceTimersByTimeAsync(5_000);
+    // Only helper probes: no Pod probes, no second opinions, no fence, no delete, no unfence.
+    expect(probes.every((h) => h.startsWith('h-'))).toBe(true);
+    expect(indirect).toEqual([]);
+    expect(actions).toEqual([]);
+    expect(detector.isSuspect('n1')).toBe(true);
+    expect(detector.isSuspect('n2')).toBe(false);
+    // The leader sat on n1: this standby takes over. It needs no new round of three silences.
+    const ledAt = Date.now();
+    detector.lead();
+    while (actions.length < 2 && Date.now() - ledAt < 5_000) await jest.advanceTimersByTimeAsync(50);
+    expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
+    // One round of second opinions (400 ms), judged when it reports.
+    expect(Date.now() - ledAt).toBeLessThanOrEqual(500);
+    expect(indirect).toContain('n2→n1 h-n1');
+  });
+
+  it('as a standby leaves a fence alone even when the fenced node answers', async () => {
+    term.abort();
+    term = new AbortController();
+    tainted.add('n1');
+    detector = makeDetector();
+    detector.start();
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual([]);
+    detector.lead();
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).toEqual(['fence n1 off']);
   });
 
   it('removes a fence the node cache shows once its helper answers, whoever wrote it and whenever', async () => {
@@ -415,6 +455,7 @@ describe('FaultDetector', () => {
       },
     });
     detector.start();
+    detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
     await jest.advanceTimersByTimeAsync(1_000);
     partitionN1();
@@ -479,6 +520,7 @@ describe('FaultDetector', () => {
     probes = [];
     detector = makeDetector();
     detector.start();
+    detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
     await jest.advanceTimersByTimeAsync(2_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
@@ -491,6 +533,7 @@ describe('FaultDetector', () => {
     term = new AbortController();
     detector = makeDetector();
     detector.start();
+    detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
     await jest.advanceTimersByTimeAsync(3_000);
     expect(actions).toEqual(['delete ns/a']);

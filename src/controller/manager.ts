@@ -476,15 +476,20 @@ export class Manager {
 
   private async learnInventories(): Promise<void> {
     await Promise.all(
-      [...this.view.helpers()].map(([node, ep]) =>
-        // A helper shown not Ready, on a NotReady node, or silent to this replica's probes while it stood by
-        // is most likely lost with its node (a new leader is often elected because of that, and the API shows
-        // a lost node NotReady only after its grace period): one short try, not 16 s of a failover. Its
-        // inventory is read when it becomes Ready (helperChanged).
-        ep.ready && this.view.nodeReady(node) && !this.detector.isSuspect(node)
+      [...this.view.helpers()].map(([node, ep]) => {
+        // Silent to this replica's probes while it stood by: most likely lost with its node (a new leader is
+        // often elected because of that, and the API shows a lost node NotReady only after its grace
+        // period). Not waited for: it is read once it answers again (helperChanged).
+        if (this.detector.isSuspect(node)) {
+          this.knownHelpers.delete(node);
+          this.o.log.info('not reading the inventory of a silent helper now: once it answers', { node });
+          return undefined;
+        }
+        // A helper shown not Ready, or on a NotReady node: one short try, not 16 s of a failover.
+        return ep.ready && this.view.nodeReady(node)
           ? this.learnInventory(node, ep.url)
-          : this.learnInventory(node, ep.url, 1, 1000),
-      ),
+          : this.learnInventory(node, ep.url, 1, 1000);
+      }),
     );
   }
 
@@ -495,9 +500,14 @@ export class Manager {
         this.book.learnInventory(node, inv.blobs);
         return;
       } catch (err) {
-        if (attempt === attempts)
-          this.o.log.warn('could not read a helper inventory', { node, error: String(err) });
-        else await new Promise((r) => setTimeout(r, 500 * attempt));
+        if (attempt === attempts) {
+          this.o.log.warn('could not read a helper inventory; again once it answers', {
+            node,
+            error: String(err),
+          });
+          // Not known: the helper's next change of readiness (to the API or to the leader's probes) reads it.
+          this.knownHelpers.delete(node);
+        } else await new Promise((r) => setTimeout(r, 500 * attempt));
       }
     }
   }

@@ -27,6 +27,7 @@ export default {
         : [],
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
       globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/integration/leave-clean.ts'],
       slowTestThreshold: 60,
     },
   ],

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { quotedText } from '../runtime/quoted-text.js';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import {
@@ -55,7 +56,7 @@ async function readSome(res: IncomingMessage, limit = 256): Promise<string> {
     n += c.length;
     if (n > 64 * 1024) break;
   }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8').trim();
+  return quotedText(Buffer.concat(chunks).subarray(0, limit).toString('utf8').trim(), limit);
 }
 
 interface Upload {

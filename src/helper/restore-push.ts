@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { quotedText } from '../runtime/quoted-text.js';
 import type { Readable } from 'node:stream';
 import { INSTANCE_HEADER, INSTANCE_PATTERN, type PushResult } from '../api/index.js';
 import { pipeline } from 'node:stream/promises';
@@ -112,7 +113,7 @@ export async function pushState(
             ...(typeof instance === 'string' && INSTANCE_PATTERN.test(instance) ? { instance } : {}),
           });
         else {
-          const text = Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim();
+          const text = quotedText(Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim(), 512);
           done({
             result: 'Failed',
             reason: 'Rejected',

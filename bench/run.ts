@@ -36,6 +36,7 @@ import {
   type Fault as TrialFault,
 } from '../harness/failover.js';
 import { appDeployment } from '../harness/deployment.js';
+import { placeBesideLeader } from '../harness/leader-placement.js';
 import { createFixtures, fixturePod } from '../harness/fixture-app.js';
 import { eventually } from '../harness/poll.js';
 import { helperFetch } from '../harness/helper-https.js';
@@ -359,7 +360,7 @@ async function failover(
     if (fault === 'leader-partition' && !withOperator) continue;
     const partition = fault === 'partition' || fault === 'leader-partition';
     for (let i = 0; i < (partition ? partitionTrials : trials); i++) {
-      if (fault === 'leader-partition') await placeBesideLeader(name);
+      if (fault === 'leader-partition') await placeBesideLeader(kubeconfig, NS, name, `app=${name}`, log);
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
       const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : (fault as TrialFault), {
@@ -385,76 +386,6 @@ async function failover(
   }
   await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
   return results;
-}
-
-/** The controller leader's Pod name, from its Lease. */
-const leaseHolder = () =>
-  kubectl(
-    'get',
-    'lease',
-    '-n',
-    OPERATOR_NAMESPACE,
-    'pull-state-operator-leader',
-    '-o',
-    'jsonpath={.spec.holderIdentity}',
-  );
-
-/**
- * Moves the app's one Pod onto the controller leader's node (a preferred node affinity, so its replacement
- * may go anywhere once that node is fenced). A leader on a node apps do not run on (the control plane's
- * NoSchedule taint) is deleted until a standby on a worker leads.
- */
-async function placeBesideLeader(name: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    if (attempt > 10) throw new Error(`could not place ${name} beside the controller leader in 10 tries`);
-    const holder = await until('a controller leader and a standby, both Ready', async () => {
-      const ready = (await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE })).items.filter(
-        (p) => isReady(p) && p.metadata?.labels?.['app.kubernetes.io/component'] === 'controller',
-      );
-      const h = leaseHolder();
-      return ready.length === 2 && ready.some((p) => p.metadata!.name === h) && h;
-    });
-    const leader = await core.readNamespacedPod({ name: holder, namespace: OPERATOR_NAMESPACE });
-    const node = leader.spec!.nodeName!;
-    const tainted = ((await core.readNode({ name: node })).spec?.taints ?? []).some(
-      (t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute',
-    );
-    if (tainted) {
-      log(`leader ${holder} is on ${node}, where the app cannot run: deleting it`);
-      await core.deleteNamespacedPod({ name: holder, namespace: OPERATOR_NAMESPACE });
-      await until('another leader', async () => leaseHolder() !== holder && leaseHolder() !== '');
-      continue;
-    }
-    if ((await readyPod(NS, `app=${name}`))?.spec?.nodeName === node) return;
-    const affinity = {
-      nodeAffinity: {
-        preferredDuringSchedulingIgnoredDuringExecution: [
-          {
-            weight: 100,
-            preference: {
-              matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }],
-            },
-          },
-        ],
-      },
-    };
-    kubectl(
-      'patch',
-      'deployment',
-      name,
-      '-n',
-      NS,
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({ spec: { template: { spec: { affinity } } } }),
-    );
-    await until(`${name} Ready on ${node}`, async () => {
-      const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${name}` })).items;
-      // The rollout is over: one Pod, Ready, on the leader's node.
-      return pods.length === 1 && isReady(pods[0]!) && pods[0]!.spec?.nodeName === node;
-    });
-  }
 }
 
 /**

@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { aheadAllowed, failoverTrial, PARTITION_MAX_LOST, stats } from '../../harness/failover.js';
-import { core, createNamespace, eventually, readyPods } from './cluster.js';
+import { core, createNamespace, eventually, kc, readyPods } from './cluster.js';
+import { placeBesideLeader } from '../../harness/leader-placement.js';
 import { installOperator, leader, policy } from './operator.js';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 
@@ -104,6 +105,33 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
       'fence removed after heal',
       async () => {
         const n = await core.readNode({ name: r.nodeBefore });
+        const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return ready && !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT);
+      },
+      90_000,
+    );
+  });
+
+  it("partition of the controller leader's own node: a standby takes over, fences it and restores the counter elsewhere", async () => {
+    await checkpointed('app=count-app', 'count-app');
+    const node = await placeBesideLeader(kc, ns, 'count-app', 'app=count-app');
+    await checkpointed('app=count-app', 'count-app');
+    const old = (await eventually('a leader', () => leader()))!;
+    const r = await failoverTrial(ns, 'app=count-app', 'partition');
+    expect(r.nodeBefore).toBe(node);
+    expect(r.nodeAfter).not.toBe(node);
+    expect(r.lostUpdates).toBeLessThanOrEqual(PARTITION_MAX_LOST);
+    expect(r.lostUpdates).toBeGreaterThanOrEqual(-aheadAllowed(r));
+    const now = await leader();
+    expect(now).toBeDefined();
+    expect(now).not.toBe(old);
+    await new Promise((res) => setTimeout(res, 3000));
+    const pod = await core.readNamespacedPod({ name: r.podAfter, namespace: ns });
+    expect((await stats(pod.status!.podIP!, 1000))?.restores).toBe(1);
+    await eventually(
+      'fence removed after heal',
+      async () => {
+        const n = await core.readNode({ name: node });
         const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
         return ready && !(n.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT);
       },

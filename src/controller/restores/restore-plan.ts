@@ -79,6 +79,28 @@ export function restartedSinceSeen(o: {
   return o.restarts > 0 && !!o.newest && o.startedAt > Date.parse(o.newest.storedAt);
 }
 
+/** The app container's restarts this process saw last, and which container that was. */
+export interface SeenRestarts {
+  container: string | undefined;
+  restarts: number;
+}
+
+/**
+ * The count to compare a Pod's app container restarts with (pure): the one seen last, if it was of the same
+ * container. When the app container is another one now (the policy's `container` changed, or the ports that
+ * choose it), the other container's count says nothing about this one's memory: the current count becomes
+ * the baseline. Compared across containers, a sidecar that had restarted more often than the app was taken
+ * for an app restart, and an old copy pushed into the live app.
+ */
+export function seenBaseline(
+  prev: SeenRestarts | undefined,
+  container: string | undefined,
+  restarts: number,
+): number | undefined {
+  if (!prev) return undefined;
+  return prev.container === container ? prev.restarts : restarts;
+}
+
 /** What is known of a restart in place when its restore is planned. */
 export interface RestartFacts {
   /** Container restarts the restore is for (the API's count, or one more when the app's id showed it first). */

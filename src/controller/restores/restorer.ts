@@ -11,7 +11,7 @@ import {
   type CheckpointRecord,
 } from '../checkpoints/checkpoint-book.js';
 import { podRef, policyRef, type ProtectedPod } from '../checkpoints/checkpointer.js';
-import { appRestartCount, appStartedAt } from '../kube/app-container.js';
+import { appContainer, appRestartCount, appStartedAt } from '../kube/app-container.js';
 import type { ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
@@ -22,6 +22,8 @@ import {
   pairOrphans,
   restartedSinceSeen,
   restorableCopies,
+  seenBaseline,
+  type SeenRestarts,
   type RestartFacts,
 } from './restore-plan.js';
 
@@ -115,7 +117,7 @@ export class Restorer {
   private settled = new Set<string>();
   /** Restores in progress, by Pod UID; each attempt is one run of the `restores` queue. */
   private jobs = new Map<string, RestoreJob>();
-  private restartsSeen = new Map<string, number>();
+  private restartsSeen = new Map<string, SeenRestarts>();
   /** Pods whose app answered a pull from a new process (its identity changed) before the API showed it. */
   private instanceRestarts = new Map<string, string>();
   /** Pods whose restart the API showed, being pulled (one run of `checks` each) to learn which process answers. */
@@ -232,7 +234,16 @@ export class Restorer {
       const restarts = appRestartCount(t.pod, t.spec);
       const own = this.d.book.get(uid);
       const newest = own && newestCopy(own);
-      const seen = this.restartsSeen.get(uid);
+      const container = appContainer(t.pod, t.spec).name;
+      const prev = this.restartsSeen.get(uid);
+      const seen = seenBaseline(prev, container, restarts);
+      if (prev && prev.container !== container)
+        this.d.log.info('the app container changed: its restarts count from here', {
+          pod: t.pod.metadata?.name,
+          from: prev.container,
+          to: container,
+          restarts,
+        });
       const newInstance = this.instanceRestarts.get(uid);
       this.instanceRestarts.delete(uid);
       const restarted = restartedSinceSeen({
@@ -241,7 +252,7 @@ export class Restorer {
         newest,
         startedAt: appStartedAt(t.pod, t.spec),
       });
-      this.restartsSeen.set(uid, restarts);
+      this.restartsSeen.set(uid, { container, restarts });
       if (seen === undefined)
         this.d.log.debug('first look at a protected Pod', {
           pod: t.pod.metadata?.name,

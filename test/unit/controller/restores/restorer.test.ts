@@ -5,6 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type RestoreResult, type ResolvedSpec } from '../../../../src/api/index.js';
 import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { Restorer } from '../../../../src/controller/restores/restorer.js';
+import { seenBaseline } from '../../../../src/controller/restores/restore-plan.js';
 import type { RestoreAnswer } from '../../../../src/controller/kube/helper-client.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import { record } from '../records.js';
@@ -193,5 +194,64 @@ describe('Restorer', () => {
     expect(restoreCalls).toBe(2);
     expect(gates.at(-1)).toEqual(['True', 'Restored']);
     expect(restorer.isSettled('uid-new')).toBe(true);
+  });
+});
+
+describe('Restorer with a sidecar', () => {
+  it('takes a switch of the app container (spec.container) as a new baseline, never as a restart', async () => {
+    // A running Pod, checkpointed: its app container never restarted, its proxy three times.
+    const live: V1Pod = {
+      metadata: { name: 'live', namespace: 'ns', uid: 'uid-live', creationTimestamp: new Date(0) },
+      spec: { containers: [{ name: 'app' }, { name: 'proxy' }] },
+      status: {
+        podIP: '10.0.0.7',
+        containerStatuses: [
+          { name: 'app', restartCount: 0, ready: true, image: 'a', imageID: 'a', started: true },
+          { name: 'proxy', restartCount: 3, ready: true, image: 'p', imageID: 'p', started: true },
+        ],
+      },
+    };
+    const own = record('live', [['n2', 100]]);
+    own.generations[0]!.restartCount = 0;
+    book.ensure(own);
+    Object.assign(book.get(own.podUID)!, own);
+    let calls = 0;
+    const r = new Restorer({
+      gate: { set: async () => undefined } as never,
+      book,
+      view: { usableHelpers: () => new Map(), helpers: () => new Map() } as never,
+      helpers: { restore: async () => void calls++ } as never,
+      events: { record: () => undefined } as never,
+      metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } } as never,
+      log: createLogger('test', 'error'),
+      onChange: () => undefined,
+      livePod: () => live,
+      requeue: () => undefined,
+      pullNow: async () => undefined,
+      livePodByUID: () => live,
+      signal: term.signal,
+    });
+    const look = (container: string) =>
+      r.consider(
+        [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec: { ...spec, container }, pod: live }],
+        [],
+      );
+    look('app');
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(r.isSettled('uid-live')).toBe(true);
+    // The user points the policy at the proxy: its 3 restarts are no restart of the app seen so far.
+    look('proxy');
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(0);
+    expect(r.isSettled('uid-live')).toBe(true);
+    term.abort();
+  });
+});
+
+describe('seenBaseline', () => {
+  it('is the count seen last for the same container, and the current count for another one', () => {
+    expect(seenBaseline(undefined, 'app', 3)).toBeUndefined();
+    expect(seenBaseline({ container: 'app', restarts: 1 }, 'app', 3)).toBe(1);
+    expect(seenBaseline({ container: 'app', restarts: 0 }, 'proxy', 3)).toBe(3);
   });
 });

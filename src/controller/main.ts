@@ -15,7 +15,7 @@ import {
   leaderElectionTimingsError,
 } from './kube/leader-election.js';
 import { Manager } from './manager.js';
-import { ensureCertificateAuthority } from './certificates/ca-keeper.js';
+import { ensureCertificateAuthority, readCertificateAuthority } from './certificates/ca-keeper.js';
 import type { CertificateAuthority } from '../tls/pki.js';
 import { createControllerMetrics } from './metrics.js';
 
@@ -175,8 +175,8 @@ export async function runController(args: string[]): Promise<void> {
     });
   // Before anything calls a helper: helpers are verified against this CA, and their certificates come from it.
   // Read (or, on a first install, created by whichever replica comes first) before the election, so a standby
-  // is warm: caches synced and helpers probed when it takes over.
-  const ca = await ensureCertificateAuthority(kc, flags.namespace, log).catch(
+  // is warm: caches synced and helpers probed when it takes over. Only the leader replaces or publishes it.
+  const ca = await readCertificateAuthority(kc, flags.namespace, log).catch(
     fail('could not create or read the helper CA'),
   );
   let manager = build(ca);
@@ -192,7 +192,8 @@ export async function runController(args: string[]): Promise<void> {
   }
   state.leading = true;
   metrics.leader.set(1);
-  // The previous leader may have replaced an expiring CA while this replica stood by.
+  // The leader's own: replaced if near its end, published; the previous leader may have replaced it while this
+  // replica stood by.
   const current = await ensureCertificateAuthority(kc, flags.namespace, log).catch(
     fail('could not create or read the helper CA'),
   );

@@ -29,9 +29,24 @@ export async function ensureCertificateAuthority(
   now = new Date(),
 ): Promise<CertificateAuthority> {
   const core = kc.makeApiClient(CoreV1Api);
-  const ca = await readOrCreateCa(core, namespace, log, now);
+  const ca = await readOrCreateCa(core, namespace, log, now, true);
   await publishCertificate(core, namespace, ca.certPem, log);
   return ca;
+}
+
+/**
+ * The CA as a standby may know it: read, or created only where none exists yet (a first install, where both
+ * replicas start at once; the slower one uses the faster one's). A standby never replaces one (near its end,
+ * or unreadable) nor publishes it: the leader signs with the CA it read, and a standby that swapped it would
+ * make every certificate the leader signs from then on unverifiable. The leader does both when it takes over.
+ */
+export async function readCertificateAuthority(
+  kc: KubeConfig,
+  namespace: string,
+  log: Logger,
+  now = new Date(),
+): Promise<CertificateAuthority> {
+  return readOrCreateCa(kc.makeApiClient(CoreV1Api), namespace, log, now, false);
 }
 
 function decode(data: Record<string, string> | undefined, key: string): string | undefined {
@@ -44,6 +59,7 @@ async function readOrCreateCa(
   namespace: string,
   log: Logger,
   now: Date,
+  mayReplace: boolean,
 ): Promise<CertificateAuthority> {
   for (let attempt = 0; attempt < 3; attempt++) {
     let current: { resourceVersion?: string; ca?: CertificateAuthority } | undefined;
@@ -59,6 +75,10 @@ async function readOrCreateCa(
       if (statusCode(err) !== 404) throw err;
     }
     if (current?.ca && usable(current.ca, now)) return current.ca;
+    if (current && !mayReplace) {
+      if (current.ca) return current.ca;
+      throw new Error(`the Secret ${namespace}/${CA_SECRET_NAME} holds no CA; the leader makes it again`);
+    }
     const ca = await createCertificateAuthority('pull-state-operator helper CA', now, CA_VALIDITY_MS);
     const body = {
       metadata: {

@@ -172,6 +172,7 @@ export async function runController(args: string[]): Promise<void> {
       identity: flags.identity,
       workers: flags.workers,
       orphanRetentionMs: flags['orphan-retention-seconds'] * 1000,
+      mayAct: () => !flags['leader-elect'] || elector.isLeading(),
     });
   // Before anything calls a helper: helpers are verified against this CA, and their certificates come from it.
   // Read (or, on a first install, created by whichever replica comes first) before the election, so a standby

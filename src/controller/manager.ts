@@ -57,6 +57,11 @@ export interface ManagerOptions {
   /** `system:serviceaccount:<namespace>:<name>` of the helpers, the only requester whose CSRs are signed. */
   helperUser: string;
   helperCertValidityMs: number;
+  /**
+   * Whether this replica may act now (it leads, within its renew deadline); asked right before every fence,
+   * delete and restore. Always, without leader election.
+   */
+  mayAct?: () => boolean;
 }
 
 /**
@@ -136,9 +141,11 @@ export class Manager {
     this.view = new ClusterView(this.nodes, this.pods, o.operatorNamespace, (node) =>
       this.detector.isFenced(node),
     );
+    const mayAct = o.mayAct ?? (() => true);
     this.helpers = new HelperClient(
       o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc },
       o.ca.certPem,
+      mayAct,
     );
     this.signer = new HelperCertificateSigner({
       kc,
@@ -245,7 +252,7 @@ export class Manager {
       signal: this.term.signal,
     });
     this.detector = new FaultDetector({
-      actions: apiFaultActions(kc),
+      actions: apiFaultActions(kc, mayAct),
       view: this.view,
       nodes: this.nodes,
       events: this.events,

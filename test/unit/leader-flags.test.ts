@@ -10,7 +10,7 @@ describe('leader election flags', () => {
       5, 4000, 1000,
     ]);
     expect(CONTROLLER_HELP).toMatch(/--lease-duration-seconds/);
-    expect(CONTROLLER_HELP).toMatch(/retry period < renew deadline < lease duration/);
+    expect(CONTROLLER_HELP).toMatch(/retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/);
   });
 
   it.each([
@@ -22,7 +22,7 @@ describe('leader election flags', () => {
     await expect(run).rejects.toThrow(UsageError);
     await expect(runController(args)).rejects.toThrow(message);
     await expect(runController(args)).rejects.toThrow(
-      /allowed: retry period < renew deadline < lease duration/,
+      /allowed: retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/,
     );
   });
 

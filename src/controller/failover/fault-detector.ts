@@ -8,6 +8,7 @@ import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { appRestartCount, appStarted } from '../kube/app-container.js';
 import { isPodReady, type ClusterView, type HelperEndpoint } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
+import { NotLeadingError } from '../kube/helper-client.js';
 import type { Informer } from '../kube/informer.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { setFence } from './node-fence.js';
@@ -48,10 +49,12 @@ export interface FaultActions {
 }
 
 /** The fault actions through the API server. */
-export function apiFaultActions(kc: KubeConfig): FaultActions {
+export function apiFaultActions(kc: KubeConfig, mayAct: () => boolean = () => true): FaultActions {
   const core = kc.makeApiClient(CoreV1Api);
   return {
     deletePod: async (namespace, name, uid) => {
+      // Asked at the last moment: a leader whose term ran out while it judged deletes nothing.
+      if (!mayAct()) throw new NotLeadingError('Pod delete');
       await core.deleteNamespacedPod({
         name,
         namespace,
@@ -59,7 +62,10 @@ export function apiFaultActions(kc: KubeConfig): FaultActions {
         body: { gracePeriodSeconds: 0, preconditions: { uid } },
       });
     },
-    setFence: (node, on) => setFence(core, node, on),
+    setFence: async (node, on) => {
+      if (!mayAct()) throw new NotLeadingError(on ? 'fence' : 'unfence');
+      await setFence(core, node, on);
+    },
   };
 }
 

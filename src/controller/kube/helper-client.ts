@@ -32,6 +32,13 @@ const REFUSED = new Set([400, 413, 415, 422]);
 type Response = Awaited<ReturnType<typeof undiciFetch>>;
 type RequestInit = NonNullable<Parameters<typeof undiciFetch>[1]>;
 
+/** This replica's term as leader ran out: what it was about to do is its successor's to decide. */
+export class NotLeadingError extends Error {
+  constructor(what: string) {
+    super(`not leading any more: no ${what}`);
+  }
+}
+
 /**
  * Calls to the helpers' HTTPS API with the controller's own ServiceAccount token (for the helpers' audience),
  * verifying each helper's certificate against the operator's CA and its Pod IP.
@@ -40,7 +47,15 @@ export class HelperClient {
   private readonly token: BearerToken;
   private readonly dispatcher: Agent;
 
-  constructor(token: ConstructorParameters<typeof BearerToken>[0], caPem: string) {
+  /**
+   * `mayAct` is asked right before a call that changes what a Pod runs with or what is kept (a restore, a
+   * delete): a leader whose term ran out (its step-down timer late, its exit under way) sends neither.
+   */
+  constructor(
+    token: ConstructorParameters<typeof BearerToken>[0],
+    caPem: string,
+    private readonly mayAct: () => boolean = () => true,
+  ) {
     this.token = new BearerToken(token);
     this.dispatcher = new Agent({ connect: { ca: caPem }, keepAliveTimeout: 30_000 });
   }
@@ -114,6 +129,7 @@ export class HelperClient {
 
   /** Deletes a Pod's copies on a helper: all of them, or only the generations after `newerThan`. */
   async delete(base: string, namespace: string, podUID: string, newerThan?: number): Promise<void> {
+    if (!this.mayAct()) throw new NotLeadingError('delete copies');
     const query = newerThan === undefined ? '' : `?newerThan=${newerThan}`;
     const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}${query}`, {
       method: 'DELETE',
@@ -145,6 +161,7 @@ export class HelperClient {
     podUID: string,
     target: RestoreRequest,
   ): Promise<RestoreAnswer> {
+    if (!this.mayAct()) throw new NotLeadingError('restore');
     const res = await this.call(`${base}${HELPER_API}/blobs/${namespace}/${podUID}/restore`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

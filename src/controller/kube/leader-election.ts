@@ -63,7 +63,10 @@ export const LEADER_ELECTION_DEFAULTS = {
 };
 
 export const LEADER_ELECTION_RULE =
-  'retry period < renew deadline < lease duration (a leader must step down before a standby may take over)';
+  'retry period < renew deadline <= lease duration - max(1 s, 20 % of it) (a leader must step down, with time to spare for a late timer, before a standby may take over)';
+
+/** What a leader keeps between stepping down and a standby's earliest takeover: a late timer, a slow exit. */
+const marginMs = (leaseDurationMs: number) => Math.max(1000, leaseDurationMs * 0.2);
 
 /** Why the timings are unsafe or unusable, or undefined. */
 export function leaderElectionTimingsError(t: {
@@ -73,7 +76,10 @@ export function leaderElectionTimingsError(t: {
 }): string | undefined {
   if (t.leaseDurationMs % 1000 !== 0)
     return `the lease duration must be whole seconds, got ${t.leaseDurationMs} ms`;
-  if (!(t.retryPeriodMs < t.renewDeadlineMs && t.renewDeadlineMs < t.leaseDurationMs))
+  if (!(
+    t.retryPeriodMs < t.renewDeadlineMs &&
+    t.renewDeadlineMs <= t.leaseDurationMs - marginMs(t.leaseDurationMs)
+  ))
     return `got retry period ${t.retryPeriodMs} ms, renew deadline ${t.renewDeadlineMs} ms, lease duration ${t.leaseDurationMs} ms; allowed: ${LEADER_ELECTION_RULE}`;
   return undefined;
 }

@@ -5,6 +5,7 @@ import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
 import {
+  apiFaultActions,
   FaultDetector,
   probeTarget,
   type FaultDetectorDeps,
@@ -600,5 +601,26 @@ describe('FaultDetector', () => {
     const n = probes.length;
     await jest.advanceTimersByTimeAsync(10_000);
     expect(probes.length).toBe(n);
+  });
+});
+
+describe('apiFaultActions', () => {
+  it('asks whether this replica still leads right before each delete and fence, and calls nothing if not', async () => {
+    const calls: string[] = [];
+    const core = {
+      deleteNamespacedPod: async () => void calls.push('delete'),
+      readNode: async () => ({ spec: {} }),
+      patchNode: async () => void calls.push('patch'),
+    };
+    let leading = false;
+    const actions = apiFaultActions({ makeApiClient: () => core } as never, () => leading);
+    await expect(actions.deletePod('ns', 'a', 'uid-a')).rejects.toThrow(
+      /not leading any more: no Pod delete/,
+    );
+    await expect(actions.setFence('n1', true)).rejects.toThrow(/not leading any more: no fence/);
+    expect(calls).toEqual([]);
+    leading = true;
+    await actions.deletePod('ns', 'a', 'uid-a');
+    expect(calls).toEqual(['delete']);
   });
 });

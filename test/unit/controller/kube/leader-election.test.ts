@@ -126,7 +126,7 @@ describe('LeaderElector', () => {
     expect(
       leaderElectionTimingsError({ leaseDurationMs: 5_000, renewDeadlineMs: 5_000, retryPeriodMs: 1_000 }),
     ).toMatch(
-      /renew deadline 5000 ms, lease duration 5000 ms; allowed: retry period < renew deadline < lease duration/,
+      /renew deadline 5000 ms, lease duration 5000 ms; allowed: retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/,
     );
     expect(
       leaderElectionTimingsError({ leaseDurationMs: 5_000, renewDeadlineMs: 900, retryPeriodMs: 1_000 }),

@@ -66,9 +66,13 @@ export interface ManagerOptions {
 
 /**
  * The leader's periodic chores: `retarget` (copies whose node or helper went away get a new one),
- * `orphan-clock` (copies nobody protects start their retention clock), `orphans` (expired copies deleted).
+ * `orphan-clock` (copies nobody protects start their retention clock), `orphans` (expired copies deleted),
+ * `inventories` (helper inventories that could not be read, read again).
  */
-type Chore = 'retarget' | 'orphan-clock' | 'orphans';
+type Chore = 'retarget' | 'orphan-clock' | 'orphans' | 'inventories';
+
+/** How often inventories that could not be read are tried again. */
+const INVENTORY_RETRY_MS = 2000;
 
 const hasOwnAnnotations = (w: Workload) =>
   Object.keys(w.metadata?.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX));
@@ -111,6 +115,11 @@ export class Manager {
   /** When this term started: copies nobody protects count their retention from then. */
   private orphanClockAt = 0;
   private knownHelpers = new Map<string, string>();
+  /**
+   * Nodes whose helper inventory could not be read (at the takeover, or when the helper became Ready): read
+   * again by the 'inventories' chore, whatever the helper's readiness does meanwhile.
+   */
+  private unread = new Set<string>();
   /** One signal ends everything this leadership term started. */
   private readonly term = new AbortController();
   synced = false;
@@ -408,6 +417,7 @@ export class Manager {
     this.orphanClockAt = Date.now();
     this.housekeeping.addAfter('orphan-clock', 2000);
     this.housekeeping.addAfter('orphans', this.orphanPeriodMs());
+    this.housekeeping.addAfter('inventories', INVENTORY_RETRY_MS);
     this.synced = true;
     this.o.metrics.setSampler(() => this.metricsSample());
     for (const pod of this.pods.list()) this.gateKeeper.podChanged(pod);
@@ -483,20 +493,15 @@ export class Manager {
 
   private async learnInventories(): Promise<void> {
     await Promise.all(
-      [...this.view.helpers()].map(([node, ep]) => {
-        // Silent to this replica's probes while it stood by: most likely lost with its node (a new leader is
-        // often elected because of that, and the API shows a lost node NotReady only after its grace
-        // period). Not waited for: it is read once it answers again (helperChanged).
-        if (this.detector.isSuspect(node)) {
-          this.knownHelpers.delete(node);
-          this.o.log.info('not reading the inventory of a silent helper now: once it answers', { node });
-          return undefined;
-        }
-        // A helper shown not Ready, or on a NotReady node: one short try, not 16 s of a failover.
-        return ep.ready && this.view.nodeReady(node)
+      [...this.view.helpers()].map(([node, ep]) =>
+        // A helper shown not Ready, on a NotReady node, or silent to this replica's probes while it stood by
+        // is most likely lost with its node (a new leader is often elected because of that, and the API shows
+        // a lost node NotReady only after its grace period): one short try, not 16 s of a failover. An
+        // inventory not read is read again every few seconds once its helper is ready ('inventories').
+        ep.ready && this.view.nodeReady(node) && !this.detector.isSuspect(node)
           ? this.learnInventory(node, ep.url)
-          : this.learnInventory(node, ep.url, 1, 1000);
-      }),
+          : this.learnInventory(node, ep.url, 1, 1000),
+      ),
     );
   }
 
@@ -505,15 +510,15 @@ export class Manager {
       try {
         const inv = await this.helpers.inventory(url, undefined, timeoutMs);
         this.book.learnInventory(node, inv.blobs);
+        this.unread.delete(node);
         return;
       } catch (err) {
         if (attempt === attempts) {
-          this.o.log.warn('could not read a helper inventory; again once it answers', {
+          this.o.log.warn('could not read a helper inventory; again once it is ready', {
             node,
             error: String(err),
           });
-          // Not known: the helper's next change of readiness (to the API or to the leader's probes) reads it.
-          this.knownHelpers.delete(node);
+          this.unread.add(node);
         } else await new Promise((r) => setTimeout(r, 500 * attempt));
       }
     }
@@ -536,6 +541,15 @@ export class Manager {
         for (const r of this.book.all())
           if (!this.checkpointer.ownerOf(r.podUID)) r.orphanedSince ??= this.orphanClockAt;
         return;
+      case 'inventories':
+        await Promise.all(
+          [...this.unread].map((node) => {
+            const ep = this.view.helpers().get(node);
+            if (!ep) this.unread.delete(node); // no helper there any more: nothing to read
+            return ep?.ready ? this.learnInventory(node, ep.url, 1, 2000) : undefined;
+          }),
+        );
+        return { requeueAfterMs: INVENTORY_RETRY_MS };
       case 'orphans':
         await collectOrphans(
           this.book,

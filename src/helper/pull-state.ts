@@ -56,7 +56,7 @@ async function readSome(res: IncomingMessage, limit = 256): Promise<string> {
     n += c.length;
     if (n > 64 * 1024) break;
   }
-  return quotedText(Buffer.concat(chunks).subarray(0, limit).toString('utf8').trim(), limit);
+  return quotedText(Buffer.concat(chunks).subarray(0, limit).toString('utf8').trim(), limit, n > limit);
 }
 
 interface Upload {

@@ -113,7 +113,11 @@ export async function pushState(
             ...(typeof instance === 'string' && INSTANCE_PATTERN.test(instance) ? { instance } : {}),
           });
         else {
-          const text = quotedText(Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim(), 512);
+          const text = quotedText(
+            Buffer.concat(chunks).subarray(0, 512).toString('utf8').trim(),
+            512,
+            kept > 512,
+          );
           done({
             result: 'Failed',
             reason: 'Rejected',

@@ -170,6 +170,8 @@ export class FaultDetector {
    * another leader wrote (also one that lost its lease but finished its write) or a user removed is seen.
    */
   private fencing = new Set<string>();
+  /** Fences this leader removed, with the cached node's version they were removed from. */
+  private unfenced = new Map<string, string | undefined>();
   /** This replica leads: silences are judged and acted on (until then they are only counted). */
   private acting = false;
   private unfencing = new Set<string>();
@@ -197,10 +199,16 @@ export class FaultDetector {
 
   /** Fenced as the node cache shows it, or by a write of this leader the cache has not shown yet. */
   isFenced(node: string): boolean {
-    if ((this.d.nodes.get(node)?.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) {
+    const n = this.d.nodes.get(node);
+    if ((n?.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) {
       this.fencing.delete(node);
+      // Removed by this leader, and the cache still shows the object it removed it from: not fenced (and not
+      // removed again every round). Any newer object is the truth (someone fenced it again).
+      if (this.unfenced.has(node) && this.unfenced.get(node) === n?.metadata?.resourceVersion) return false;
+      this.unfenced.delete(node);
       return true;
     }
+    this.unfenced.delete(node);
     return this.fencing.has(node);
   }
 
@@ -506,8 +514,13 @@ export class FaultDetector {
   }
   private async setFence(node: string, on: boolean): Promise<void> {
     await this.d.actions.setFence(node, on);
-    if (on) this.fencing.add(node);
-    else this.fencing.delete(node);
+    if (on) {
+      this.fencing.add(node);
+      this.unfenced.delete(node);
+    } else {
+      this.fencing.delete(node);
+      this.unfenced.set(node, this.d.nodes.get(node)?.metadata?.resourceVersion);
+    }
   }
 
   private async unfence(node: string): Promise<void> {

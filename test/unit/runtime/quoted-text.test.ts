@@ -6,6 +6,10 @@ describe('quotedText', () => {
     expect(quotedText('a\r\nb\tc\u007fd\u009be')).toBe('a\\u000d\\u000ab\\u0009c\\u007fd\\u009be');
   });
 
+  it('shows the separators and bidirectional overrides that would reorder or break what is shown', () => {
+    expect(quotedText('safe\u202egnp.exe\u2028x')).toBe('safe\\u202egnp.exe\\u2028x');
+  });
+
   it('keeps printable text, including non-Latin scripts, as it is', () => {
     expect(quotedText('Zustand ungültig: état – 状態')).toBe('Zustand ungültig: état – 状態');
   });
@@ -13,5 +17,8 @@ describe('quotedText', () => {
   it('cuts long text at a character boundary and says so', () => {
     expect(quotedText('😀'.repeat(10), 4)).toBe('😀😀😀😀… (cut)');
     expect(quotedText('abc', 3)).toBe('abc');
+    // Cut before escaping: an escape is never cut in two.
+    expect(quotedText('ab\u001b', 3)).toBe('ab\\u001b');
+    expect(quotedText('abc', 3, true)).toBe('abc… (cut)');
   });
 });

@@ -138,6 +138,8 @@ describe('FaultDetector', () => {
   let tainted: Set<string>;
   /** The node cache does not show the detector's fence writes (yet). */
   let cacheLags: boolean;
+  /** Fences written by someone else since the start: each makes a newer node object. */
+  let taintWrites = 0;
   let readyTo: Record<string, boolean>;
   let readinessChanges: string[];
   let givenUp: string[];
@@ -154,7 +156,7 @@ describe('FaultDetector', () => {
         : answer) as ProbeOutcome;
 
   const nodeObject = (name: string) => ({
-    metadata: { name },
+    metadata: { name, resourceVersion: tainted.has(name) ? `t${taintWrites}` : 'clean' },
     spec: tainted.has(name)
       ? { taints: [{ key: 'pullstate.hitachienergy.com/unreachable', effect: 'NoSchedule' }] }
       : {},
@@ -340,6 +342,19 @@ describe('FaultDetector', () => {
     await jest.advanceTimersByTimeAsync(1_000);
     expect(actions).toEqual(['fence n1 off']);
     expect(detector.isFenced('n1')).toBe(false);
+  });
+
+  it('removes a fence once while the cache lags, and takes a newer fenced object in the cache as the truth', async () => {
+    cacheLags = true;
+    tainted.add('n1');
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(actions).toEqual(['fence n1 off']);
+    expect(detector.isFenced('n1')).toBe(false);
+    // Another leader fences n1 again: the cache shows a newer object with the taint.
+    taintWrites++;
+    expect(detector.isFenced('n1')).toBe(true);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(actions).toEqual(['fence n1 off', 'fence n1 off']);
   });
 
   it('counts its own fence write before the node cache shows it, and does not write it twice', async () => {

@@ -48,7 +48,9 @@ export async function placeBesideLeader(
         const h = await holder();
         return ready.length === 2 ? ready.find((p) => p.metadata!.name === h) : undefined;
       },
-      180_000,
+      // A leader that lost its Lease exits and comes back as a standby; after several losses in a row the
+      // kubelet's restart back-off (up to 5 min) holds it.
+      360_000,
     );
     const node = leader.spec!.nodeName!;
     const tainted = ((await core.readNode({ name: node })).spec?.taints ?? []).some(

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -125,6 +126,8 @@ export class Manager {
   synced = false;
 
   constructor(private readonly o: ManagerOptions) {
+    // Every queue, informer and loop of the term listens to its signal: more than node's default of 10.
+    setMaxListeners(0, this.term.signal);
     const { kc, log } = o;
     const core = kc.makeApiClient(CoreV1Api);
     const apps = kc.makeApiClient(AppsV1Api);

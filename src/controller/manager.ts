@@ -496,15 +496,21 @@ export class Manager {
 
   private async learnInventories(): Promise<void> {
     await Promise.all(
-      [...this.view.helpers()].map(([node, ep]) =>
-        // A helper shown not Ready, on a NotReady node, or silent to this replica's probes while it stood by
-        // is most likely lost with its node (a new leader is often elected because of that, and the API shows
-        // a lost node NotReady only after its grace period): one short try, not 16 s of a failover. An
+      [...this.view.helpers()].map(([node, ep]) => {
+        // Silent to this replica's probes while it stood by: most likely lost with its node (a new leader is
+        // often elected because of that, and the API shows a lost node NotReady only after its grace
+        // period). Not waited for: the Pods of that node are deleted only after the first reconcile.
+        if (this.detector.isSuspect(node)) {
+          this.o.log.info('helper silent: its inventory is read once it is ready', { node });
+          this.unread.add(node);
+          return undefined;
+        }
+        // A helper shown not Ready, or on a NotReady node: one short try, not 16 s of a failover. An
         // inventory not read is read again every few seconds once its helper is ready ('inventories').
-        ep.ready && this.view.nodeReady(node) && !this.detector.isSuspect(node)
+        return ep.ready && this.view.nodeReady(node)
           ? this.learnInventory(node, ep.url)
-          : this.learnInventory(node, ep.url, 1, 1000),
-      ),
+          : this.learnInventory(node, ep.url, 1, 1000);
+      }),
     );
   }
 

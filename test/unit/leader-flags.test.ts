@@ -4,10 +4,10 @@ import { parseFlags, UsageError } from '../../src/cli/flags.js';
 import { CONTROLLER_FLAGS, CONTROLLER_HELP, runController } from '../../src/controller/main.js';
 
 describe('leader election flags', () => {
-  it('default to a 5 s Lease, a 4 s renew deadline and a 1 s retry period, and say so in --help', () => {
+  it('default to a 5 s Lease, a 4 s renew deadline and a 0.5 s retry period, and say so in --help', () => {
     const f = parseFlags([], CONTROLLER_FLAGS, {});
     expect([f['lease-duration-seconds'], f['renew-deadline-ms'], f['retry-period-ms']]).toEqual([
-      5, 4000, 1000,
+      5, 4000, 500,
     ]);
     expect(CONTROLLER_HELP).toMatch(/--lease-duration-seconds/);
     expect(CONTROLLER_HELP).toMatch(/retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/);

@@ -59,7 +59,7 @@ export class LeaseObserver {
 export const LEADER_ELECTION_DEFAULTS = {
   leaseDurationMs: 5_000,
   renewDeadlineMs: 4_000,
-  retryPeriodMs: 1_000,
+  retryPeriodMs: 500,
 };
 
 export const LEADER_ELECTION_RULE =

@@ -10,7 +10,9 @@ describe('leader election flags', () => {
       5, 4000, 500,
     ]);
     expect(CONTROLLER_HELP).toMatch(/--lease-duration-seconds/);
-    expect(CONTROLLER_HELP).toMatch(/retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/);
+    expect(CONTROLLER_HELP).toMatch(
+      /retry period < renew deadline <= lease duration - max\(1 s, 20 % of it\)/,
+    );
   });
 
   it.each([

@@ -347,8 +347,8 @@ export class Manager {
   }
 
   /**
-   * What a standby runs: the caches, filled and kept by their watches, and the detector's helper probes,
-   * which only count. Every handler only queues (paused queues) or checks `synced` before acting.
+   * What a standby runs: the caches, filled and kept by their watches, and the detector's probes, which
+   * only gather evidence. Every handler only queues (paused queues) or checks `synced` before acting.
    */
   async warm(): Promise<void> {
     this.policies.onChange((p) => {

@@ -151,10 +151,11 @@ interface NodeWatch {
  *   later one once the previous round is done, the leader asks up to INDIRECT_PROBES helpers to probe it
  *   (`POST /v1/probe`), in parallel with its own next probes. They run on other nodes than the suspect's and
  *   the leader's own (whose helper shares the leader's uplink). The node is lost only after HELPER_FAILURES
- *   counted silences in a row, with every indirect probe that reported having met silence too and none of
- *   the rounds started before still running. If no other helper could be asked or none reported (a small
- *   cluster, or the leader cut off from the others), the API's node NotReady/Unknown must confirm it as
- *   well: a leader alone leans to not fencing.
+ *   counted silences in a row, with every indirect probe that reported having met silence too (and at least
+ *   one that did: with none in yet, the rounds still running are waited for). A standby gathers all this as
+ *   well, reading only, so a new leader judges at once. If no other helper could be asked or none reported
+ *   (a small cluster, or the leader cut off from the others), the API's node NotReady/Unknown must confirm
+ *   it as well: a leader alone leans to not fencing.
  * - Meanwhile the leader probes the suspect node's Pods too, but only for an answer: a NetworkPolicy that
  *   admits only the helpers to a state port makes the leader's probe meet silence on a healthy node.
  * A lost node is fenced with a NoSchedule taint first (so the replacement does not land there), then all its
@@ -172,7 +173,7 @@ export class FaultDetector {
   private fencing = new Set<string>();
   /** Fences this leader removed, with the cached node's version they were removed from. */
   private unfenced = new Map<string, string | undefined>();
-  /** This replica leads: silences are judged and acted on (until then they are only counted). */
+  /** This replica leads: silences are judged and acted on (until then they are only gathered). */
   private acting = false;
   private unfencing = new Set<string>();
   private deleted = new Set<string>();
@@ -213,14 +214,18 @@ export class FaultDetector {
   }
 
   /**
-   * Starts the helper probes (they run until the signal). Until `lead`, they only count: a standby that
-   * watched the helpers takes over knowing which were silent, and which answered, before it led.
+   * Starts the helper probes (they run until the signal). Until `lead`, they only gather evidence: a standby
+   * that watched the helpers takes over knowing which were silent, to whom, and which answered.
    */
   start(): void {
     this.queue.addAfter(HELPERS_KEY, HELPER_PROBE_MS);
   }
 
-  /** From now on silences are acted on; the ones counted while standing by are judged at once. */
+  /**
+   * From now on silences are acted on. A standby gathered the same evidence a leader does (its own probes,
+   * the other helpers' opinions, answers of the node's Pods), so what it gathered is judged at once: the
+   * node the last leader ran on may be the lost one, and its Pods have waited since.
+   */
   lead(): void {
     if (this.acting) return;
     this.acting = true;
@@ -228,12 +233,13 @@ export class FaultDetector {
     for (const [node, w] of this.watches) {
       const ep = helpers.get(node);
       if (w.silent === 0 || !ep) continue;
-      this.d.log.info('took over with a silent helper: asking other helpers, probing its Pods', {
+      const s = (w.suspicion ??= { inFlight: 0, silentReports: 0, peersAsked: false });
+      this.d.log.info('took over with a silent helper: judging what was gathered while standing by', {
         node,
         silent: w.silent,
+        silentToPeers: s.silentReports,
       });
-      this.probeNodePods(node);
-      const s = (w.suspicion ??= { inFlight: 0, silentReports: 0, peersAsked: false });
+      this.judge(node);
       if (s.inFlight === 0 && !this.failing.has(node)) void this.askPeers(node, ep, s);
     }
   }
@@ -256,12 +262,19 @@ export class FaultDetector {
     }
     // A deleted Pod leaves the wanted set (it is terminating or gone): its uid need not be kept.
     for (const uid of this.deleted) if (!wanted.has(uid)) this.deleted.delete(uid);
+    const suspects = new Set<string>();
     for (const [uid, entry] of wanted) {
       const fresh = !this.pods.has(uid);
       this.pods.set(uid, entry);
-      if (fresh && this.suspect(entry.pod.spec?.nodeName ?? ''))
+      const node = entry.pod.spec?.nodeName ?? '';
+      if (fresh && this.suspect(node)) {
         this.queue.addAfter(podKey(uid), entry.spec.failover.periodMilliseconds);
+        suspects.add(node);
+      }
     }
+    // A new leader learns the Pods at its first reconcile, after it judged the silences it gathered while
+    // standing by: a node already judged lost has its newly known Pods deleted now, not at the next probe.
+    for (const node of suspects) this.judge(node);
   }
 
   /** A helper reports a Pod of its node that failed its probes. */
@@ -379,12 +392,12 @@ export class FaultDetector {
     }
     w.excused = undefined;
     w.silent++;
-    // A standby counts; what the count means is for the leader to decide (`lead`).
-    if (!this.acting) return;
+    // A standby gathers evidence as a leader does (it only reads); what it means is for a leader to decide.
     if (w.silent === 1) {
       this.d.log.info('helper missed a health probe: asking other helpers, probing its Pods', {
         node,
         url: ep.healthUrl,
+        ...(this.acting ? {} : { standingBy: true }),
       });
       this.probeNodePods(node);
     }
@@ -448,7 +461,9 @@ export class FaultDetector {
   private judge(node: string): void {
     const w = this.watches.get(node);
     const s = w?.suspicion;
-    if (!w || !s || w.silent < HELPER_FAILURES || s.inFlight > 0 || this.failing.has(node)) return;
+    if (!this.acting || !w || !s || w.silent < HELPER_FAILURES || this.failing.has(node)) return;
+    // Opinions still coming and none in yet: wait for them (any answer among them ends the suspicion).
+    if (s.inFlight > 0 && s.silentReports === 0) return;
     // Fenced already (by this leader, or one before it that may have died before it deleted every Pod).
     if (this.isFenced(node) && this.podsOn(node).length === 0) return;
     let why = `its helper was silent to ${w.silent} probes, and to ${s.silentReports} from other nodes' helpers`;

@@ -32,6 +32,7 @@ export interface LeaderElectionOptions {
 export class LeaseObserver {
   private record?: string;
   private observedAt = 0;
+  private expiresAt?: number;
 
   constructor(private readonly clock: Clock = monotonicClock) {}
 
@@ -50,8 +51,13 @@ export class LeaseObserver {
       this.record = record;
       this.observedAt = now;
     }
-    if (!spec.holderIdentity) return true;
-    return this.observedAt + (spec.leaseDurationSeconds ?? 15) * 1000 <= now;
+    this.expiresAt = spec.holderIdentity ? this.observedAt + (spec.leaseDurationSeconds ?? 15) * 1000 : now;
+    return this.expiresAt <= now;
+  }
+
+  /** When the hold last observed runs out unless the record changes meanwhile (local clock). */
+  expiry(): number | undefined {
+    return this.expiresAt;
   }
 }
 
@@ -170,7 +176,11 @@ export class LeaderElector {
             resolve();
           }
         }
-        this.timer = setTimeout(() => void tick(), Math.max(0, started + retry - this.clock()));
+        // A standby also tries the moment the hold it saw runs out, not up to a retry period later.
+        const expiry = this.leading ? undefined : this.observer.expiry();
+        const next =
+          expiry !== undefined && expiry > this.clock() ? Math.min(started + retry, expiry) : started + retry;
+        this.timer = setTimeout(() => void tick(), Math.max(0, next - this.clock()));
       };
       void tick();
     });

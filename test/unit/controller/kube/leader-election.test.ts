@@ -153,6 +153,23 @@ describe('LeaderElector', () => {
     expect(state.writes).toBe(writes);
   });
 
+  it('a standby takes over the moment a hold it saw runs out, not up to a retry period later', async () => {
+    const { state, calls } = api();
+    state.lease = {
+      metadata: { name: 'leader', namespace: 'ns' },
+      spec: { holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: new Date(), leaseTransitions: 0 },
+    };
+    const e = elector(calls);
+    let led = false;
+    void e.run(() => undefined).then(() => (led = true));
+    // Seen at 0 and every 2 s after, unchanged (its holder is gone): expired at 15 s, between two retries.
+    await jest.advanceTimersByTimeAsync(14_990);
+    expect(led).toBe(false);
+    await jest.advanceTimersByTimeAsync(20);
+    expect(led).toBe(true);
+    expect(state.lease?.spec?.holderIdentity).toBe('me');
+  });
+
   it('a standby whose Lease read hangs tries again after the deadline and takes a free Lease', async () => {
     const { state, calls } = api();
     state.hang = true;

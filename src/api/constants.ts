@@ -79,6 +79,14 @@ export const INSTANCE_HEADER = 'pull-state-instance';
 export const INSTANCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 /**
+ * The workload a protected Pod belongs to, `<Kind>/<name>` in the Pod's namespace (`Deployment/web`,
+ * `StatefulSet/db`, `Pod/<name>` for a Pod no controller owns). Copies carry it, and an orphaned copy goes
+ * only into a replacement of the same workload: one policy over two Deployments never moves one's state
+ * into the other's Pods.
+ */
+export const WORKLOAD_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,62}\/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
  * Audience of the tokens that call a helper: a projected ServiceAccount token for this audience is good for
  * the helpers only (the API server refuses it), and a token for the API server is refused by the helpers.
  */

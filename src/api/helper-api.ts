@@ -64,6 +64,11 @@ export interface BlobMeta {
   policyUID: string;
   pod: string;
   podUID: string;
+  /**
+   * The Pod's workload (`WORKLOAD_PATTERN`): an orphaned copy goes only into a replacement of the same one.
+   * Absent in copies of older versions, which are then restored into no new Pod.
+   */
+  workload?: string;
   sequence: number;
   /** Container restarts of the Pod when its state was pulled: a higher count later means it restarted since. */
   restartCount?: number;
@@ -84,7 +89,7 @@ export const pullTime = (m: Pick<BlobMeta, 'pulledAt' | 'storedAt'>): number =>
 /** What the controller sends with a copy (the PUT's query). */
 export type CopyFields = Pick<
   BlobMeta,
-  'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'sequence' | 'restartCount'
+  'namespace' | 'policy' | 'policyUID' | 'pod' | 'podUID' | 'workload' | 'sequence' | 'restartCount'
 >;
 
 /** A PUT's answer: the copy, and the generations the helper keeps of the Pod now. */
@@ -136,6 +141,8 @@ export interface PullAssignment {
   policyUID: string;
   pod: string;
   podUID: string;
+  /** The Pod's workload (`WORKLOAD_PATTERN`), carried into every copy. */
+  workload?: string;
   podIP: string;
   port: number;
   path: string;

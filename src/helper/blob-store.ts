@@ -259,6 +259,7 @@ export class BlobStore {
         policyUID: input.policyUID,
         pod: input.pod,
         podUID: input.podUID,
+        ...(input.workload !== undefined ? { workload: input.workload } : {}),
         sequence: input.sequence,
         ...(input.restartCount !== undefined ? { restartCount: input.restartCount } : {}),
         ...(input.pulledAt !== undefined ? { pulledAt: input.pulledAt } : {}),

@@ -220,6 +220,7 @@ export class NodePuller {
               policyUID: a.policyUID,
               pod: a.pod,
               podUID: a.podUID,
+              ...(a.workload !== undefined ? { workload: a.workload } : {}),
               sequence,
               restartCount: a.restartCount,
             },

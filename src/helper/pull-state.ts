@@ -80,6 +80,7 @@ function startUpload(
     pulledAt: String(answer.pulledAt),
   });
   if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
+  if (r.blob.workload !== undefined) q.set('workload', r.blob.workload);
   if (answer.instance !== undefined) q.set('instance', answer.instance);
   const url = new URL(`${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
   const headers = { 'content-type': contentType, authorization: r.authorization };

@@ -5,6 +5,7 @@ import { BlobStore, StoreError, blobId } from './blob-store.js';
 import {
   HELPER_API,
   INSTANCE_PATTERN,
+  WORKLOAD_PATTERN,
   MAX_RESTORE_TIMEOUT_MS,
   type AssignmentSet,
   type PeerProbeAnswer,
@@ -136,6 +137,7 @@ export const assignmentSchema = {
     policyUID: { type: 'string', minLength: 1, maxLength: 64 },
     pod: dnsName,
     podUID: { type: 'string', pattern: uidPattern },
+    workload: { type: 'string', pattern: WORKLOAD_PATTERN.source },
     podIP: { type: 'string', format: 'ipv4' },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
@@ -209,6 +211,7 @@ const putQuerySchema = {
     policy: { type: 'string', minLength: 1, maxLength: 253 },
     policyUID: { type: 'string', minLength: 1, maxLength: 64 },
     pod: { type: 'string', minLength: 1, maxLength: 253 },
+    workload: { type: 'string', pattern: WORKLOAD_PATTERN.source },
     sequence: { type: 'integer', minimum: 0 },
     restartCount: { type: 'integer', minimum: 0 },
     pulledAt: { type: 'integer', minimum: 0 },
@@ -456,6 +459,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             policy: string;
             policyUID: string;
             pod: string;
+            workload?: string;
             sequence: number;
             restartCount?: number;
             pulledAt?: number;
@@ -471,6 +475,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
                 policy: req.query.policy,
                 policyUID: req.query.policyUID,
                 pod: req.query.pod,
+                ...(req.query.workload !== undefined ? { workload: req.query.workload } : {}),
                 sequence: req.query.sequence,
                 ...(req.query.restartCount !== undefined ? { restartCount: req.query.restartCount } : {}),
                 ...(req.query.pulledAt !== undefined ? { pulledAt: req.query.pulledAt } : {}),

@@ -23,6 +23,11 @@ export interface CheckpointRecord {
   policyUID?: string;
   pod: string;
   podUID: string;
+  /**
+   * The Pod's workload (`WORKLOAD_PATTERN`): as its newest copy says, or the live Pod. An orphan goes only into
+   * a new Pod of the same workload; one without (copies of older versions) into none.
+   */
+  workload?: string;
   /** Node of the protected Pod when it was last seen. */
   podNode?: string;
   /** The newest copy on each node (what a retarget or the status looks at). */
@@ -146,6 +151,7 @@ export class CheckpointBook {
       r.pod = init.pod;
       r.policy = init.policy;
       if (init.policyUID) r.policyUID = init.policyUID;
+      if (init.workload) r.workload = init.workload;
       if (init.podNode) r.podNode = init.podNode;
     }
     return r;
@@ -181,6 +187,8 @@ export class CheckpointBook {
         pod: b.pod,
         podUID: b.podUID,
       });
+      // A Pod's workload does not change; the newest copy's word is kept should older ones lack it.
+      if (b.workload && b.sequence >= r.lastSequence) r.workload = b.workload;
       r.lastSequence = Math.max(r.lastSequence, b.sequence);
       if (pastSeal(r, b.sequence)) continue;
       addCopy(r, copyOf(node, b));

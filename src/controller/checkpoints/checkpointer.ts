@@ -36,6 +36,8 @@ export interface ProtectedPod {
   policyKey: string;
   policy: string;
   policyUID: string;
+  /** The Pod's workload (`workloadOf`): an orphan of another workload is never restored into this Pod. */
+  workload?: string;
   spec: ResolvedSpec;
   pod: V1Pod;
 }
@@ -120,6 +122,7 @@ export class Checkpointer {
         policyUID: entry.policyUID,
         pod: entry.pod.metadata!.name!,
         podUID: uid,
+        ...(entry.workload !== undefined ? { workload: entry.workload } : {}),
         podNode: entry.pod.spec?.nodeName,
       }).orphanedSince = undefined;
     }
@@ -228,6 +231,7 @@ export class Checkpointer {
       policyUID: e.policyUID,
       pod: r.pod,
       podUID: r.podUID,
+      ...(e.workload !== undefined ? { workload: e.workload } : {}),
       podIP: pod.status!.podIP!,
       port: e.spec.port,
       path: e.spec.path,
@@ -285,6 +289,7 @@ export class Checkpointer {
       policyUID: e.policyUID,
       pod: pod.metadata!.name!,
       podUID: pod.metadata!.uid!,
+      ...(e.workload !== undefined ? { workload: e.workload } : {}),
       podNode: pod.spec?.nodeName,
     });
     const node = pod.spec?.nodeName ?? '';

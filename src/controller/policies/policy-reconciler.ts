@@ -8,6 +8,7 @@ import { isHelperPod } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import { matchesSelector } from '../kube/label-selector.js';
+import { workloadOf } from '../kube/workload-of.js';
 import { buildStatus, type StatusInput } from './policy-status.js';
 import type { DesiredStatus, StatusWriter } from './status-writer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
@@ -113,13 +114,17 @@ export class PolicyReconciler {
         elsewhere.set(owner, (elsewhere.get(owner) ?? 0) + 1);
         return false;
       })
-      .map((pod) => ({
-        policyKey: key,
-        policy: name,
-        policyUID: policy.metadata?.uid ?? '',
-        spec: parsed.value,
-        pod,
-      }));
+      .map((pod) => {
+        const workload = workloadOf(pod);
+        return {
+          policyKey: key,
+          policy: name,
+          policyUID: policy.metadata?.uid ?? '',
+          ...(workload !== undefined ? { workload } : {}),
+          spec: parsed.value,
+          pod,
+        };
+      });
     this.noteConflicts(key, policy, elsewhere);
     for (const e of entries) this.noteAppContainer(e);
     this.d.checkpointer.sync(key, entries);

@@ -8,6 +8,8 @@ export interface NewPod {
   createdAt: number;
   /** StatefulSet Pods keep their name across replacements, so name is the strongest match. */
   statefulSet: boolean;
+  /** Its workload (`workloadOf`): only an orphan of the same workload may go into it. */
+  workload?: string;
 }
 
 /** When an orphan's state was taken: a final pull still running is the newest of all. */
@@ -28,11 +30,12 @@ export function claimable(orphan: CheckpointRecord, claimer: CheckpointRecord | 
 }
 
 /**
- * Pairs orphaned checkpoints with new Pods that have no state (pure): a StatefulSet Pod takes the orphan
- * with its own name; the rest go newest state to newest Pod. The time a copy was stored is used, not when
- * this process saw the Pod go: after a takeover every orphan looks equally old, and an orphan already
- * restored into a Pod that has since failed too must never beat that Pod's own, newer state. An orphan is
- * used at most once.
+ * Pairs orphaned checkpoints with new Pods that have no state (pure), within a workload: one policy may
+ * select the Pods of several, and one app's state pushed into another's Pod is the worst a restore can do. An
+ * orphan or Pod without a workload pairs with nothing. A StatefulSet Pod takes the orphan with its own name;
+ * the rest go newest state to newest Pod. The time a copy was stored is used, not when this process saw the
+ * Pod go: after a takeover every orphan looks equally old, and an orphan already restored into a Pod that has
+ * since failed too must never beat that Pod's own, newer state. An orphan is used at most once.
  */
 export function pairOrphans(
   orphans: readonly CheckpointRecord[],
@@ -44,8 +47,8 @@ export function pairOrphans(
     .sort((a, b) => stateTime(b) - stateTime(a) || a.pod.localeCompare(b.pod));
   const take = (o: CheckpointRecord) => free.splice(free.indexOf(o), 1);
   for (const pod of pods) {
-    if (!pod.statefulSet) continue;
-    const same = free.find((o) => o.pod === pod.name);
+    if (!pod.statefulSet || !pod.workload) continue;
+    const same = free.find((o) => o.pod === pod.name && o.workload === pod.workload);
     if (same) {
       pairs.set(pod.uid, same);
       take(same);
@@ -55,8 +58,8 @@ export function pairOrphans(
     .filter((p) => !pairs.has(p.uid))
     .sort((a, b) => b.createdAt - a.createdAt || a.name.localeCompare(b.name));
   for (const pod of rest) {
-    const o = free[0];
-    if (!o) break;
+    const o = pod.workload ? free.find((f) => f.workload === pod.workload) : undefined;
+    if (!o) continue;
     pairs.set(pod.uid, o);
     take(o);
   }

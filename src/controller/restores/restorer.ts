@@ -337,6 +337,7 @@ export class Restorer {
         name: t.pod.metadata!.name!,
         createdAt: Date.parse(String(t.pod.metadata?.creationTimestamp ?? 0)) || 0,
         statefulSet: (t.pod.metadata?.ownerReferences ?? []).some((o) => o.kind === 'StatefulSet'),
+        ...(t.workload !== undefined ? { workload: t.workload } : {}),
       })),
     );
     for (const t of fresh) {

@@ -12,6 +12,7 @@ export function record(
     policy: 'p',
     pod,
     podUID: `uid-${pod}`,
+    workload: 'Deployment/app',
     copies: new Map(),
     generations: [],
     lastSequence: 0,

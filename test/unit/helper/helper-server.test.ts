@@ -124,6 +124,18 @@ describe('helper API', () => {
     expect(bad.json().error).toContain('restartCount must be >= 0');
   });
 
+  it("keeps the Pod's workload with the copy, and refuses one that is no workload name", async () => {
+    const q = 'policy=p&policyUID=u&pod=c-0&workload=Deployment%2Fweb';
+    expect((await put(`${q}&sequence=5`, '{}')).statusCode).toBe(201);
+    const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {
+      blobs: { workload?: string }[];
+    };
+    expect(inv.blobs).toEqual([expect.objectContaining({ workload: 'Deployment/web' })]);
+    const bad = await put('policy=p&policyUID=u&pod=c-0&sequence=6&workload=..%2F..%2Fetc', '{}');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toContain('workload must match pattern');
+  });
+
   it.each([
     ['a missing sequence', 'policy=p&policyUID=u&pod=c-0', 400, "must have required property 'sequence'"],
     ['a non-numeric sequence', 'policy=p&policyUID=u&pod=c-0&sequence=soon', 400, 'sequence must be integer'],

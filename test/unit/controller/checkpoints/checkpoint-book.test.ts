@@ -33,6 +33,15 @@ describe('checkpoint book', () => {
       ]),
     );
   });
+  it("learns the Pod's workload from its copies, the newest one's word last", () => {
+    const book = new CheckpointBook();
+    book.learnInventory('a', [{ ...meta, sequence: 3 }]);
+    expect(book.get('u')!.workload).toBeUndefined();
+    book.learnInventory('b', [{ ...meta, sequence: 7, workload: 'Deployment/web' }]);
+    book.learnInventory('a', [{ ...meta, sequence: 5, workload: 'Deployment/other' }]);
+    expect(book.get('u')!.workload).toBe('Deployment/web');
+  });
+
   it('learns no copy pulled after the state went to a replacement (a zombie process after a heal)', () => {
     const book = new CheckpointBook();
     book.learnInventory('a', [{ ...meta, sequence: 7 }]);

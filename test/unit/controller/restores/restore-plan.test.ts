@@ -10,15 +10,15 @@ import { record } from '../records.js';
 
 describe('pairOrphans', () => {
   it('matches StatefulSet Pods by name, then newest state to newest Pod, each orphan once', () => {
-    const o1 = record('web-0', [['a', 1]], { orphanedSince: 100 });
+    const o1 = record('web-0', [['a', 1]], { orphanedSince: 100, workload: 'StatefulSet/web' });
     const o2 = record('rs-abc', [['a', 3000]], { orphanedSince: 50 });
     const o3 = record('rs-def', [['a', 2000]], { orphanedSince: 200 });
     const pairs = pairOrphans(
       [o1, o2, o3],
       [
-        { uid: 'new-web-0', name: 'web-0', createdAt: 1, statefulSet: true },
-        { uid: 'old', name: 'rs-1', createdAt: 10, statefulSet: false },
-        { uid: 'newest', name: 'rs-2', createdAt: 20, statefulSet: false },
+        { uid: 'new-web-0', name: 'web-0', createdAt: 1, statefulSet: true, workload: 'StatefulSet/web' },
+        { uid: 'old', name: 'rs-1', createdAt: 10, statefulSet: false, workload: 'Deployment/app' },
+        { uid: 'newest', name: 'rs-2', createdAt: 20, statefulSet: false, workload: 'Deployment/app' },
       ],
     );
     expect(pairs.get('new-web-0')).toBe(o1);
@@ -31,7 +31,7 @@ describe('pairOrphans', () => {
     const newer = record('app-g4m6q', [['b', 9000]], { orphanedSince: 5 });
     const pairs = pairOrphans(
       [stale, newer],
-      [{ uid: 'r', name: 'app-x', createdAt: 1, statefulSet: false }],
+      [{ uid: 'r', name: 'app-x', createdAt: 1, statefulSet: false, workload: 'Deployment/app' }],
     );
     expect(pairs.get('r')).toBe(newer);
   });
@@ -41,9 +41,45 @@ describe('pairOrphans', () => {
     const finalizing = record('leaving', [], { finalizing: true });
     const pairs = pairOrphans(
       [empty, finalizing],
-      [{ uid: 'n', name: 'x', createdAt: 1, statefulSet: false }],
+      [{ uid: 'n', name: 'x', createdAt: 1, statefulSet: false, workload: 'Deployment/app' }],
     );
     expect(pairs.get('n')).toBe(finalizing);
+  });
+});
+
+describe('pairOrphans across workloads', () => {
+  const newPod = (uid: string, workload?: string, createdAt = 1) => ({
+    uid,
+    name: uid,
+    createdAt,
+    statefulSet: false,
+    ...(workload ? { workload } : {}),
+  });
+
+  it("gives a new Pod only an orphan of its own workload, however much newer another one's state is", () => {
+    const a = record('a-1', [['n1', 1000]], { orphanedSince: 5, workload: 'Deployment/a' });
+    const b = record('b-1', [['n1', 9000]], { orphanedSince: 5, workload: 'Deployment/b' });
+    // A scaled down, B scaled up: B's new Pod is not A's replacement.
+    const pairs = pairOrphans(
+      [a, b],
+      [newPod('b-new', 'Deployment/b', 2), newPod('b-newer', 'Deployment/b', 3)],
+    );
+    expect(pairs.get('b-newer')).toBe(b);
+    expect(pairs.has('b-new')).toBe(false);
+    expect(pairOrphans([a], [newPod('b-new', 'Deployment/b')]).size).toBe(0);
+  });
+
+  it('pairs nothing without a workload on either side (copies of older versions, unknown owners)', () => {
+    const legacy = record('old', [['n1', 1000]], { orphanedSince: 5, workload: undefined });
+    expect(pairOrphans([legacy], [newPod('n', 'Deployment/app')]).size).toBe(0);
+    const a = record('a-1', [['n1', 1000]], { orphanedSince: 5 });
+    expect(pairOrphans([a], [newPod('n')]).size).toBe(0);
+  });
+
+  it('keeps a StatefulSet name match within its StatefulSet', () => {
+    const other = record('web-0', [['n1', 1000]], { orphanedSince: 5, workload: 'StatefulSet/other' });
+    const pod = { uid: 'w', name: 'web-0', createdAt: 1, statefulSet: true, workload: 'StatefulSet/web' };
+    expect(pairOrphans([other], [pod]).size).toBe(0);
   });
 });
 

@@ -74,7 +74,7 @@ beforeEach(() => {
   });
   begin = (s = spec) =>
     restorer.consider(
-      [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec: s, pod }],
+      [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', workload: 'Deployment/app', spec: s, pod }],
       [book.get(orphan.podUID)!],
     );
 });
@@ -233,7 +233,16 @@ describe('Restorer with a sidecar', () => {
     });
     const look = (container: string) =>
       r.consider(
-        [{ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec: { ...spec, container }, pod: live }],
+        [
+          {
+            policyKey: 'ns/p',
+            policy: 'p',
+            policyUID: 'pu',
+            workload: 'Deployment/app',
+            spec: { ...spec, container },
+            pod: live,
+          },
+        ],
         [],
       );
     look('app');

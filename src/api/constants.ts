@@ -63,6 +63,8 @@ export const REASONS = {
   appContainerGuessed: 'AppContainerGuessed',
   /** Pods this policy selects are protected by an older policy. */
   conflict: 'Conflict',
+  /** Selected Pods use hostNetwork and the policy does not allow it: they stay unprotected. */
+  hostNetworkRefused: 'HostNetworkRefused',
   // Readiness gate
   /** The gate of a Pod no policy protects was opened, so the Pod does not lose its traffic for good. */
   noPolicy: 'NoPolicy',

@@ -22,6 +22,8 @@ export interface RestoreRequest {
   sequence?: number;
   /** The process the state is for: a second request for the same one is answered without a second push. */
   target?: RestoreTargetProcess;
+  /** The Pod uses hostNetwork and its policy allows that: only then may `podIP` be the helper's node. */
+  hostNetwork?: boolean;
 }
 
 /**
@@ -144,6 +146,8 @@ export interface PullAssignment {
   /** The Pod's workload (`WORKLOAD_PATTERN`), carried into every copy. */
   workload?: string;
   podIP: string;
+  /** The Pod uses hostNetwork and its policy allows that: only then may `podIP` be the helper's node. */
+  hostNetwork?: boolean;
   port: number;
   path: string;
   intervalMs: number;

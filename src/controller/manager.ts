@@ -229,6 +229,7 @@ export class Manager {
       log,
       currentPod,
       selected: (pod) => this.policyReconciler.keysForPod(pod).length > 0,
+      refusal: (pod) => this.policyReconciler.refusal(pod),
       signal: this.term.signal,
     });
     this.restorer = new Restorer({

@@ -51,6 +51,12 @@ export const HELPER_FLAGS = {
     pattern: { test: /^\d{1,3}(\.\d{1,3}){3}$/, allowed: 'an IPv4 address (the downward API status.podIP)' },
     help: "this helper Pod's IP, the one name in its serving certificate",
   },
+  'node-ip': {
+    kind: 'string',
+    env: 'NODE_IP',
+    pattern: { test: /^\d{1,3}(\.\d{1,3}){3}$/, allowed: 'an IPv4 address (the downward API status.hostIP)' },
+    help: "this node's IP: pulls and restores there are refused unless the Pod is a hostNetwork Pod its policy allows",
+  },
   namespace: {
     kind: 'string',
     default: OPERATOR_NAMESPACE,
@@ -259,6 +265,7 @@ export async function runHelper(args: string[]): Promise<void> {
     peerUser,
     // The leader asks for a second opinion on a silent helper of another node before it fences that node.
     peerProbe: { healthPort: flags['health-port'], podIP: flags['pod-ip'] },
+    nodeIP: flags['node-ip'],
     log,
   });
   api.app = app;

@@ -41,6 +41,16 @@ export interface HelperServerOptions {
   peerUser?: string;
   /** Probes the health port of other nodes' helpers for the leader (`POST /v1/probe`); absent: 404. */
   peerProbe?: PeerProbeOptions;
+  /**
+   * This helper's node address (downward API `status.hostIP`): a pull or restore there reaches the node's own
+   * ports, so it is done only for a Pod marked `hostNetwork` (its policy allowed it).
+   */
+  nodeIP?: string;
+  /**
+   * Lets pulls and restores go to 127.0.0.0/8: for unit tests and the fuzzer, whose apps run on this
+   * machine's loopback. A helper in a Pod never sets it (its loopback is its own).
+   */
+  allowLoopbackTargets?: boolean;
   /** Serve HTTPS with this key and certificate (the helper always does; unit tests may serve plain HTTP). */
   tls?: { key: string; cert: string };
   log: Logger;
@@ -65,6 +75,24 @@ const MAX_PEER_PROBES = 32;
 export function notAPodIP(ip: string): boolean {
   const [a, b] = ip.split('.').map(Number) as [number, number];
   return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224;
+}
+
+/**
+ * Why a pull or restore must not go to `ip` (undefined: it may). The controller sends only Pod addresses;
+ * this holds even for a caller that replays its credential: no loopback, link-local (the clouds' metadata
+ * service) or reserved target, and the node's own address only for a Pod marked hostNetwork.
+ */
+export function targetProblem(
+  ip: string,
+  hostNetwork: boolean | undefined,
+  o: { nodeIP?: string; allowLoopbackTargets?: boolean } = {},
+): string | undefined {
+  const loopbackAllowed = o.allowLoopbackTargets === true && ip.startsWith('127.');
+  if (notAPodIP(ip) && !loopbackAllowed)
+    return `podIP ${ip} is not a Pod address (loopback, link-local, multicast or reserved); allowed: the IP of a Pod`;
+  if (ip === o.nodeIP && !hostNetwork)
+    return `podIP ${ip} is this helper's node; allowed: a Pod IP, or the node's for a hostNetwork Pod whose policy sets allowHostNetwork`;
+  return undefined;
 }
 
 const peerProbeSchema = {
@@ -96,6 +124,7 @@ const restoreSchema = {
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
     timeoutMs: { type: 'integer', minimum: 100, maximum: MAX_RESTORE_TIMEOUT_MS, default: 5000 },
     sequence: { type: 'integer', minimum: 0 },
+    hostNetwork: { type: 'boolean' },
     target: {
       type: 'object',
       additionalProperties: false,
@@ -139,6 +168,7 @@ export const assignmentSchema = {
     podUID: { type: 'string', pattern: uidPattern },
     workload: { type: 'string', pattern: WORKLOAD_PATTERN.source },
     podIP: { type: 'string', format: 'ipv4' },
+    hostNetwork: { type: 'boolean' },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
     intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
@@ -281,7 +311,14 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
         api.put<{ Body: AssignmentSet }>(
           '/assignments',
           { schema: { body: assignmentSetSchema }, bodyLimit: 64 * 1024 * 1024 },
-          async (req) => {
+          async (req, reply) => {
+            for (const a of req.body.pods) {
+              const problem = targetProblem(a.podIP, a.hostNetwork, o);
+              if (problem)
+                return reply
+                  .code(400)
+                  .send({ error: `assignment of Pod ${a.namespace}/${a.pod}: ${problem}` });
+            }
             const { pods, added, removed } = puller.assign(req.body.pods);
             o.prober?.assign(req.body.pods);
             if (added || removed) o.log.info('assignments', { pods, added, removed });
@@ -291,8 +328,14 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
 
         api.get('/assignments', async (): Promise<AssignmentSet> => ({ pods: puller.assignments() }));
 
-        api.post<{ Body: PullAssignment }>('/pulls', { schema: { body: assignmentSchema } }, async (req) =>
-          puller.pullNow(req.body),
+        api.post<{ Body: PullAssignment }>(
+          '/pulls',
+          { schema: { body: assignmentSchema } },
+          async (req, reply) => {
+            const problem = targetProblem(req.body.podIP, req.body.hostNetwork, o);
+            if (problem) return reply.code(400).send({ error: problem });
+            return puller.pullNow(req.body);
+          },
         );
 
         api.get<{ Querystring: { after?: number; boot?: string; waitMs: number } }>(
@@ -407,6 +450,8 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           } catch (err) {
             return sendStoreError(reply, err);
           }
+          const problem = targetProblem(req.body.podIP, req.body.hostNetwork, o);
+          if (problem) return reply.code(400).send({ error: problem });
           const { sequence, target } = req.body;
           if (!o.store.get(id, sequence)) return reply.code(404).send({ error: notStored(sequence) });
           const push = async (): Promise<RestoreResult> => {

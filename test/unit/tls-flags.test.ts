@@ -2,7 +2,7 @@ import { parseFlags, UsageError } from '../../src/cli/flags.js';
 import { CONTROLLER_FLAGS } from '../../src/controller/main.js';
 import { HELPER_FLAGS } from '../../src/helper/main.js';
 
-const node = ['--node-name', 'n1'];
+const node = ['--node-name', 'n1', '--node-ip', '10.0.0.254'];
 
 describe('flags of the helper TLS', () => {
   it('the helper takes its Pod IP and health port, and names what is allowed when they are wrong', () => {
@@ -14,6 +14,15 @@ describe('flags of the helper TLS', () => {
     expect(() =>
       parseFlags([...node, '--pod-ip', '10.0.0.1', '--health-port', '0'], HELPER_FLAGS, {}),
     ).toThrow(/1 to 65535/);
+    // The node's address is required too: pulls and restores there are refused unless hostNetwork is allowed.
+    expect(() => parseFlags(['--node-name', 'n1', '--pod-ip', '10.0.0.1'], HELPER_FLAGS, {})).toThrow(
+      /--node-ip is required \(or set NODE_IP\)/,
+    );
+    expect(
+      parseFlags(['--node-name', 'n1', '--pod-ip', '10.0.0.1'], HELPER_FLAGS, { NODE_IP: '10.0.0.9' })[
+        'node-ip'
+      ],
+    ).toBe('10.0.0.9');
   });
 
   it('the controller refuses a certificate validity below 30 s or a bad helper ServiceAccount name', () => {

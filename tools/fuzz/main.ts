@@ -83,6 +83,8 @@ async function main(): Promise<void> {
   });
   const helper = buildHelperServer({
     store,
+    // The apps here listen on this machine's loopback.
+    allowLoopbackTargets: true,
     nodeName: 'fuzz',
     review: async (a) =>
       a === GOOD

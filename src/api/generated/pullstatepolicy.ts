@@ -84,6 +84,10 @@ export interface IPullStatePolicy {
      */
     copies?: number;
     /**
+     * Whether selected Pods with hostNetwork true are pulled from and restored into. Off by default: such a Pod's address is its node's, so the state port may belong to the node (the kubelet, an exporter, another tenant's host-network Pod). Refused Pods stay unprotected, each with a Warning Event, and their readiness gate is opened.
+     */
+    allowHostNetwork?: boolean;
+    /**
      * Fast-failover probing, used in mode http-sf.
      */
     failover?: {

@@ -25,6 +25,7 @@ import type { HelperClient } from '../kube/helper-client.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { probeTarget } from '../failover/probe-target.js';
 import { chooseTargets } from './target-nodes.js';
+import { hostNetworkMark } from '../policies/host-network.js';
 
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
 const FINAL_PULL_GAP_MS = 100;
@@ -233,6 +234,7 @@ export class Checkpointer {
       podUID: r.podUID,
       ...(e.workload !== undefined ? { workload: e.workload } : {}),
       podIP: pod.status!.podIP!,
+      ...hostNetworkMark(pod, e.spec),
       port: e.spec.port,
       path: e.spec.path,
       intervalMs: Math.round(e.spec.intervalSeconds * 1000),

@@ -9,6 +9,7 @@ import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import { matchesSelector } from '../kube/label-selector.js';
 import { workloadOf } from '../kube/workload-of.js';
+import { hostNetworkRefusal, type Refusal } from './host-network.js';
 import { buildStatus, type StatusInput } from './policy-status.js';
 import type { DesiredStatus, StatusWriter } from './status-writer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
@@ -44,6 +45,8 @@ export class PolicyReconciler {
   private invalid = new Map<string, string>();
   /** Per policy: Pods it selects that an older policy protects, counted by that policy's name. */
   private conflicts = new Map<string, Map<string, number>>();
+  /** Per policy: names of the selected Pods left out because they use hostNetwork. */
+  private hostNetwork = new Map<string, string[]>();
 
   constructor(private readonly d: PolicyReconcilerDeps) {}
 
@@ -72,6 +75,17 @@ export class PolicyReconciler {
       .sort((a, b) => time(a) - time(b) || a.metadata!.name!.localeCompare(b.metadata!.name!))[0];
   }
 
+  /**
+   * Why a Pod that a policy selects is still left unprotected (for the gate keeper, which then opens its
+   * gate); undefined when it is protected or no policy selects it.
+   */
+  refusal(pod: V1Pod): Refusal | undefined {
+    const policy = this.protector(pod);
+    if (!policy) return undefined;
+    const parsed = parseSpec(policy.spec);
+    return parsed.ok ? hostNetworkRefusal(pod, parsed.value) : undefined;
+  }
+
   reconcile(key: string): ReconcileResult {
     const [namespace, name] = key.split('/') as [string, string];
     const policy = this.d.policies.get(name, namespace);
@@ -82,6 +96,7 @@ export class PolicyReconciler {
       this.d.restorer.forgetPolicy(key);
       this.invalid.delete(key);
       this.conflicts.delete(key);
+      this.hostNetwork.delete(key);
       return;
     }
     this.d.status.seed(key, policy.status);
@@ -104,6 +119,7 @@ export class PolicyReconciler {
     }
     this.invalid.delete(key);
     const elsewhere = new Map<string, number>();
+    const refused: V1Pod[] = [];
     const entries: ProtectedPod[] = this.d.pods
       .list(namespace)
       .filter((pod) => matchesSelector(parsed.value.selector, pod.metadata?.labels))
@@ -112,6 +128,14 @@ export class PolicyReconciler {
         const owner = this.protector(pod)?.metadata?.name;
         if (!owner || owner === name) return true;
         elsewhere.set(owner, (elsewhere.get(owner) ?? 0) + 1);
+        return false;
+      })
+      .filter((pod) => {
+        const refusal = hostNetworkRefusal(pod, parsed.value);
+        if (!refusal) return true;
+        refused.push(pod);
+        // One Event per Pod and message: the recorder drops repeats.
+        this.d.events.record(podRef(pod), 'Warning', refusal.reason, refusal.message);
         return false;
       })
       .map((pod) => {
@@ -126,6 +150,8 @@ export class PolicyReconciler {
         };
       });
     this.noteConflicts(key, policy, elsewhere);
+    if (refused.length > 0) this.hostNetwork.set(key, refused.map((p) => p.metadata!.name!).sort());
+    else this.hostNetwork.delete(key);
     for (const e of entries) this.noteAppContainer(e);
     this.d.checkpointer.sync(key, entries);
     const live = new Set(entries.map((e) => e.pod.metadata!.uid!));
@@ -175,6 +201,7 @@ export class PolicyReconciler {
     const invalid = this.invalid.get(key);
     const annotation = this.d.annotationProblems.get(key);
     const conflict = conflictText(this.conflicts.get(key));
+    const hostNetwork = hostNetworkText(this.hostNetwork.get(key));
     const problem: StatusInput['problem'] = invalid
       ? { reason: REASONS.invalidSpec, message: invalid, blocking: true }
       : annotation
@@ -185,7 +212,9 @@ export class PolicyReconciler {
           }
         : conflict
           ? { reason: REASONS.conflict, message: conflict, blocking: false }
-          : undefined;
+          : hostNetwork
+            ? { reason: REASONS.hostNetworkRefused, message: hostNetwork, blocking: false }
+            : undefined;
     const lastRestore = this.d.restorer.lastRestore.get(key);
     const status = buildStatus({
       generation: policy.metadata?.generation ?? 0,
@@ -207,4 +236,10 @@ function conflictText(elsewhere: ReadonlyMap<string, number> | undefined): strin
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([owner, n]) => `${n} selected Pod${n === 1 ? '' : 's'} protected by the older policy ${owner}`);
   return `${parts.join('; ')}: a Pod is protected by one policy only, the oldest that selects it`;
+}
+
+function hostNetworkText(names: string[] | undefined): string | undefined {
+  if (!names || names.length === 0) return undefined;
+  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, and ${names.length - 5} more` : '');
+  return `${names.length} selected Pod(s) use hostNetwork and are not protected (${shown}): their state port is a port of their node; set spec.allowHostNetwork: true if it is the app's`;
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../../runtime/logger.js';
 import { podRef } from '../checkpoints/checkpointer.js';
 import type { EventRecorder } from '../kube/events.js';
 import { WorkQueue } from '../kube/workqueue.js';
+import type { Refusal } from '../policies/host-network.js';
 import { gateTrue, hasGate, type GateWriter } from './readiness-gate.js';
 
 /** How long a gated Pod may stay without a policy before its gate is opened (a policy applied with it arrives). */
@@ -17,6 +18,8 @@ export interface GateKeeperDeps {
   currentPod: (namespace: string, name: string, uid: string) => V1Pod | undefined;
   /** Whether some policy selects the Pod (and so will restore it or open its gate). */
   selected: (pod: V1Pod) => boolean;
+  /** Why the policy that selects the Pod still leaves it unprotected (e.g. hostNetwork), if it does. */
+  refusal?: (pod: V1Pod) => Refusal | undefined;
   graceMs?: number;
   /** Ends the waits (leadership lost, shutdown). */
   signal?: AbortSignal;
@@ -27,7 +30,8 @@ const podKey = (pod: V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}
 
 /**
  * Opens the readiness gate of Pods that carry it while no policy selects them (the policy was deleted, its
- * selector does not match, it lives in another namespace): such a Pod would otherwise never become Ready and
+ * selector does not match, it lives in another namespace) or the one that selects them refuses them (a
+ * hostNetwork Pod the policy does not allow): such a Pod would otherwise never become Ready and
  * lose its traffic for good. It waits a few seconds first, so a policy applied together with its workload
  * still gets to restore; a Warning Event on the Pod says which gate was opened and why.
  */
@@ -62,15 +66,29 @@ export class GateKeeper {
   }
 
   private waiting(pod: V1Pod): boolean {
-    return hasGate(pod) && !gateTrue(pod) && !pod.metadata?.deletionTimestamp && !this.d.selected(pod);
+    if (!hasGate(pod) || gateTrue(pod) || pod.metadata?.deletionTimestamp) return false;
+    return !this.d.selected(pod) || this.d.refusal?.(pod) !== undefined;
   }
 
   private async open(namespace: string, name: string, uid: string): Promise<void> {
     const pod = this.d.currentPod(namespace, name, uid);
     if (!pod || !this.waiting(pod)) return;
-    const message = `no PullStatePolicy in namespace ${namespace} selects this Pod: the operator opened its readiness gate ${READINESS_GATE} so it can become Ready; it is protected as soon as a policy selects it`;
-    await this.d.gate.set(pod, 'True', REASONS.noPolicy, message);
-    this.d.log.warn('opened the readiness gate of a Pod no policy protects', { pod: name, namespace });
-    this.d.events.record(podRef(pod), 'Warning', REASONS.noPolicy, message);
+    const refusal = this.d.selected(pod) ? this.d.refusal?.(pod) : undefined;
+    const { reason, message } = refusal
+      ? {
+          reason: refusal.reason,
+          message: `${refusal.message}; the operator opened its readiness gate ${READINESS_GATE} so it can become Ready`,
+        }
+      : {
+          reason: REASONS.noPolicy,
+          message: `no PullStatePolicy in namespace ${namespace} selects this Pod: the operator opened its readiness gate ${READINESS_GATE} so it can become Ready; it is protected as soon as a policy selects it`,
+        };
+    await this.d.gate.set(pod, 'True', reason, message);
+    this.d.log.warn('opened the readiness gate of a Pod no policy protects', {
+      pod: name,
+      namespace,
+      reason,
+    });
+    this.d.events.record(podRef(pod), 'Warning', reason, message);
   }
 }

@@ -16,6 +16,7 @@ import type { HelperEndpoint } from '../kube/cluster-view.js';
 import { Informer } from '../kube/informer.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import { chooseGeneration } from './generation-choice.js';
+import { hostNetworkMark } from '../policies/host-network.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** A push into a running app: it answers at once or not at all. */
@@ -169,6 +170,7 @@ export class RestoreRequestReconciler {
     try {
       const answer = await this.d.helpers.restore(helpers.get(copy.node)!.url, namespace, podUID, {
         podIP,
+        ...hostNetworkMark(t.pod, t.spec),
         port: t.spec.port,
         path: t.spec.restorePath,
         timeoutMs: PUSH_TIMEOUT_MS,

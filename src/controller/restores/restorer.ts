@@ -26,6 +26,7 @@ import {
   type SeenRestarts,
   type RestartFacts,
 } from './restore-plan.js';
+import { hostNetworkMark } from '../policies/host-network.js';
 
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
@@ -431,6 +432,7 @@ export class Restorer {
           from.podUID,
           {
             podIP: live.status?.podIP ?? '',
+            ...hostNetworkMark(live, t.spec),
             port: t.spec.port,
             path: t.spec.restorePath,
             timeoutMs: restoreTimeoutMs(t.spec),

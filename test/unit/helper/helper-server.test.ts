@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../../src/helper/blob-store.js';
 import { pullState } from '../../../src/helper/pull-state.js';
-import { buildHelperServer } from '../../../src/helper/server.js';
+import { buildHelperServer, targetProblem } from '../../../src/helper/server.js';
 import { createLogger } from '../../../src/runtime/logger.js';
 
 const uid = '0f4c2a1e-1111-2222-3333-444455556666';
@@ -55,7 +55,10 @@ beforeEach(async () => {
   const store = await BlobStore.open(dir, { maxBlobBytes: 100, quotaBytes: 1000 });
   app = buildHelperServer({
     store,
+    // The apps here listen on this machine's loopback.
+    allowLoopbackTargets: true,
     nodeName: 'n1',
+    nodeIP: '10.0.0.254',
     log: createLogger('test', 'error'),
     peerUser: 'peer',
     peerProbe: {
@@ -179,6 +182,31 @@ describe('helper API', () => {
     const badId = await call({ method: 'GET', url: '/v1/blobs/Bad_NS/xyz', headers: auth });
     expect(badId.statusCode).toBe(400);
     expect(badId.json().error).toContain('namespace must be a DNS label');
+  });
+
+  it("never restores into a non-Pod address, nor into its own node's address unless marked hostNetwork", async () => {
+    expect((await put('policy=p&policyUID=u&pod=c-0&sequence=1', '"s"')).statusCode).toBe(201);
+    const restore = (payload: object) =>
+      call({ method: 'POST', url: `/v1/blobs/apps/${uid}/restore`, headers: auth, payload });
+    for (const ip of ['169.254.169.254', '0.0.0.0', '224.0.0.1', '10.0.0.254']) {
+      const answer = await restore({ podIP: ip, port: 10250, path: '/state' });
+      expect(answer.statusCode).toBe(400);
+      expect(answer.json().error).toContain(`podIP ${ip}`);
+    }
+    // Marked hostNetwork (its policy allowed it), the node's address is a target: nothing answers there, so
+    // the push fails (502), but it is attempted rather than refused.
+    const host = await restore({
+      podIP: '10.0.0.254',
+      port: 1,
+      path: '/state',
+      hostNetwork: true,
+      timeoutMs: 200,
+    });
+    expect(host.statusCode).not.toBe(400);
+    expect(host.body).not.toContain('podIP');
+    expect(targetProblem('127.0.0.1', false)).toContain('not a Pod address');
+    expect(targetProblem('127.0.0.1', false, { allowLoopbackTargets: true })).toBeUndefined();
+    expect(targetProblem('10.244.1.7', false, { nodeIP: '10.0.0.254' })).toBeUndefined();
   });
 
   it('restores a chosen generation once per process: a repeated or concurrent request for it is not pushed again', async () => {

@@ -53,6 +53,8 @@ async function helperNode(name: string): Promise<Node> {
   });
   const app = buildHelperServer({
     store,
+    // The apps here listen on this machine's loopback.
+    allowLoopbackTargets: true,
     nodeName: name,
     review,
     puller,
@@ -186,6 +188,8 @@ describe('a node helper pulling its Pods', () => {
       [{ path: 'state' }, 'path'],
       [{ targets: [{ node: 'n2', url: 'ftp://x' }] }, 'url'],
       [{ instance: 'two words' }, 'instance'],
+      // A replayed controller credential cannot point pulls at the clouds' metadata service.
+      [{ podIP: '169.254.169.254' }, 'not a Pod address'],
     ] as const) {
       const answer = await send(n1, 'PUT', '/v1/assignments', { pods: [{ ...assignment(n2), ...bad }] });
       expect(answer.status).toBe(400);

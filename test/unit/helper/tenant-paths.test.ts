@@ -170,6 +170,8 @@ describe("the app's content type, sent on to the helpers", () => {
     const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000 });
     helper = buildHelperServer({
       store,
+      // The apps here listen on this machine's loopback.
+      allowLoopbackTargets: true,
       nodeName: 'n2',
       review: async () => ({ ok: true, user: 'system:serviceaccount:ops:controller' }),
       log,

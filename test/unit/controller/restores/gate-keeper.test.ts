@@ -3,7 +3,8 @@
 import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../../../src/api/index.js';
-import { GateKeeper } from '../../../../src/controller/restores/gate-keeper.js';
+import { GateKeeper, type GateKeeperDeps } from '../../../../src/controller/restores/gate-keeper.js';
+import { hostNetworkRefusal } from '../../../../src/controller/policies/host-network.js';
 import type { EventRecorder } from '../../../../src/controller/kube/events.js';
 import type { GateWriter } from '../../../../src/controller/restores/readiness-gate.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
@@ -22,7 +23,7 @@ const pod = (name: string, o: { gate?: boolean; open?: boolean; deleting?: boole
   status: { conditions: o.open ? [{ type: READINESS_GATE, status: 'True' }] : [] },
 });
 
-function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean) {
+function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean, refusal?: GateKeeperDeps['refusal']) {
   const opened: string[] = [];
   const events: string[] = [];
   const gate = {
@@ -38,6 +39,7 @@ function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean) {
     log: createLogger('test', 'error'),
     currentPod: (_ns, name) => pods.find((p) => p.metadata!.name === name),
     selected,
+    ...(refusal ? { refusal } : {}),
     graceMs: 5000,
   });
   return { k, opened, events };
@@ -57,6 +59,35 @@ describe('GateKeeper', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(opened).toEqual(['a True NoPolicy']);
     expect(events).toEqual(['Warning NoPolicy']);
+  });
+
+  it('opens the gate of a selected Pod its policy refuses (hostNetwork), naming why', async () => {
+    const host = pod('host');
+    host.spec!.hostNetwork = true;
+    const plain = pod('plain');
+    const { k, opened, events } = keeper(
+      [host, plain],
+      () => true,
+      (p) => hostNetworkRefusal(p, { allowHostNetwork: false, port: 8080 }),
+    );
+    k.podChanged(host);
+    k.podChanged(plain);
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(opened).toEqual(['host True HostNetworkRefused']);
+    expect(events).toEqual(['Warning HostNetworkRefused']);
+  });
+
+  it('leaves a hostNetwork Pod alone when its policy allows hostNetwork', async () => {
+    const host = pod('host');
+    host.spec!.hostNetwork = true;
+    const { k, opened } = keeper(
+      [host],
+      () => true,
+      (p) => hostNetworkRefusal(p, { allowHostNetwork: true, port: 8080 }),
+    );
+    k.podChanged(host);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(opened).toEqual([]);
   });
 
   it('leaves alone Pods a policy selects, without the gate, already open, or being deleted', async () => {

@@ -98,6 +98,34 @@ async function main(): Promise<void> {
     log,
   });
   const helperUrl = await helper.listen({ host: '127.0.0.1', port: 0 });
+
+  // A helper as it runs in a Pod (no loopback targets, its node's address known), with nothing stored and
+  // every Pod paused: a target it accepts is never dialled, so no fuzzed address is ever contacted.
+  const NODE_IP = '10.0.0.254';
+  const guardedDir = await mkdtemp(join(tmpdir(), 'pull-state-fuzz-guarded-'));
+  const guardedPuller = new NodePuller({
+    outbox: new ReportOutbox({ capacity: 100, batchMs: 50 }),
+    authorization: async () => 'Bearer peer',
+    concurrency: 1,
+    log,
+    pull: pullState,
+  });
+  const guarded = buildHelperServer({
+    store: await BlobStore.open(guardedDir, { maxBlobBytes: MAX_BLOB, quotaBytes: MAX_BLOB }),
+    nodeName: 'guarded',
+    nodeIP: NODE_IP,
+    review: async (a) =>
+      a === GOOD ? { ok: true, user: 'controller' } : { ok: false, status: 401, message: 'token rejected' },
+    puller: guardedPuller,
+    outbox: new ReportOutbox({ capacity: 100, batchMs: 50 }),
+    log,
+  });
+  const guardedUrl = await guarded.listen({ host: '127.0.0.1', port: 0 });
+  /** The fuzzer's own reading of the target rule, written apart from the helper's. */
+  const forbidden = (ip: string, hostNetwork: boolean) => {
+    const [a, b] = ip.split('.').map(Number) as [number, number];
+    return a === 0 || a === 127 || a >= 224 || (a === 169 && b === 254) || (ip === NODE_IP && !hostNetwork);
+  };
   const helperPort = Number(new URL(helperUrl).port);
 
   // A hostile app: each request is answered the way the next `appPlan` says.
@@ -202,6 +230,69 @@ async function main(): Promise<void> {
         } catch (err) {
           fail(`helper request failed: ${String(err)}`);
         }
+      },
+    ],
+    [
+      'pull/restore target addresses',
+      async () => {
+        const octet = () => g.int(256);
+        const ip = g.pick([
+          `127.${octet()}.${octet()}.${octet()}`,
+          '169.254.169.254',
+          `169.254.${octet()}.${octet()}`,
+          `0.${octet()}.${octet()}.${octet()}`,
+          `${224 + g.int(32)}.${octet()}.${octet()}.${octet()}`,
+          NODE_IP,
+          `10.244.${octet()}.${octet()}`,
+          `${octet()}.${octet()}.${octet()}.${octet()}`,
+        ]);
+        const hostNetwork = g.chance(0.3);
+        const refuse = forbidden(ip, hostNetwork);
+        const call = async (path: string, method: string, body: unknown) => {
+          const res = await fetch(`${guardedUrl}${path}`, {
+            method,
+            headers: { authorization: GOOD, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(5000),
+          });
+          return { status: res.status, text: await res.text() };
+        };
+        const assignment = {
+          namespace: 'apps',
+          policy: 'p',
+          policyUID: 'u',
+          pod: 'c',
+          podUID: UID,
+          podIP: ip,
+          ...(hostNetwork ? { hostNetwork: true } : {}),
+          port: 1 + g.int(65535),
+          path: '/state',
+          intervalMs: 100,
+          timeoutMs: 100,
+          maxBytes: 1,
+          restartCount: 0,
+          targets: [],
+          lastSequence: 0,
+          paused: true,
+        };
+        const which = g.pick(['restore', 'assignments']);
+        const r =
+          which === 'restore'
+            ? await call(`/v1/blobs/apps/${UID}/restore`, 'POST', {
+                podIP: ip,
+                port: assignment.port,
+                path: '/state',
+                timeoutMs: 100,
+                ...(hostNetwork ? { hostNetwork: true } : {}),
+              })
+            : await call('/v1/assignments', 'PUT', { pods: [assignment] });
+        const refused = r.status === 400 && r.text.includes(`podIP ${ip}`);
+        if (refused !== refuse)
+          fail(`${which} to ${ip} (hostNetwork ${hostNetwork}): ${r.status} ${r.text.slice(0, 200)}`);
+        if (which === 'assignments' && refuse && guardedPuller.assignments().some((a) => a.podIP === ip))
+          fail(`a refused assignment to ${ip} was kept`);
+        outcome('pull/restore target addresses', refused ? 'refused' : 'admitted');
+        if (which === 'assignments' && !refuse) await call('/v1/assignments', 'PUT', { pods: [] });
       },
     ],
     [
@@ -330,6 +421,9 @@ async function main(): Promise<void> {
   puller.stop();
   await tenant.close();
   await helper.close();
+  guardedPuller.stop();
+  await guarded.close();
+  await rm(guardedDir, { recursive: true, force: true });
   app.closeAllConnections();
   await new Promise((r) => app.close(r));
   await rm(dir, { recursive: true, force: true });

@@ -51,6 +51,8 @@ export interface HelperServerOptions {
    * machine's loopback. A helper in a Pod never sets it (its loopback is its own).
    */
   allowLoopbackTargets?: boolean;
+  /** The helper's clock (epoch ms), against which copies' sequences are bounded; tests pass a fixed one. */
+  now?: () => number;
   /** Serve HTTPS with this key and certificate (the helper always does; unit tests may serve plain HTTP). */
   tls?: { key: string; cert: string };
   log: Logger;
@@ -233,6 +235,21 @@ const deleteQuerySchema = {
   additionalProperties: false,
   properties: { newerThan: { type: 'integer', minimum: 0 } },
 } as const;
+
+/**
+ * How far ahead of this helper's clock a copy's sequence (the sending helper's epoch milliseconds) may be:
+ * far more than any clock skew between nodes, far less than a planted 2^53-1 that would make every later copy
+ * of the Pod look older, and so be refused, for ever.
+ */
+export const MAX_SEQUENCE_AHEAD_MS = 24 * 3600 * 1000;
+
+/** Why a copy's sequence is refused (undefined: it is plausible). */
+export function sequenceProblem(sequence: number, now: number): string | undefined {
+  const limit = now + MAX_SEQUENCE_AHEAD_MS;
+  return sequence > limit
+    ? `sequence ${sequence} is more than a day ahead of this helper's clock; allowed: at most ${limit} (sequences are the pulling helper's epoch milliseconds)`
+    : undefined;
+}
 
 const putQuerySchema = {
   type: 'object',
@@ -511,6 +528,11 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             instance?: string;
           };
         }>('/blobs/:namespace/:podUID', { schema: { querystring: putQuerySchema } }, async (req, reply) => {
+          const implausible = sequenceProblem(req.query.sequence, (o.now ?? Date.now)());
+          if (implausible) {
+            req.raw.resume();
+            return reply.code(400).send({ error: implausible });
+          }
           try {
             const digest = req.headers['x-checkpoint-digest'];
             const meta = await o.store.put(

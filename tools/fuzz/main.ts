@@ -145,6 +145,7 @@ async function main(): Promise<void> {
         fail(`${when}: copy ${meta.id}@${meta.sequence} does not match its digest`);
     }
   };
+  let lastSequence = 0;
   const digests = () => new Set(store.list().map((m) => `${m.id}@${m.sequence}:${m.digest}`));
 
   const tenant = await tenantInputSurfaces({ g, log, helperUrl, authorization: GOOD, fail, outcome });
@@ -337,7 +338,8 @@ async function main(): Promise<void> {
             setTimeout(() => res.end(payload.subarray(10)), 400);
           } else res.end(payload);
         };
-        const sequence = Date.now() * 1000 + g.int(1000);
+        // Increasing and near the clock, as a helper's sequences are (a helper refuses any a day ahead).
+        const sequence = (lastSequence = Math.max(lastSequence + 1, Date.now()));
         const out = await pullState({
           source: `http://127.0.0.1:${appPort}/state`,
           timeoutMs: 300,

@@ -48,6 +48,9 @@ async function call(o: {
   };
 }
 
+/** The helper's clock in these tests. */
+const NOW = 1_800_000_000_000;
+
 beforeEach(async () => {
   peerProbes = [];
   peerOutcome = 'unreachable';
@@ -59,6 +62,7 @@ beforeEach(async () => {
     allowLoopbackTargets: true,
     nodeName: 'n1',
     nodeIP: '10.0.0.254',
+    now: () => NOW,
     log: createLogger('test', 'error'),
     peerUser: 'peer',
     peerProbe: {
@@ -161,6 +165,30 @@ describe('helper API', () => {
     expect(late.json().error).toBe('sequence 3 is not newer than the stored 9');
     const got = await call({ method: 'GET', url: `/v1/blobs/apps/${uid}`, headers: auth });
     expect(got.body).toBe('"new"');
+  });
+
+  it('refuses a copy whose sequence is far ahead of its clock, so a planted 2^53-1 cannot block later copies', async () => {
+    const peer = { authorization: 'Bearer peer' };
+    const planted = await put(
+      `policy=p&policyUID=u&pod=c-0&sequence=${Number.MAX_SAFE_INTEGER}`,
+      '"x"',
+      peer,
+    );
+    expect(planted.statusCode).toBe(400);
+    expect(planted.json().error).toContain(`allowed: at most ${NOW + 24 * 3600 * 1000}`);
+    const aDayAhead = await put(
+      `policy=p&policyUID=u&pod=c-0&sequence=${NOW + 24 * 3600 * 1000 + 1}`,
+      '"x"',
+      peer,
+    );
+    expect(aDayAhead.statusCode).toBe(400);
+    // Clock skew between nodes stays well inside the bound, and the next real copy is stored.
+    expect((await put(`policy=p&policyUID=u&pod=c-0&sequence=${NOW + 60_000}`, '"a"', peer)).statusCode).toBe(
+      201,
+    );
+    expect((await put(`policy=p&policyUID=u&pod=c-0&sequence=${NOW + 61_000}`, '"b"', peer)).statusCode).toBe(
+      201,
+    );
   });
 
   it('rejects a bad restore request naming the field, and 404s a restore of nothing', async () => {

@@ -168,6 +168,8 @@ export class Manager {
       isHelperPod: (pod) => isHelperPod(pod, o.operatorNamespace),
       validityMs: o.helperCertValidityMs,
       log,
+      // Read when a request is handled, after the constructor set it.
+      events: { record: (...args) => this.events.record(...args) },
     });
     this.events = new EventRecorder(kc, log);
     this.restoreRequests = new RestoreRequestReconciler({

@@ -195,6 +195,58 @@ describe('helper API over TLS', () => {
     }
   });
 
+  it('does not sign a request an admin approved before the signer saw it when it fails the review', async () => {
+    // With no controller running, the admin approves a request naming a foreign IP: the signer must review
+    // it anyway when it starts, and leave it unsigned with a Failed condition and a Warning Event.
+    await scaleControllers(0);
+    const { createServingRequest, generateKeyPair } = await import('../../src/tls/pki.js');
+    const pem = await createServingRequest(await generateKeyPair(), 'foreign', ['10.244.9.9']);
+    const created = await certificates.createCertificateSigningRequest({
+      body: {
+        metadata: { generateName: 'pre-approved-' },
+        spec: {
+          request: Buffer.from(pem).toString('base64'),
+          signerName: HELPER_SIGNER_NAME,
+          usages: ['digital signature', 'server auth'],
+        },
+      },
+    });
+    const name = created.metadata!.name!;
+    try {
+      const fresh = await certificates.readCertificateSigningRequest({ name });
+      fresh.status = {
+        conditions: [
+          {
+            type: 'Approved',
+            status: 'True',
+            reason: 'AdminApproved',
+            message: 'approved by hand in a test',
+          },
+        ],
+      };
+      await certificates.replaceCertificateSigningRequestApproval({ name, body: fresh });
+      await scaleControllers(2);
+      const failed = await eventually('the approved request refused by the signer', async () => {
+        const c = await certificates.readCertificateSigningRequest({ name });
+        return c.status?.conditions?.find((x) => x.type === 'Failed');
+      });
+      expect(failed).toMatchObject({ status: 'True', reason: 'NotAHelper' });
+      expect(failed!.message).toMatch(/^approved, but not signed: /);
+      expect((await certificates.readCertificateSigningRequest({ name })).status?.certificate).toBeFalsy();
+      const events = await eventually('a Warning Event on the request', async () => {
+        const list = await core.listNamespacedEvent({
+          namespace: 'default',
+          fieldSelector: `involvedObject.name=${name},type=Warning`,
+        });
+        return list.items.length > 0 ? list.items : undefined;
+      });
+      expect(events[0]!.reason).toBe('NotAHelper');
+    } finally {
+      await scaleControllers(2);
+      await certificates.deleteCertificateSigningRequest({ name }).catch(() => undefined);
+    }
+  });
+
   it('a helper restarted while no controller leads serves at once with the certificate it kept', async () => {
     const ca = await helperCa(kc);
     const [h] = await helperPods();

@@ -9,6 +9,7 @@ import { statusCode } from '../../kube/api-error.js';
 import type { Logger } from '../../runtime/logger.js';
 import { errorMessage } from '../../runtime/logger.js';
 import { parseRequest, signServingCertificate, type CertificateAuthority } from '../../tls/pki.js';
+import type { EventRecorder } from '../kube/events.js';
 import { Informer } from '../kube/informer.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import { POD_NAME_EXTRA, csrPhase, isHelperRequest, reviewHelperRequest } from './csr-review.js';
@@ -23,6 +24,8 @@ export interface HelperSignerOptions {
   /** Longest validity of a certificate; a request's `expirationSeconds` may ask for less. */
   validityMs: number;
   log: Logger;
+  /** Warning Events on requests approved by someone else that fail the review (left unsigned). */
+  events?: Pick<EventRecorder, 'record'>;
   now?: () => Date;
 }
 
@@ -93,28 +96,31 @@ export class HelperCertificateSigner {
     );
     if (req instanceof Error)
       return this.decide(csr, 'Denied', 'Malformed', `not a PKCS#10 request: ${req.message}`);
-    if (phase === 'Pending') {
-      const podName = csr.spec.extra?.[POD_NAME_EXTRA]?.[0];
-      const pod = podName ? this.o.pod(this.o.operatorNamespace, podName) : undefined;
-      const verdict = reviewHelperRequest(csr, req, {
-        helperUser: this.o.helperUser,
-        operatorNamespace: this.o.operatorNamespace,
-        pod,
-        isHelperPod: this.o.isHelperPod,
+    // Reviewed whoever approved it: an approval by someone else (an admin, another approver) is no reason to
+    // put the operator's CA behind a name the request has no right to.
+    const podName = csr.spec.extra?.[POD_NAME_EXTRA]?.[0];
+    const pod = podName ? this.o.pod(this.o.operatorNamespace, podName) : undefined;
+    const verdict = reviewHelperRequest(csr, req, {
+      helperUser: this.o.helperUser,
+      operatorNamespace: this.o.operatorNamespace,
+      pod,
+      isHelperPod: this.o.isHelperPod,
+    });
+    // The Pod may not be in the cache yet (a helper asks within a second of starting): wait for it.
+    if (!verdict.approve && verdict.reason === 'UnknownPod' && csrAgeMs(csr, this.now()) < 60_000)
+      throw new Error(`waiting for the requesting Pod ${podName ?? ''} to appear`);
+    if (!verdict.approve) {
+      this.o.log.warn('helper certificate request refused', {
+        csr: name,
+        phase,
+        reason: verdict.reason,
+        message: verdict.message,
       });
-      // The Pod may not be in the cache yet (a helper asks within a second of starting): wait for it.
-      if (!verdict.approve && verdict.reason === 'UnknownPod' && csrAgeMs(csr, this.now()) < 60_000)
-        throw new Error(`waiting for the requesting Pod ${podName ?? ''} to appear`);
-      if (!verdict.approve) {
-        this.o.log.warn('helper certificate request denied', {
-          csr: name,
-          reason: verdict.reason,
-          message: verdict.message,
-        });
-        return this.decide(csr, 'Denied', verdict.reason, verdict.message);
-      }
-      await this.decide(csr, 'Approved', 'HelperServingCertificate', 'a helper Pod asks for its own IP');
+      if (phase === 'Pending') return this.decide(csr, 'Denied', verdict.reason, verdict.message);
+      return this.refuseApproved(csr, verdict.reason, verdict.message);
     }
+    if (phase === 'Pending')
+      await this.decide(csr, 'Approved', 'HelperServingCertificate', 'a helper Pod asks for its own IP');
     const now = this.now();
     const requested = csr.spec.expirationSeconds ? csr.spec.expirationSeconds * 1000 : Infinity;
     const notAfter = new Date(now.getTime() + Math.min(this.o.validityMs, requested));
@@ -128,6 +134,36 @@ export class HelperCertificateSigner {
       ips: req.ips,
       notAfter: notAfter.toISOString(),
     });
+  }
+
+  /**
+   * An approved request that fails the review is left unsigned with a `Failed` condition (the signer's way
+   * to end a request it will not issue) and a Warning Event, so it is not looked at again.
+   */
+  private async refuseApproved(csr: V1CertificateSigningRequest, reason: string, why: string): Promise<void> {
+    const name = csr.metadata!.name!;
+    const message = `approved, but not signed: ${why}`;
+    const fresh = await this.api.readCertificateSigningRequest({ name });
+    const condition: V1CertificateSigningRequestCondition = {
+      type: 'Failed',
+      status: 'True',
+      reason,
+      message,
+      lastUpdateTime: this.now(),
+    };
+    fresh.status = { ...fresh.status, conditions: [...(fresh.status?.conditions ?? []), condition] };
+    await this.api.replaceCertificateSigningRequestStatus({ name, body: fresh });
+    this.o.events?.record(
+      {
+        apiVersion: 'certificates.k8s.io/v1',
+        kind: 'CertificateSigningRequest',
+        name,
+        uid: csr.metadata?.uid,
+      },
+      'Warning',
+      reason,
+      message,
+    );
   }
 
   private async decide(

@@ -165,6 +165,14 @@ export const HELPER_FLAGS = {
     env: 'HELPER_TOKEN_CACHE_SECONDS',
     help: 'how long a TokenReview answer is reused',
   },
+  'token-grace-seconds': {
+    kind: 'int',
+    min: 0,
+    max: 3600,
+    default: 300,
+    env: 'HELPER_TOKEN_GRACE_SECONDS',
+    help: 'how long after its last successful TokenReview a token stays admitted while the API server cannot be reached (never past its expiry)',
+  },
 } satisfies FlagSpecs;
 
 export const HELPER_HELP = helpText(
@@ -191,6 +199,7 @@ export async function runHelper(args: string[]): Promise<void> {
     ...(flags['token-audience'] ? { audience: flags['token-audience'] } : {}),
     allowedUsers: [`system:serviceaccount:${flags['allowed-service-account']}`, peerUser],
     cacheMs: flags['token-cache-seconds'] * 1000,
+    graceMs: flags['token-grace-seconds'] * 1000,
   });
   const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
   const token = new BearerToken(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, type KubeConfig, type V1TokenReviewStatus } from '@kubernetes/client-node';
 
 export type Verdict = { ok: true; user: string } | { ok: false; status: 401 | 403; message: string };
 
@@ -10,44 +10,111 @@ export interface TokenReviewerOptions {
   audience?: string;
   /** How long an answer is reused; the API server is asked again after that. */
   cacheMs: number;
-  /** Upper bound of cached answers, so garbage tokens cannot grow memory without limit. */
+  /** Upper bound of remembered tokens of each kind (admitted, refused), so garbage cannot grow memory. */
   maxEntries?: number;
+  /**
+   * How long after its last successful review a token that was admitted stays admitted while the API server
+   * cannot be asked (never past the token's own `exp`). Copies matter most exactly when the control plane
+   * is in trouble; a refused or unknown token gets no grace.
+   */
+  graceMs?: number;
+  /** The TokenReview call; tests pass their own. */
+  createTokenReview?: (
+    token: string,
+    audiences: string[] | undefined,
+  ) => Promise<V1TokenReviewStatus | undefined>;
+  now?: () => number;
 }
+
+interface Admitted {
+  user: string;
+  /** Reused without asking until then. */
+  expires: number;
+  /** When the API server last confirmed it: the grace counts from there. */
+  reviewedAt: number;
+  /** The token's own expiry (JWT `exp`), if it has one. */
+  tokenExpires: number;
+}
+
+const DEFAULT_GRACE_MS = 5 * 60_000;
 
 /**
  * Checks bearer tokens with the TokenReview API and admits only the operator's own ServiceAccounts. Answers are
  * cached briefly by a hash of the token (never the token itself), so a pull every second does not mean a
- * TokenReview every second.
+ * TokenReview every second. Admitted and refused tokens are kept apart, each bounded with the oldest
+ * dropped first: random tokens fill only the refused side and cannot push out the operator's own. Concurrent
+ * requests with one token share one review.
  */
 export class TokenReviewer {
-  private cache = new Map<string, { verdict: Verdict; expires: number }>();
-  private api: AuthenticationV1Api;
+  private admitted = new Map<string, Admitted>();
+  private refused = new Map<string, { verdict: Verdict; expires: number }>();
+  private inflight = new Map<string, Promise<Verdict>>();
+  private readonly create: NonNullable<TokenReviewerOptions['createTokenReview']>;
+  private readonly now: () => number;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeConfig | undefined,
     private readonly o: TokenReviewerOptions,
   ) {
-    this.api = kc.makeApiClient(AuthenticationV1Api);
+    this.now = o.now ?? Date.now;
+    if (o.createTokenReview) this.create = o.createTokenReview;
+    else {
+      if (!kc) throw new Error('TokenReviewer needs a KubeConfig or createTokenReview');
+      const api = kc.makeApiClient(AuthenticationV1Api);
+      this.create = async (token, audiences) =>
+        (await api.createTokenReview({ body: { spec: { token, ...(audiences ? { audiences } : {}) } } }))
+          .status;
+    }
   }
 
   async review(authorization: string | undefined): Promise<Verdict> {
     const token = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
     if (!token) return { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' };
     const key = createHash('sha256').update(token).digest('hex');
-    const hit = this.cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.verdict;
-    const verdict = await this.ask(token);
-    if (this.cache.size >= (this.o.maxEntries ?? 1000)) this.cache.clear();
-    this.cache.set(key, { verdict, expires: Date.now() + this.o.cacheMs });
+    const now = this.now();
+    const known = this.admitted.get(key);
+    if (known && known.expires > now && known.tokenExpires > now) return { ok: true, user: known.user };
+    const no = this.refused.get(key);
+    if (no && no.expires > now) return no.verdict;
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.reviewNow(key, token).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return await pending;
+  }
+
+  private async reviewNow(key: string, token: string): Promise<Verdict> {
+    let verdict: Verdict;
+    try {
+      verdict = await this.ask(token);
+    } catch (err) {
+      // The API server cannot be asked: a token it confirmed lately keeps working for a bounded time.
+      const known = this.admitted.get(key);
+      const now = this.now();
+      if (known && now - known.reviewedAt < (this.o.graceMs ?? DEFAULT_GRACE_MS) && known.tokenExpires > now)
+        return { ok: true, user: known.user };
+      throw err;
+    }
+    const now = this.now();
+    if (verdict.ok) {
+      this.refused.delete(key);
+      remember(this.admitted, key, this.o.maxEntries, {
+        user: verdict.user,
+        expires: now + this.o.cacheMs,
+        reviewedAt: now,
+        tokenExpires: jwtExpiry(token),
+      });
+    } else {
+      this.admitted.delete(key);
+      remember(this.refused, key, this.o.maxEntries, { verdict, expires: now + this.o.cacheMs });
+    }
     return verdict;
   }
 
   private async ask(token: string): Promise<Verdict> {
     const audiences = this.o.audience ? [this.o.audience] : undefined;
-    const review = await this.api.createTokenReview({
-      body: { spec: { token, ...(audiences ? { audiences } : {}) } },
-    });
-    const status = review.status;
+    const status = await this.create(token, audiences);
     if (!status?.authenticated) {
       const why = this.o.audience ? ` (a token for the audience ${this.o.audience} is needed)` : '';
       return {
@@ -68,5 +135,27 @@ export class TokenReviewer {
       };
     }
     return { ok: true, user };
+  }
+}
+
+/** Adds an entry, dropping the oldest first when full (a Map iterates in insertion order). */
+function remember<V>(map: Map<string, V>, key: string, max = 1000, value: V): void {
+  map.delete(key);
+  while (map.size >= max) map.delete(map.keys().next().value as string);
+  map.set(key, value);
+}
+
+/**
+ * The `exp` of a JWT in milliseconds, read without checking the signature (the API server checked it): only
+ * to bound the grace. Infinity when the token is no JWT or has no `exp`.
+ */
+export function jwtExpiry(token: string): number {
+  const payload = token.split('.')[1];
+  if (!payload) return Infinity;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : Infinity;
+  } catch {
+    return Infinity;
   }
 }

@@ -133,6 +133,14 @@ export const HELPER_FLAGS = {
     env: 'HELPER_PULL_CONCURRENCY',
     help: "pulls of this node's Pods running at once",
   },
+  'pull-concurrency-per-namespace': {
+    kind: 'int',
+    min: 1,
+    max: 1024,
+    default: 8,
+    env: 'HELPER_PULL_CONCURRENCY_PER_NAMESPACE',
+    help: 'pulls of one namespace running at once (of --pull-concurrency): an app that trickles its answer, or a namespace with many Pods, cannot take the slots of the others',
+  },
   'report-batch-ms': {
     kind: 'int',
     min: 0,
@@ -210,6 +218,7 @@ export async function runHelper(args: string[]): Promise<void> {
     outbox,
     authorization: () => token.header(),
     concurrency: flags['pull-concurrency'],
+    perNamespace: flags['pull-concurrency-per-namespace'],
     log,
     pull: pullState,
     peerAgent: () => trust.agent(),

@@ -3,6 +3,7 @@ import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
 import { backoffDelay } from '../runtime/backoff.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { requestPath } from '../runtime/request-path.js';
+import { FairSlots } from './fair-slots.js';
 import type { PullRequest } from './pull-state.js';
 import type { ReportOutbox } from './report-outbox.js';
 
@@ -12,6 +13,8 @@ export interface NodePullerOptions {
   authorization: () => Promise<string>;
   /** Pulls running at once on this node. */
   concurrency: number;
+  /** Pulls of one namespace running at once (default: all of `concurrency`). */
+  perNamespace?: number;
   log: Logger;
   pull: (r: PullRequest) => Promise<PullOutcome>;
   /** The HTTPS agent for the other helpers (trusting the operator's CA). */
@@ -90,11 +93,17 @@ const FIRST_PULL_SPREAD_MS = 10_000;
  */
 export class NodePuller {
   private items = new Map<string, Item>();
-  private running = 0;
-  private waiting: (() => void)[] = [];
+  private readonly slots: FairSlots;
   private stopped = false;
 
-  constructor(private readonly o: NodePullerOptions) {}
+  constructor(private readonly o: NodePullerOptions) {
+    this.slots = new FairSlots(o.concurrency, Math.min(o.perNamespace ?? o.concurrency, o.concurrency));
+  }
+
+  /** Pulls running and waiting for a slot, per namespace. */
+  slotUse(): ReturnType<FairSlots['snapshot']> {
+    return this.slots.snapshot();
+  }
 
   /** Makes `set` the Pods this node pulls: new ones start at a random phase, removed ones stop. */
   assign(set: PullAssignment[]): { pods: number; added: number; removed: number } {
@@ -176,11 +185,12 @@ export class NodePuller {
 
   private run(item: Item, oneOff: boolean): Promise<PullReport> {
     const p = (async () => {
-      await this.acquire();
+      const namespace = item.a.namespace;
+      await this.slots.acquire(namespace);
       try {
         return await this.pullOnce(item, oneOff);
       } finally {
-        this.release();
+        this.slots.release(namespace);
       }
     })();
     item.running = p;
@@ -261,19 +271,5 @@ export class NodePuller {
     // A one-off pull's report is its answer; the outbox is for the scheduled ones.
     if (!oneOff) this.o.outbox.add(report, restarted);
     return report;
-  }
-
-  private async acquire(): Promise<void> {
-    if (this.running < this.o.concurrency) {
-      this.running++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running--;
   }
 }

@@ -222,9 +222,10 @@ export class FaultDetector {
   }
 
   /**
-   * From now on silences are acted on. A standby gathered the same evidence a leader does (its own probes,
-   * the other helpers' opinions, answers of the node's Pods), so what it gathered is judged at once: the
-   * node the last leader ran on may be the lost one, and its Pods have waited since.
+   * From now on silences are acted on. A standby gathered the evidence a leader decides on (its own probes
+   * of the helpers and the other helpers' opinions; it probes no app Pod, which a NetworkPolicy may block
+   * anyway), so what it gathered is judged at once, as soon as no round of opinions is still out: the node
+   * the last leader ran on may be the lost one, and its Pods have waited since.
    */
   lead(): void {
     if (this.acting) return;
@@ -462,8 +463,9 @@ export class FaultDetector {
     const w = this.watches.get(node);
     const s = w?.suspicion;
     if (!this.acting || !w || !s || w.silent < HELPER_FAILURES || this.failing.has(node)) return;
-    // Opinions still coming and none in yet: wait for them (any answer among them ends the suspicion).
-    if (s.inFlight > 0 && s.silentReports === 0) return;
+    // Opinions still coming: wait for them, even with silences from an earlier round in (any answer among
+    // them ends the suspicion). A round ends within INDIRECT_CALL_TIMEOUT_MS and judges again then.
+    if (s.inFlight > 0) return;
     // Fenced already (by this leader, or one before it that may have died before it deleted every Pod).
     if (this.isFenced(node) && this.podsOn(node).length === 0) return;
     let why = `its helper was silent to ${w.silent} probes, and to ${s.silentReports} from other nodes' helpers`;

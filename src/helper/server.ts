@@ -80,9 +80,11 @@ export function notAPodIP(ip: string): boolean {
 }
 
 /**
- * Why a pull or restore must not go to `ip` (undefined: it may). The controller sends only Pod addresses;
- * this holds even for a caller that replays its credential: no loopback, link-local (the clouds' metadata
- * service) or reserved target, and the node's own address only for a Pod marked hostNetwork.
+ * Why a pull or restore must not go to `ip` (undefined: it may). The controller's refusal of hostNetwork
+ * Pods is the rule; this is the second line. Even a caller replaying the controller's credential gets no
+ * loopback, link-local (the clouds' metadata service) or reserved target. The own-node rule keeps a mistaken
+ * assignment from reading the node's ports (pulls are made on the Pod's own node); a caller that claims
+ * hostNetwork passes it, and restores pushed from other nodes cannot know the target node's address.
  */
 export function targetProblem(
   ip: string,
@@ -328,18 +330,21 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
         api.put<{ Body: AssignmentSet }>(
           '/assignments',
           { schema: { body: assignmentSetSchema }, bodyLimit: 64 * 1024 * 1024 },
-          async (req, reply) => {
-            for (const a of req.body.pods) {
+          async (req) => {
+            // A bad target is left out alone: refusing the whole set would stop every pull of the node.
+            const refused: string[] = [];
+            const admitted = req.body.pods.filter((a) => {
               const problem = targetProblem(a.podIP, a.hostNetwork, o);
-              if (problem)
-                return reply
-                  .code(400)
-                  .send({ error: `assignment of Pod ${a.namespace}/${a.pod}: ${problem}` });
-            }
-            const { pods, added, removed } = puller.assign(req.body.pods);
-            o.prober?.assign(req.body.pods);
+              if (problem) {
+                refused.push(`${a.namespace}/${a.pod}: ${problem}`);
+                o.log.warn('assignment refused', { pod: `${a.namespace}/${a.pod}`, problem });
+              }
+              return !problem;
+            });
+            const { pods, added, removed } = puller.assign(admitted);
+            o.prober?.assign(admitted);
             if (added || removed) o.log.info('assignments', { pods, added, removed });
-            return { pods };
+            return refused.length > 0 ? { pods, refused } : { pods };
           },
         );
 

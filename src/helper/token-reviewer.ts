@@ -24,6 +24,8 @@ export interface TokenReviewerOptions {
     audiences: string[] | undefined,
   ) => Promise<V1TokenReviewStatus | undefined>;
   now?: () => number;
+  /** Longest wait for one TokenReview (default REVIEW_TIMEOUT_MS). */
+  reviewTimeoutMs?: number;
 }
 
 interface Admitted {
@@ -37,6 +39,11 @@ interface Admitted {
 }
 
 const DEFAULT_GRACE_MS = 5 * 60_000;
+/**
+ * A TokenReview that takes longer counts as the API server unreachable: a control plane cut off by dropped
+ * packets never answers, and every request with that token would wait on the one merged review.
+ */
+export const REVIEW_TIMEOUT_MS = 5000;
 
 /**
  * Checks bearer tokens with the TokenReview API and admits only the operator's own ServiceAccounts. Answers are
@@ -87,7 +94,7 @@ export class TokenReviewer {
   private async reviewNow(key: string, token: string): Promise<Verdict> {
     let verdict: Verdict;
     try {
-      verdict = await this.ask(token);
+      verdict = await withTimeout(this.ask(token), this.o.reviewTimeoutMs ?? REVIEW_TIMEOUT_MS);
     } catch (err) {
       // The API server cannot be asked: a token it confirmed lately keeps working for a bounded time.
       const known = this.admitted.get(key);
@@ -136,6 +143,14 @@ export class TokenReviewer {
     }
     return { ok: true, user };
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`TokenReview took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Adds an entry, dropping the oldest first when full (a Map iterates in insertion order). */

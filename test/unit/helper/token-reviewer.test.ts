@@ -7,9 +7,10 @@ const CONTROLLER = 'system:serviceaccount:ops:controller';
 const jwt = (exp?: number) =>
   `h.${Buffer.from(JSON.stringify(exp === undefined ? {} : { exp })).toString('base64url')}.s`;
 
-function setup(o: { graceMs?: number; maxEntries?: number } = {}) {
+function setup(o: { graceMs?: number; maxEntries?: number; reviewTimeoutMs?: number } = {}) {
   let now = 1_000_000;
   let down = false;
+  let hang = false;
   const asked: string[] = [];
   const reviewer = new TokenReviewer(undefined, {
     allowedUsers: [CONTROLLER],
@@ -19,6 +20,7 @@ function setup(o: { graceMs?: number; maxEntries?: number } = {}) {
     createTokenReview: async (token): Promise<V1TokenReviewStatus> => {
       asked.push(token);
       await new Promise((r) => setTimeout(r, 5));
+      if (hang) await new Promise(() => undefined);
       if (down) throw new Error('connect ECONNREFUSED');
       if (token.startsWith('good')) return { authenticated: true, user: { username: CONTROLLER } };
       if (token.startsWith('h.')) return { authenticated: true, user: { username: CONTROLLER } };
@@ -30,6 +32,7 @@ function setup(o: { graceMs?: number; maxEntries?: number } = {}) {
     asked,
     advance: (ms: number) => void (now += ms),
     setDown: (d: boolean) => void (down = d),
+    setHang: (h: boolean) => void (hang = h),
     now: () => now,
   };
 }
@@ -72,6 +75,15 @@ describe('TokenReviewer', () => {
     await expect(t.reviewer.review('Bearer good-2')).rejects.toThrow(/ECONNREFUSED/);
     t.setDown(false);
     expect((await t.reviewer.review('Bearer good-1')).ok).toBe(true);
+  });
+
+  it('takes a TokenReview that never answers as an unreachable API server: grace, then a clear error', async () => {
+    const t = setup({ graceMs: 60_000, reviewTimeoutMs: 50 });
+    expect((await t.reviewer.review('Bearer good-1')).ok).toBe(true);
+    t.setHang(true);
+    t.advance(20_000);
+    expect((await t.reviewer.review('Bearer good-1')).ok).toBe(true);
+    await expect(t.reviewer.review('Bearer good-2')).rejects.toThrow(/longer than 50 ms/);
   });
 
   it('gives no grace past the token’s own expiry', async () => {

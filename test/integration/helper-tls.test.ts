@@ -130,6 +130,23 @@ beforeAll(async () => {
   await createFixtures(core, ns);
 });
 
+/** Asks, as the test's admin identity, for a helper serving certificate for `ip`; returns the CSR's name. */
+async function requestHelperCertificate(cn: string, ip: string, generateName: string): Promise<string> {
+  const { createServingRequest, generateKeyPair } = await import('../../src/tls/pki.js');
+  const pem = await createServingRequest(await generateKeyPair(), cn, [ip]);
+  const created = await certificates.createCertificateSigningRequest({
+    body: {
+      metadata: { generateName },
+      spec: {
+        request: Buffer.from(pem).toString('base64'),
+        signerName: HELPER_SIGNER_NAME,
+        usages: ['digital signature', 'server auth'],
+      },
+    },
+  });
+  return created.metadata!.name!;
+}
+
 describe('helper API over TLS', () => {
   it('serves a certificate from the operator CA for its own Pod IP, issued through a CSR', async () => {
     const ca = await helperCa(kc);
@@ -167,19 +184,7 @@ describe('helper API over TLS', () => {
 
   it('denies a certificate request that is not from a helper Pod, saying why', async () => {
     // The test's admin identity asks for a helper certificate: the signer must deny it.
-    const { createServingRequest, generateKeyPair } = await import('../../src/tls/pki.js');
-    const pem = await createServingRequest(await generateKeyPair(), 'impostor', ['10.244.1.1']);
-    const created = await certificates.createCertificateSigningRequest({
-      body: {
-        metadata: { generateName: 'impostor-' },
-        spec: {
-          request: Buffer.from(pem).toString('base64'),
-          signerName: HELPER_SIGNER_NAME,
-          usages: ['digital signature', 'server auth'],
-        },
-      },
-    });
-    const name = created.metadata!.name!;
+    const name = await requestHelperCertificate('impostor', '10.244.1.1', 'impostor-');
     try {
       const denied = await eventually('the request decided', async () => {
         const c = await certificates.readCertificateSigningRequest({ name });
@@ -199,19 +204,7 @@ describe('helper API over TLS', () => {
     // With no controller running, the admin approves a request naming a foreign IP: the signer must review
     // it anyway when it starts, and leave it unsigned with a Failed condition and a Warning Event.
     await scaleControllers(0);
-    const { createServingRequest, generateKeyPair } = await import('../../src/tls/pki.js');
-    const pem = await createServingRequest(await generateKeyPair(), 'foreign', ['10.244.9.9']);
-    const created = await certificates.createCertificateSigningRequest({
-      body: {
-        metadata: { generateName: 'pre-approved-' },
-        spec: {
-          request: Buffer.from(pem).toString('base64'),
-          signerName: HELPER_SIGNER_NAME,
-          usages: ['digital signature', 'server auth'],
-        },
-      },
-    });
-    const name = created.metadata!.name!;
+    const name = await requestHelperCertificate('foreign', '10.244.9.9', 'pre-approved-');
     try {
       const fresh = await certificates.readCertificateSigningRequest({ name });
       fresh.status = {

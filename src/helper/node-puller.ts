@@ -58,17 +58,22 @@ export function nextSequence(now: number, lastUsed: number, lastSeen: number): n
 
 /** Backed-off pulls wait at most this long (or one interval, if that is longer). */
 const MAX_BACKOFF_MS = 30_000;
+/** The first retry of a failed pull of a Pod with a long interval comes after twice this. */
+const RETRY_BASE_MS = 5_000;
 
 /**
- * The wait before the next pull after `failures` failed pulls in a row: the interval, doubled per failure up
- * to 8 intervals and at most max(interval, 30 s). A pull that failed for lack of CPU (a timeout on a
- * saturated node) did all its work for nothing; pulling again at full rate kept 100 Pods × 1 MiB at 1 s in a
- * collapse where 3 pulls a second of 60 succeeded. Backing off lets some finish, and each success resets it.
+ * The wait before the next pull after `failures` failed pulls in a row: doubling per failure from twice
+ * min(interval, 5 s), up to 8 intervals and at most max(interval, 30 s). A pull that failed for lack of CPU
+ * (a timeout on a saturated node) did all its work for nothing; pulling again at full rate kept 100 Pods ×
+ * 1 MiB at 1 s in a collapse where 3 pulls a second of 60 succeeded. Backing off lets some finish, and each
+ * success resets it. A long interval retries sooner than one interval: at 900 s, an app still starting when
+ * its first pull came would otherwise have no copy for 15 minutes, and a failed pull would leave the newest
+ * copy 30 minutes old.
  */
 export function pullDelayMs(intervalMs: number, failures: number): number {
   if (failures <= 0) return intervalMs;
   const maxMs = Math.min(8 * intervalMs, Math.max(intervalMs, MAX_BACKOFF_MS));
-  return backoffDelay(failures + 1, { baseMs: intervalMs, maxMs });
+  return backoffDelay(failures + 1, { baseMs: Math.min(intervalMs, RETRY_BASE_MS), maxMs });
 }
 
 /** The state's URL, checked once when the assignment arrives rather than at every pull. */
@@ -163,11 +168,15 @@ export class NodePuller {
     }
     if (item.a.paused && !a.paused) item.heldSince = undefined;
     const intervalChanged = item.a.intervalMs !== a.intervalMs;
+    // A Pod skipped for lack of a target node should not wait out a long interval once one is Ready.
+    const gainedTargets = item.a.targets.length === 0 && a.targets.length > 0;
     item.assigned = a.instance;
     if (a.path !== item.a.path || a.podIP !== item.a.podIP || a.port !== item.a.port)
       item.source = sourceOf(a);
     item.a = a;
     if (item.scheduled && intervalChanged) this.arm(item, Math.random() * a.intervalMs);
+    else if (item.scheduled && gainedTargets)
+      this.arm(item, Math.random() * Math.min(a.intervalMs, FIRST_PULL_SPREAD_MS));
     return item;
   }
 

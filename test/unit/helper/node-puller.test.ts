@@ -94,11 +94,15 @@ async function send(node: Node, method: string, path: string, body?: unknown, he
 }
 
 /** Reports of `node` until `enough` says so (long polls, as the controller does). */
-async function collect(node: Node, enough: (all: PullReport[]) => boolean): Promise<PullReport[]> {
+async function collect(
+  node: Node,
+  enough: (all: PullReport[]) => boolean,
+  timeoutMs = 10_000,
+): Promise<PullReport[]> {
   const first = (await send(node, 'GET', '/v1/reports?waitMs=0')).body as ReportBatch;
   let cursor = first.cursor;
   const all: PullReport[] = [];
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + timeoutMs;
   while (!enough(all)) {
     if (Date.now() > deadline) throw new Error(`not enough reports: ${JSON.stringify(all)}`);
     const b = (await send(node, 'GET', `/v1/reports?after=${cursor}&boot=${first.boot}&waitMs=2000`))
@@ -225,13 +229,34 @@ describe('a node helper pulling its Pods', () => {
     expect(n2.store.sequences(`apps_${uid}`).length).toBeGreaterThanOrEqual(3);
   });
 
-  it('backs off after failed pulls: doubling per failure, 8 intervals or 30 s at most, never below one interval', () => {
+  it('backs off after failed pulls: doubling per failure, 8 intervals or 30 s at most', () => {
     expect([0, 1, 2, 3, 4, 10].map((f) => pullDelayMs(1000, f))).toEqual([
       1000, 2000, 4000, 8000, 8000, 8000,
     ]);
+    expect(pullDelayMs(10_000, 2)).toBe(20_000);
     expect(pullDelayMs(10_000, 3)).toBe(30_000);
-    expect(pullDelayMs(60_000, 3)).toBe(60_000);
+    expect(pullDelayMs(60_000, 10)).toBe(60_000);
   });
+
+  it('retries a failed pull of a long-interval Pod within seconds, not after one interval', () => {
+    // 900 s: an app still starting at its first pull gets a copy 10 s later, not 15 minutes later.
+    expect([1, 2, 3, 4, 8, 20].map((f) => pullDelayMs(900_000, f))).toEqual([
+      10_000, 20_000, 40_000, 80_000, 900_000, 900_000,
+    ]);
+  });
+
+  it('pulls a Pod that waited for a target node soon after one is assigned, not after its interval', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const slow = { intervalMs: 60_000 };
+    const skipped = collect(n1, (all) => all.some((r) => !r.ok && r.reason === 'HelperUnavailable'), 15_000);
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { ...slow, targets: [] })] });
+    await skipped;
+    const started = Date.now();
+    const stored = collect(n1, (all) => all.some((r) => r.ok), 15_000);
+    await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, slow)] });
+    await stored;
+    expect(Date.now() - started).toBeLessThan(11_000);
+  }, 30_000);
 
   it('pulls a failing app less often, and at its interval again once a pull succeeds', async () => {
     const [n1, n2] = nodes as [Node, Node];

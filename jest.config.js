@@ -16,6 +16,7 @@ const skipArgoCd = process.env.SKIP_ARGOCD === '1' && process.env.CI !== 'true';
 export default {
   // Integration tests wait for real controllers and processes; unit tests finish far below this.
   testTimeout: 180_000,
+  testSequencer: '<rootDir>/test/integration/sequencer.js',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

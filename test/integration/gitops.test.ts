@@ -1,14 +1,14 @@
 // GitOps (#16): a real Argo CD (`npm run cluster -- up --argocd`) syncs this repository from a local git
 // repository: the operator from the root kustomization, the count app with its PullStatePolicy, the
 // project's Lua health check in argocd-cm, and re-syncs that write nothing.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { ARGOCD_NAMESPACE } from '../../tools/localcluster/src/argocd.js';
-import { apps, cluster, core, eventually } from './cluster.js';
+import { apps, core, eventually } from './cluster.js';
 import { condition, controllerPods, custom, helperPods, kubectl, leader, policy } from './operator.js';
 
 const run = promisify(execFile);
@@ -206,15 +206,25 @@ async function syncNow(name: string): Promise<void> {
   );
 }
 
+/** `cluster up --argocd` with its output shown: it may wait for (or do) a cold Argo CD build. */
+async function startArgoCd(): Promise<void> {
+  const child = spawn('npx', ['tsx', 'tools/localcluster/src/cli.ts', 'up', '--argocd'], {
+    stdio: 'inherit',
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`cluster up --argocd exited with ${code}`);
+}
+
 beforeAll(async () => {
-  // Idempotent: starts Argo CD if an earlier test file brought the cluster down and up without it.
-  await cluster('up', '--argocd');
+  // `npm test` builds Argo CD in the background while the other test files run; this one runs last
+  // (sequencer.js) and waits here for that build if it is still going.
+  await startArgoCd();
   for (const name of ['pull-state-operator', 'count-app']) await removeApplication(name);
   await kubectl('delete', 'namespace', appNamespace, '--ignore-not-found', '--wait=true', '--timeout=120s');
   // Argo CD installs the operator itself: nothing of an earlier `kubectl apply -k .` may be left.
   await kubectl('delete', '-k', '.', '--ignore-not-found', '--wait=true', '--timeout=180s');
   await publishCheckout();
-}, 900_000);
+}, 2_700_000);
 
 afterAll(async () => {
   // The operator stays installed for the next test file (each applies it again); the count app goes.

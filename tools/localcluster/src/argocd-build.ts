@@ -1,7 +1,8 @@
 // Argo CD for `up --argocd`: the application controller and the repo server built from the Go module proxy
 // (tools/localcluster/argocd), the kustomize the repo server runs (tools/localcluster/kustomize), upstream's
 // CRDs and the wrapper scripts the repo server executes. Cached apart from the cluster's binaries: it needs
-// another Go release and other Kubernetes libraries, so nothing of that build is shared.
+// another Go release and other Kubernetes libraries, so nothing of that build is shared. `npm test` builds it
+// in the background (`cluster build --argocd` at idle priority) while the other tests run.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -19,6 +20,7 @@ import {
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { goBuild, type GoBuild } from './build.js';
+import { withBuildLock } from './build-lock.js';
 import { repoRoot } from './paths.js';
 
 /** Must match tools/localcluster/argocd/go.mod. */
@@ -101,6 +103,12 @@ function argocdModuleDir(): string {
  */
 export async function ensureArgoCd(log: (line: string) => void = console.log): Promise<void> {
   if (cached()) return;
+  await withBuildLock(argocdCacheDir(), `Argo CD ${ARGOCD_VERSION}`, log, async () => {
+    if (!cached()) await buildArgoCd(log);
+  });
+}
+
+async function buildArgoCd(log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const out = argocdCacheDir();
   const staging = join(out, 'staging');

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { withBuildLock } from './build-lock.js';
 import {
   CONTAINERD_VERSION,
   KUBE_VERSION,
@@ -166,6 +167,12 @@ export async function goBuild(b: GoBuild, out: string, log: (line: string) => vo
  */
 export async function ensureBinaries(log: (line: string) => void = console.log): Promise<void> {
   if (cached()) return;
+  await withBuildLock(cacheDir(), `Kubernetes ${KUBE_VERSION} and containerd`, log, async () => {
+    if (!cached()) await buildBinaries(log);
+  });
+}
+
+async function buildBinaries(log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const out = cacheDir();
   const staging = join(out, 'bin.partial');

@@ -10,6 +10,9 @@ import {
   up,
   type FaultAction,
 } from './cluster.js';
+import { ensureArgoCd } from './argocd-build.js';
+import { ensureBinaries } from './build.js';
+import { ensureNetpol } from './netpol-build.js';
 import { kubeconfigPath } from './paths.js';
 
 const HELP: Record<string, string> = {
@@ -21,6 +24,7 @@ kube-network-policies), each node in its own network namespace. Built from Go mo
 
 Commands:
   up [--nodes N] [--argocd]     start the cluster (idempotent); prints the kubeconfig path
+  build [--argocd]              build what \`up\` needs into the cache, start nothing
   down                          stop everything and remove what the cluster made (safe to repeat)
   status                        nodes, their state, and the Pods running on each
   images                        rebuild this project's images and import them into every node
@@ -50,6 +54,14 @@ build, up to 9 min cold, cached in ~/.cache/pull-state-operator/kube-network-pol
                             starts only Argo CD
   --no-network-policies     do not run kube-network-policies: NetworkPolicies are stored but not enforced,
                             as on a cluster whose network plugin ignores them`,
+  build: `Usage: npm run cluster -- build [--argocd | --argocd-only]
+
+Builds the cluster's binaries (Kubernetes, containerd, kube-network-policies) into the cache without starting
+anything, so a later \`up\` starts at once. Safe to run beside \`up\`: a build that another process is doing
+is waited for, not repeated. \`npm test\` runs \`build --argocd\` in the background at idle CPU priority, so
+the builds go on while its tests run.
+  --argocd                  also build Argo CD and kustomize (about 10 min cold)
+  --argocd-only             build only Argo CD and kustomize`,
   down: `Usage: npm run cluster -- down
 
 Stops every process, removes the network namespaces, links, routes and cgroups the cluster made, and
@@ -147,6 +159,17 @@ async function upCommand(args: string[]): Promise<void> {
   console.log(kubeconfigPath);
 }
 
+async function buildCommand(args: string[]): Promise<void> {
+  const { flags } = parseFlags(args, { argocd: 'bool', 'argocd-only': 'bool' });
+  const started = Date.now();
+  if (!flags['argocd-only']) {
+    await ensureBinaries();
+    await ensureNetpol();
+  }
+  if (flags.argocd || flags['argocd-only']) await ensureArgoCd();
+  console.log(`localcluster: built (or found in the cache) in ${Math.round((Date.now() - started) / 1000)}s`);
+}
+
 async function statusCommand(): Promise<void> {
   const s = await status();
   console.log(`API server: ${s.server}\nkubeconfig: ${s.kubeconfig}`);
@@ -180,12 +203,15 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!(command in HELP))
-    throw new UsageError(`unknown command "${command}"; commands: up, down, status, images, logs, fault`);
+    throw new UsageError(
+      `unknown command "${command}"; commands: ${Object.keys(HELP).filter(Boolean).join(', ')}`,
+    );
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(HELP[command]);
     return;
   }
   if (command === 'up') await upCommand(rest);
+  else if (command === 'build') await buildCommand(rest);
   else if (command === 'down') await down();
   else if (command === 'status') await statusCommand();
   else if (command === 'images')

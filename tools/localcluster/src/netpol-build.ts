@@ -1,5 +1,7 @@
 // kube-network-policies for the nodes: built from tools/localcluster/netpol and cached apart from the
 // cluster's other binaries (its own key), so adding or changing it never rebuilds Kubernetes or containerd.
+// Its go.mod pins the modules it shares with the control plane to the control plane's versions, so this
+// build, which runs after the control plane's, finds most of its packages compiled in Go's build cache.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -17,6 +19,7 @@ import {
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { goBuild, type GoBuild } from './build.js';
+import { withBuildLock } from './build-lock.js';
 import { repoRoot } from './paths.js';
 
 /** Must match tools/localcluster/netpol/go.mod. */
@@ -80,11 +83,17 @@ function cached(): boolean {
 }
 
 /**
- * Builds kube-network-policies into its cache unless a build of the same sources is there. Cold this
- * compiles about 900 packages: 551 s on 2 cores shared with another Go build (4 min 13 s of CPU).
+ * Builds kube-network-policies into its cache unless a build of the same sources is there. Of its ~900
+ * packages, all but ~150 are the control plane's, compiled just before (see its go.mod).
  */
 export async function ensureNetpol(log: (line: string) => void = console.log): Promise<void> {
   if (cached()) return;
+  await withBuildLock(netpolCacheDir(), `kube-network-policies ${NETPOL_VERSION}`, log, async () => {
+    if (!cached()) await buildNetpol(log);
+  });
+}
+
+async function buildNetpol(log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const out = netpolCacheDir();
   const staging = join(out, 'staging');

@@ -188,7 +188,7 @@ describe('cluster CLI', () => {
     [['up', '--nodes', 'abc'], /--nodes must be a whole number from 1 to 20, got "abc"/],
     [['up', '--nodes', '0'], /--nodes must be a whole number from 1 to 20, got "0"/],
     [['up', '--bogus'], /unknown option --bogus; allowed: --nodes/],
-    [['launch'], /unknown command "launch"; commands: up, down, status, images, logs, fault/],
+    [['launch'], /unknown command "launch"; commands: up, build, down, status, images, logs, fault/],
     [['fault', 'explode', 'x'], /fault needs one of crash, partition, heal, stop, start/],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const r = await cli(...args);

@@ -56,6 +56,8 @@ export const REASONS = {
   invalidSpec: 'InvalidSpec',
   pullFailed: 'PullFailed',
   stateTooLarge: 'StateTooLarge',
+  /** Every target helper refused the copy for lack of space: the node's quota or the namespace's share. */
+  storageFull: 'StorageFull',
   noTargetNode: 'NoTargetNode',
   helperUnavailable: 'HelperUnavailable',
   restoreFailed: 'RestoreFailed',

@@ -123,8 +123,12 @@ export type PushResult =
       durationMs: number;
     };
 
-/** Why a pull stored nothing. Restarted: a new process answered; its (start) state must not replace the copies. */
-export type PullFailureReason = 'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'Restarted';
+/**
+ * Why a pull stored nothing. Restarted: a new process answered; its (start) state must not replace the copies.
+ * StorageFull: every target helper refused the copy for lack of space (its quota or the namespace's share).
+ */
+export type PullFailureReason =
+  'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'StorageFull' | 'Restarted';
 
 /** A helper of another node that receives a copy. */
 export interface CopyTarget {

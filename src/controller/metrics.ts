@@ -61,11 +61,11 @@ export function createControllerMetrics() {
   for (const result of ['success', 'failure']) pulls.inc({ result }, 0);
   const pullFailures = new Counter({
     name: 'pullstate_pull_failures_total',
-    help: 'Failed pulls by reason (PullFailed, StateTooLarge, NoTargetNode, HelperUnavailable).',
+    help: 'Failed pulls by reason (PullFailed, StateTooLarge, StorageFull, NoTargetNode, HelperUnavailable).',
     labelNames: ['reason'],
     registers: r,
   });
-  for (const reason of ['PullFailed', 'StateTooLarge', 'NoTargetNode', 'HelperUnavailable'])
+  for (const reason of ['PullFailed', 'StateTooLarge', 'StorageFull', 'NoTargetNode', 'HelperUnavailable'])
     pullFailures.inc({ reason }, 0);
   return {
     pullFailures,

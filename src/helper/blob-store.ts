@@ -12,11 +12,16 @@ export type PutInput = Omit<BlobMeta, 'id' | 'sizeBytes' | 'digest' | 'storedAt'
   expectedDigest?: string;
 };
 
+/** Why a copy was refused, for the per-namespace metrics (`pullstate_helper_uploads_refused_total`). */
+export type RefusalReason =
+  'Invalid' | 'NotNewer' | 'TooLarge' | 'QuotaExceeded' | 'NamespaceShareExceeded' | 'Busy' | 'NamespaceBusy';
+
 /** A refusal with the HTTP status the API maps it to and a message naming what was wrong. */
 export class StoreError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 413 | 507,
+    readonly status: 400 | 404 | 409 | 413 | 503 | 507,
     message: string,
+    readonly reason: RefusalReason = status === 409 ? 'NotNewer' : status === 413 ? 'TooLarge' : 'Invalid',
   ) {
     super(message);
   }
@@ -32,8 +37,17 @@ export interface StoreLimits {
    * so a restart the controller sees later than `generations` pulls still finds state from before it.
    */
   olderCopyMs?: number;
-  /** Bodies kept in memory (newest first) so reads and restores skip the disk; 0 turns the cache off. */
+  /**
+   * Bodies kept in memory (newest first) so reads and restores skip the disk; 0 turns the cache off. Bodies
+   * of uploads still in flight count against it too, so it bounds all the memory copies take here.
+   */
   cacheBytes?: number;
+  /** Bytes the copies of one namespace may take (default: all of quotaBytes). */
+  namespaceQuotaBytes?: number;
+  /** Uploads in flight at once; more are refused with 503 (default: no limit). Each holds up to 1 MiB. */
+  maxUploads?: number;
+  /** Uploads of one namespace in flight at once; more are refused with 503 (default: maxUploads). */
+  maxUploadsPerNamespace?: number;
 }
 
 /*
@@ -69,9 +83,17 @@ export class BlobStore {
   /** Per-id write chain: sequence checks and renames of one Pod's blob never interleave. */
   private locks = new Map<string, Promise<unknown>>();
   private reservedBytes = 0;
-  /** Recently written bodies, oldest first (Map order), within limits.cacheBytes. */
-  private cache = new Map<string, Buffer>();
+  private reservedByNamespace = new Map<string, number>();
+  /** Bytes of the stored generations, in all and per namespace (kept as they change, not summed per chunk). */
+  private storedBytes = 0;
+  private storedByNamespace = new Map<string, number>();
+  private uploads = 0;
+  private uploadsByNamespace = new Map<string, number>();
+  /** Recently written bodies, oldest first (Map order); with `keptInFlight` within limits.cacheBytes. */
+  private cache = new Map<string, Buffer[]>();
   private cachedBytes = 0;
+  /** Bodies of uploads in flight held for the cache. */
+  private keptInFlight = 0;
 
   private constructor(
     readonly dir: string,
@@ -91,6 +113,7 @@ export class BlobStore {
       const meta = await readHeader(join(dir, name)).catch(() => undefined);
       if (meta && (name === store.fileName(meta) || name === `${meta.id}${SUFFIX}`)) {
         store.metas.set(meta.id, [...(store.metas.get(meta.id) ?? []), { ...meta, file: name }]);
+        store.account(meta, 1);
       } else await rm(join(dir, name), { force: true });
     }
     for (const [id, gens] of store.metas) {
@@ -118,9 +141,22 @@ export class BlobStore {
   }
 
   usedBytes(): number {
-    let total = 0;
-    for (const gens of this.metas.values()) for (const m of gens) total += m.sizeBytes;
-    return total;
+    return this.storedBytes;
+  }
+
+  /** Bytes stored per namespace (namespaces with copies here only). */
+  usedBytesByNamespace(): ReadonlyMap<string, number> {
+    return this.storedByNamespace;
+  }
+
+  /** Uploads in flight and bytes held in memory for the cache (metrics; the memory bound's parts). */
+  memory(): { uploads: number; cachedBytes: number; keptInFlightBytes: number } {
+    return { uploads: this.uploads, cachedBytes: this.cachedBytes, keptInFlightBytes: this.keptInFlight };
+  }
+
+  private account(m: Pick<BlobMeta, 'namespace' | 'sizeBytes'>, sign: 1 | -1): void {
+    this.storedBytes += sign * m.sizeBytes;
+    addTo(this.storedByNamespace, m.namespace, sign * m.sizeBytes);
   }
 
   /** A generation's body as a stream (the newest unless `sequence` is given), or undefined if there is none. */
@@ -129,7 +165,7 @@ export class BlobStore {
     const meta = sequence === undefined ? gens?.[0] : gens?.find((m) => m.sequence === sequence);
     if (!meta) return undefined;
     const cached = this.cache.get(cacheKey(meta));
-    if (cached) return { meta: publicMeta(meta), body: Readable.from([cached]) };
+    if (cached) return { meta: publicMeta(meta), body: Readable.from(cached) };
     return {
       meta: publicMeta(meta),
       body: createReadStream(join(this.dir, meta.file), { start: HEADER_BYTES }),
@@ -165,6 +201,7 @@ export class BlobStore {
     if (kept.length > 0) this.metas.set(id, kept);
     else this.metas.delete(id);
     for (const m of gone) {
+      this.account(m, -1);
       this.uncache(cacheKey(m));
       // unlink, not rm({force}): rm stats first, and pruning runs for every stored pull.
       await unlink(join(this.dir, m.file)).catch(ignoreMissing);
@@ -199,13 +236,26 @@ export class BlobStore {
       throw new StoreError(400, `sequence must be a whole number >= 0, got ${input.sequence}`);
     }
     this.assertNewer(id, input.sequence);
+    const namespace = input.namespace;
+    this.startUpload(namespace);
+    let file: FileHandle;
     const tmp = join(this.dir, `${id}.${input.sequence}.${process.pid}.${Date.now()}.tmp`);
-    const file = await open(tmp, 'w');
+    try {
+      file = await open(tmp, 'w');
+    } catch (err) {
+      this.endUpload(namespace);
+      throw err;
+    }
     const hash = createHash('sha256');
     let size = 0;
     let reserved = 0;
-    const cacheLimit = this.limits.cacheBytes ?? 0;
-    let kept: Buffer[] | undefined = cacheLimit > 0 ? [] : undefined;
+    let kept: Buffer[] | undefined = (this.limits.cacheBytes ?? 0) > 0 ? [] : undefined;
+    let keptBytes = 0;
+    const dropKept = () => {
+      this.keptInFlight -= keptBytes;
+      keptBytes = 0;
+      kept = undefined;
+    };
     // Chunks are written in batches: one write per network chunk (64 KiB) costs a thread-pool round trip
     // each and made a 1 MiB put several times slower.
     let pending: Buffer[] = [Buffer.alloc(HEADER_BYTES, ' ')];
@@ -231,15 +281,15 @@ export class BlobStore {
         // The generations this one may push out free their bytes (until then both are on disk).
         const need = Math.max(0, size - this.bytesFreedByNext(id)) - reserved;
         if (need > 0) {
-          if (this.usedBytes() + this.reservedBytes + need > this.limits.quotaBytes) {
-            throw new StoreError(507, `helper storage quota of ${this.limits.quotaBytes} bytes is exhausted`);
-          }
-          this.reservedBytes += need;
+          this.reserve(namespace, need);
           reserved += need;
         }
         hash.update(buf);
-        if (kept && size <= cacheLimit) kept.push(buf);
-        else kept = undefined;
+        if (kept && this.roomInCache(buf.length)) {
+          kept.push(buf);
+          keptBytes += buf.length;
+          this.keptInFlight += buf.length;
+        } else if (kept) dropKept();
         pending.push(buf);
         pendingBytes += buf.length;
         if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
@@ -277,7 +327,13 @@ export class BlobStore {
         const stored: StoredMeta = { ...meta, file: this.fileName(meta) };
         await rename(tmp, join(this.dir, stored.file));
         this.metas.set(id, [stored, ...(this.metas.get(id) ?? [])]);
-        if (kept) this.remember(cacheKey(meta), Buffer.concat(kept, size));
+        this.account(meta, 1);
+        if (kept) {
+          // The bytes move from in flight to the cache: the same memory, not a second copy.
+          this.keptInFlight -= keptBytes;
+          keptBytes = 0;
+          this.remember(cacheKey(meta), kept, size);
+        }
         await this.prune(id);
         await this.evictForQuota(id);
         return meta;
@@ -288,7 +344,69 @@ export class BlobStore {
       throw err;
     } finally {
       this.reservedBytes -= reserved;
+      addTo(this.reservedByNamespace, namespace, -reserved);
+      this.keptInFlight -= keptBytes;
+      this.endUpload(namespace);
     }
+  }
+
+  /** Counts an upload in, or refuses it (503) when the helper or the namespace has its limit in flight. */
+  private startUpload(namespace: string): void {
+    const max = this.limits.maxUploads ?? Infinity;
+    const perNamespace = Math.min(this.limits.maxUploadsPerNamespace ?? max, max);
+    if (this.uploads >= max)
+      throw new StoreError(
+        503,
+        `helper busy: ${this.uploads} uploads in flight (limit ${max}); retry`,
+        'Busy',
+      );
+    const mine = this.uploadsByNamespace.get(namespace) ?? 0;
+    if (mine >= perNamespace)
+      throw new StoreError(
+        503,
+        `namespace ${namespace} has ${mine} uploads in flight to this helper (limit ${perNamespace} per namespace); retry`,
+        'NamespaceBusy',
+      );
+    this.uploads++;
+    addTo(this.uploadsByNamespace, namespace, 1);
+  }
+
+  private endUpload(namespace: string): void {
+    this.uploads--;
+    addTo(this.uploadsByNamespace, namespace, -1);
+  }
+
+  /** Reserves disk for `need` more bytes of a write, or refuses it (507): the node's or the namespace's. */
+  private reserve(namespace: string, need: number): void {
+    const quota = this.limits.quotaBytes;
+    if (this.storedBytes + this.reservedBytes + need > quota)
+      throw new StoreError(507, `helper storage quota of ${quota} bytes is exhausted`, 'QuotaExceeded');
+    const share = this.limits.namespaceQuotaBytes;
+    if (
+      share !== undefined &&
+      (this.storedByNamespace.get(namespace) ?? 0) + (this.reservedByNamespace.get(namespace) ?? 0) + need >
+        share
+    )
+      throw new StoreError(
+        507,
+        `namespace ${namespace} has used its share of this helper's storage (${share} bytes of ${quota}); ` +
+          'other namespaces keep theirs: store smaller states or fewer copies, or raise --namespace-quota-bytes',
+        'NamespaceShareExceeded',
+      );
+    this.reservedBytes += need;
+    addTo(this.reservedByNamespace, namespace, need);
+  }
+
+  /** Whether `bytes` more of an upload fit the cache, evicting committed bodies (oldest first) to make room. */
+  private roomInCache(bytes: number): boolean {
+    const limit = this.limits.cacheBytes ?? 0;
+    if (this.keptInFlight + bytes > limit) return false;
+    for (const [oldest, chunks] of this.cache) {
+      if (this.cachedBytes + this.keptInFlight + bytes <= limit) break;
+      this.cache.delete(oldest);
+      this.cachedBytes -= byteLength(chunks);
+    }
+    return this.cachedBytes + this.keptInFlight + bytes <= limit;
   }
 
   /**
@@ -301,15 +419,19 @@ export class BlobStore {
     return total;
   }
 
-  /** After a commit: the oldest generations of `id` go while the store is over its quota. */
+  /** After a commit: the oldest generations of `id` go while the store or its namespace is over its quota. */
   private async evictForQuota(id: string): Promise<void> {
     const gens = this.metas.get(id) ?? [];
+    const namespace = gens[0]?.namespace ?? '';
+    const share = this.limits.namespaceQuotaBytes ?? Infinity;
     const gone: StoredMeta[] = [];
-    let used = this.usedBytes();
+    let used = this.storedBytes;
+    let mine = this.storedByNamespace.get(namespace) ?? 0;
     for (const m of [...gens].reverse().slice(0, -1)) {
-      if (used <= this.limits.quotaBytes) break;
+      if (used <= this.limits.quotaBytes && mine <= share) break;
       gone.push(m);
       used -= m.sizeBytes;
+      mine -= m.sizeBytes;
     }
     await this.remove(id, gone);
   }
@@ -321,21 +443,21 @@ export class BlobStore {
     }
   }
 
-  private remember(id: string, body: Buffer): void {
-    this.cache.set(id, body);
-    this.cachedBytes += body.length;
-    for (const [oldest, buf] of this.cache) {
-      if (this.cachedBytes <= (this.limits.cacheBytes ?? 0)) break;
+  private remember(id: string, chunks: Buffer[], size: number): void {
+    this.cache.set(id, chunks);
+    this.cachedBytes += size;
+    for (const [oldest, old] of this.cache) {
+      if (this.cachedBytes + this.keptInFlight <= (this.limits.cacheBytes ?? 0)) break;
       this.cache.delete(oldest);
-      this.cachedBytes -= buf.length;
+      this.cachedBytes -= byteLength(old);
     }
   }
 
   private uncache(id: string): void {
-    const buf = this.cache.get(id);
-    if (!buf) return;
+    const chunks = this.cache.get(id);
+    if (!chunks) return;
     this.cache.delete(id);
-    this.cachedBytes -= buf.length;
+    this.cachedBytes -= byteLength(chunks);
   }
 
   private fileName(meta: Pick<BlobMeta, 'id' | 'sequence'>): string {
@@ -397,6 +519,15 @@ async function readHeader(path: string): Promise<BlobMeta> {
   } finally {
     await file.close();
   }
+}
+
+const byteLength = (chunks: readonly Buffer[]) => chunks.reduce((n, c) => n + c.length, 0);
+
+/** Adds `delta` to a per-namespace count, forgetting namespaces that reach zero. */
+function addTo(counts: Map<string, number>, key: string, delta: number): void {
+  const next = (counts.get(key) ?? 0) + delta;
+  if (next === 0) counts.delete(key);
+  else counts.set(key, next);
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

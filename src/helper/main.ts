@@ -111,6 +111,30 @@ export const HELPER_FLAGS = {
     env: 'HELPER_CACHE_BYTES',
     help: 'bytes of recent states kept in memory',
   },
+  'namespace-quota-bytes': {
+    kind: 'int',
+    min: 0,
+    max: 1024 * GiB,
+    default: 0,
+    env: 'HELPER_NAMESPACE_QUOTA_BYTES',
+    help: "bytes the copies of one namespace may take on this node; 0: half of --quota-bytes, so one namespace never takes the others' space",
+  },
+  'max-uploads': {
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    default: 32,
+    env: 'HELPER_MAX_UPLOADS',
+    help: 'copies received at once (each holds up to 1 MiB in memory); more are refused with 503 and retried at the next pull',
+  },
+  'max-uploads-per-namespace': {
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    default: 8,
+    env: 'HELPER_MAX_UPLOADS_PER_NAMESPACE',
+    help: 'copies of one namespace received at once (of --max-uploads)',
+  },
   'allowed-service-account': {
     kind: 'string',
     default: `${OPERATOR_NAMESPACE}:pull-state-controller`,
@@ -201,6 +225,9 @@ export async function runHelper(args: string[]): Promise<void> {
     generations: flags.generations,
     olderCopyMs: flags['older-copy-seconds'] * 1000,
     cacheBytes: flags['cache-bytes'],
+    namespaceQuotaBytes: flags['namespace-quota-bytes'] || Math.floor(flags['quota-bytes'] / 2),
+    maxUploads: flags['max-uploads'],
+    maxUploadsPerNamespace: flags['max-uploads-per-namespace'],
   });
   const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
   const reviewer = new TokenReviewer(kc, {

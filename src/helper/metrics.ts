@@ -36,10 +36,43 @@ export function helperMetrics(store: BlobStore, puller?: NodePuller) {
       this.set(store.usedBytes());
     },
   });
+  new Gauge({
+    name: 'pullstate_helper_namespace_stored_bytes',
+    help: 'Bytes of state stored on this node, per namespace (each has a share: --namespace-quota-bytes).',
+    labelNames: ['namespace'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [namespace, bytes] of store.usedBytesByNamespace()) this.set({ namespace }, bytes);
+    },
+  });
+  new Gauge({
+    name: 'pullstate_helper_uploads_in_flight',
+    help: 'Copies being received from other helpers now (at most --max-uploads).',
+    registers: [registry],
+    collect() {
+      this.set(store.memory().uploads);
+    },
+  });
+  new Gauge({
+    name: 'pullstate_helper_cache_bytes',
+    help: 'Bytes of states held in memory: cached copies and uploads in flight (at most --cache-bytes).',
+    registers: [registry],
+    collect() {
+      const m = store.memory();
+      this.set(m.cachedBytes + m.keptInFlightBytes);
+    },
+  });
+  const uploadsRefused = new Counter({
+    name: 'pullstate_helper_uploads_refused_total',
+    help: 'Copies this helper refused, by namespace and reason (NamespaceShareExceeded, QuotaExceeded, Busy, NamespaceBusy, TooLarge, NotNewer, Invalid).',
+    labelNames: ['namespace', 'reason'],
+    registers: [registry],
+  });
   const pulls = new Counter({
     name: 'pullstate_helper_pulls_total',
-    help: "Pulls of this node's Pods, by result (success, failure, restarted).",
-    labelNames: ['result'],
+    help: "Pulls of this node's Pods, by namespace and result (success, failure, restarted).",
+    labelNames: ['namespace', 'result'],
     registers: [registry],
   });
   const pullSeconds = new Histogram({
@@ -67,13 +100,16 @@ export function helperMetrics(store: BlobStore, puller?: NodePuller) {
     },
   });
   const observePull = (r: PullReport) => {
-    pulls.inc({ result: r.ok ? 'success' : r.reason === 'Restarted' ? 'restarted' : 'failure' });
+    pulls.inc({
+      namespace: r.namespace,
+      result: r.ok ? 'success' : r.reason === 'Restarted' ? 'restarted' : 'failure',
+    });
     if (r.ok) {
       pullSeconds.observe(r.durationMs / 1000);
       pullBytes.inc(r.sizeBytes);
     }
   };
-  return { registry, requests, restoreSeconds, observePull, podFaults };
+  return { registry, requests, restoreSeconds, observePull, podFaults, uploadsRefused };
 }
 
 export type HelperMetrics = ReturnType<typeof helperMetrics>;

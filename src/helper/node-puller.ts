@@ -252,7 +252,7 @@ export class NodePuller {
       item.expected = outcome.instance;
       item.heldSince = undefined;
       item.failures = 0;
-    } else if (!oneOff && (outcome.reason === 'PullFailed' || outcome.reason === 'StateTooLarge')) {
+    } else if (!oneOff && ['PullFailed', 'StateTooLarge', 'StorageFull'].includes(outcome.reason)) {
       // No target helper (HelperUnavailable) cost nothing, and a restart has its own hold.
       item.failures++;
       if (item.scheduled && this.items.get(a.podUID) === item)

@@ -64,6 +64,8 @@ interface Upload {
   req: ClientRequest;
   response: Promise<{ status: number; body: string }>;
   error?: string;
+  /** The helper answered before the body ended: a refusal (quota, busy); the body's rest is not sent. */
+  refused?: number;
 }
 
 function startUpload(
@@ -97,11 +99,13 @@ function startUpload(
     req,
     response: new Promise((resolve, reject) => {
       req.once('response', (res) => {
+        if (res.statusCode !== 201) upload.refused = res.statusCode ?? 0;
         readSome(res, 4096).then((body) => resolve({ status: res.statusCode ?? 0, body }), reject);
       });
       req.once('error', (err) => {
         upload.error ??= err.message;
-        reject(err);
+        // A refusal's answer explains more than the reset that follows it (the helper closes the connection).
+        if (upload.refused === undefined) reject(err);
       });
     }),
   };
@@ -208,7 +212,7 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
         hash.update(chunk);
         const waits: Promise<unknown>[] = [];
         for (const u of uploads) {
-          if (u.error || u.req.destroyed) continue;
+          if (u.error || u.refused !== undefined || u.req.destroyed) continue;
           if (!u.req.write(chunk)) waits.push(drainedOrClosed(u.req));
         }
         if (waits.length) await Promise.all(waits);
@@ -219,27 +223,35 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
     }
     if (!res.complete) throw new PullError('PullFailed', `the answer of ${r.source} ended early`);
     const digest = `sha256:${hash.digest('hex')}`;
-    for (const u of uploads) if (!u.error) u.req.end();
+    for (const u of uploads) if (!u.error && u.refused === undefined) u.req.end();
     const stored: { node: string; meta: StoredCopy }[] = [];
     const failed: { node: string; message: string }[] = [];
+    const refusals: number[] = [];
     await Promise.all(
       uploads.map(async (u) => {
         try {
           const answer = await u.response;
-          if (answer.status !== 201) throw new Error(`helper answered ${answer.status}: ${answer.body}`);
+          if (answer.status !== 201) {
+            refusals.push(answer.status);
+            throw new Error(`helper answered ${answer.status}: ${answer.body}`);
+          }
           const meta = JSON.parse(answer.body) as StoredCopy;
           if (meta.digest !== digest || meta.sizeBytes !== size)
             throw new Error(`helper stored ${meta.digest}, expected ${digest}`);
           stored.push({ node: u.node, meta });
         } catch (err) {
-          failed.push({ node: u.node, message: u.error ?? (err as Error).message });
+          const message =
+            u.refused !== undefined ? (err as Error).message : (u.error ?? (err as Error).message);
+          failed.push({ node: u.node, message });
         }
       }),
     );
     if (stored.length === 0) {
+      // Every target refused for lack of space: this policy's states do not fit, a retry will not help soon.
+      const full = refusals.length === uploads.length && refusals.every((s) => s === 507);
       return {
         ok: false,
-        reason: 'HelperUnavailable',
+        reason: full ? 'StorageFull' : 'HelperUnavailable',
         message: `no helper stored the state: ${failed.map((f) => `${f.node}: ${f.message}`).join('; ')}`,
         failed,
         durationMs: elapsed(),

@@ -274,8 +274,9 @@ const notStored = (sequence: number | undefined) =>
     : `no generation with sequence ${sequence} stored for this Pod on this node`;
 
 function sendStoreError(reply: FastifyReply, err: unknown): FastifyReply {
-  if (err instanceof StoreError) return reply.code(err.status).send({ error: err.message });
-  throw err;
+  if (!(err instanceof StoreError)) throw err;
+  if (err.status === 503) reply.header('retry-after', '1');
+  return reply.code(err.status).send({ error: err.message, reason: err.reason });
 }
 
 /**
@@ -561,7 +562,12 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           } catch (err) {
             // The client went away mid-body: nothing was stored, and nobody reads the answer.
             if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();
-            if (err instanceof StoreError && err.status === 413) reply.header('connection', 'close');
+            if (err instanceof StoreError) {
+              o.metrics?.uploadsRefused.inc({ namespace: req.params.namespace, reason: err.reason });
+              // The rest of the body is not read: close, rather than drain a large upload for nothing.
+              if (err.status === 413 || err.status === 503 || err.status === 507)
+                reply.header('connection', 'close');
+            }
             return sendStoreError(reply, err);
           }
         });

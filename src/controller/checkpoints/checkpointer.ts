@@ -348,9 +348,11 @@ export class Checkpointer {
       const reason =
         report.reason === 'StateTooLarge'
           ? REASONS.stateTooLarge
-          : report.reason === 'HelperUnavailable'
-            ? REASONS.helperUnavailable
-            : REASONS.pullFailed;
+          : report.reason === 'StorageFull'
+            ? REASONS.storageFull
+            : report.reason === 'HelperUnavailable'
+              ? REASONS.helperUnavailable
+              : REASONS.pullFailed;
       // An app that has not answered since it (re)started is starting, not failing: a JVM or an app that
       // loads data may need minutes. Its first good pull starts the clock; the kubelet judges its start-up.
       const starting =

@@ -191,3 +191,89 @@ describe('BlobStore', () => {
     });
   });
 });
+
+describe('BlobStore shared by tenants', () => {
+  const pod = (namespace: string, n: number) => ({
+    ...base,
+    namespace,
+    pod: `p-${n}`,
+    podUID: uid.replace(/6$/, String(n)),
+  });
+  const body = (bytes: number) => chunks('x'.repeat(bytes));
+
+  it('keeps each namespace within its share: a hog gets 507 naming its share, the others keep theirs', async () => {
+    const store = await BlobStore.open(dir, {
+      maxBlobBytes: 1024,
+      quotaBytes: 4096,
+      namespaceQuotaBytes: 2048,
+    });
+    await store.put({ ...pod('hog', 1), sequence: 1 }, body(1000));
+    await store.put({ ...pod('hog', 2), sequence: 1 }, body(1000));
+    const refused = await store.put({ ...pod('hog', 3), sequence: 1 }, body(1000)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreError);
+    expect(refused).toMatchObject({ status: 507, reason: 'NamespaceShareExceeded' });
+    expect((refused as Error).message).toMatch(
+      /namespace hog has used its share of this helper's storage \(2048 bytes of 4096\)/,
+    );
+    // The victim still has its half, although the hog asked first.
+    await store.put({ ...pod('victim', 1), sequence: 1 }, body(1000));
+    await store.put({ ...pod('victim', 2), sequence: 1 }, body(1000));
+    expect(Object.fromEntries(store.usedBytesByNamespace())).toEqual({ hog: 2000, victim: 2000 });
+    // A Pod's own newer copy replaces its older one within the share (older generations make room).
+    await store.put({ ...pod('hog', 1), sequence: 2 }, body(1000));
+    expect(store.sequences(`hog_${pod('hog', 1).podUID}`)).toEqual([2]);
+    expect(store.usedBytesByNamespace().get('hog')).toBe(2000);
+  });
+
+  it('refuses uploads beyond the limits in flight (503), per namespace first, and takes them again after', async () => {
+    const store = await BlobStore.open(dir, { ...limits, maxUploads: 3, maxUploadsPerNamespace: 2 });
+    // Bodies that wait: the uploads stay in flight until released.
+    const gates: (() => void)[] = [];
+    async function* held() {
+      await new Promise<void>((r) => gates.push(r));
+      yield Buffer.from('x');
+    }
+    const a = store.put({ ...pod('hog', 1), sequence: 1 }, held());
+    const b = store.put({ ...pod('hog', 2), sequence: 1 }, held());
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(store.put({ ...pod('hog', 3), sequence: 1 }, body(1))).rejects.toMatchObject({
+      status: 503,
+      reason: 'NamespaceBusy',
+      message: expect.stringMatching(
+        /namespace hog has 2 uploads in flight to this helper \(limit 2 per namespace\)/,
+      ),
+    });
+    const c = store.put({ ...pod('victim', 1), sequence: 1 }, held());
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(store.put({ ...pod('other', 1), sequence: 1 }, body(1))).rejects.toMatchObject({
+      status: 503,
+      reason: 'Busy',
+    });
+    expect(store.memory().uploads).toBe(3);
+    for (const g of gates) g();
+    await Promise.all([a, b, c]);
+    expect(store.memory().uploads).toBe(0);
+    await store.put({ ...pod('hog', 3), sequence: 1 }, body(1));
+  });
+
+  it('holds at most cacheBytes of bodies in memory, uploads in flight included, and serves evicted ones from disk', async () => {
+    const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000, cacheBytes: 1500 });
+    const release: (() => void)[] = [];
+    async function* slow(n: number) {
+      yield Buffer.from('a'.repeat(500));
+      await new Promise<void>((r) => release.push(r));
+      yield Buffer.from('b'.repeat(n - 500));
+    }
+    // Four uploads of 1000 bytes at once: only one fits the 1500 bytes beside the others' first halves.
+    const puts = [1, 2, 3, 4].map((n) => store.put({ ...pod('apps', n), sequence: 1 }, slow(1000)));
+    await new Promise((r) => setTimeout(r, 50));
+    const during = store.memory();
+    expect(during.cachedBytes + during.keptInFlightBytes).toBeLessThanOrEqual(1500);
+    for (const r of release) r();
+    const metas = await Promise.all(puts);
+    const after = store.memory();
+    expect(after.keptInFlightBytes).toBe(0);
+    expect(after.cachedBytes).toBeLessThanOrEqual(1500);
+    for (const m of metas) expect(await text(store.read(m.id)!.body)).toBe('a'.repeat(500) + 'b'.repeat(500));
+  });
+});

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PullAssignment, PullReport, ReportBatch } from '../../../src/api/index.js';
-import { BlobStore } from '../../../src/helper/blob-store.js';
+import { BlobStore, type StoreLimits } from '../../../src/helper/blob-store.js';
 import { NodePuller, nextSequence, pullDelayMs } from '../../../src/helper/node-puller.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { ReportOutbox } from '../../../src/helper/report-outbox.js';
@@ -39,10 +39,10 @@ let appPort: number;
 /** What the app answers: its status, state and process id; `hits` counts GETs. */
 const appState = { status: 200, body: '{"count":1}', instance: 'p1' as string | undefined, hits: 0 };
 
-async function helperNode(name: string): Promise<Node> {
+async function helperNode(name: string, limits: Partial<StoreLimits> = {}): Promise<Node> {
   const dir = await mkdtemp(join(tmpdir(), `helper-${name}-`));
   dirs.push(dir);
-  const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000 });
+  const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000, ...limits });
   const outbox = new ReportOutbox({ capacity: 100, batchMs: 50 });
   const puller = new NodePuller({
     outbox,
@@ -215,6 +215,24 @@ describe('a node helper pulling its Pods', () => {
     });
     const now = (await send(n1, 'GET', '/v1/assignments')).body as { pods: PullAssignment[] };
     expect(now.pods.map((p) => p.pod)).toEqual(['c-1']);
+  });
+
+  it('reports StorageFull, naming the share, when every target refuses the copy for lack of space', async () => {
+    const [n1] = nodes as [Node, Node];
+    // Room for one state of 11 bytes per namespace.
+    const small = await helperNode('n3', { namespaceQuotaBytes: 12 });
+    nodes.push(small);
+    const pull = async (over: Partial<PullAssignment>) =>
+      (await send(n1, 'POST', '/v1/pulls', assignment(small, over))).body as PullReport;
+    expect(await pull({})).toMatchObject({ ok: true });
+    const second = await pull({ pod: 'c-1', podUID: uid.replace(/6$/, '7') });
+    expect(second).toMatchObject({ ok: false, reason: 'StorageFull' });
+    if (second.ok) throw new Error('stored');
+    expect(second.message).toMatch(/helper answered 507: .*namespace apps has used its share/);
+    // Another namespace still has its own share there.
+    expect(await pull({ namespace: 'other', pod: 'c-1', podUID: uid.replace(/6$/, '7') })).toMatchObject({
+      ok: true,
+    });
   });
 
   it('pulls an assigned Pod on its own timer and reports every copy, with increasing sequences', async () => {

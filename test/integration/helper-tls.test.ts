@@ -67,7 +67,9 @@ async function helperToken(): Promise<string> {
 async function failedPulls(ip: string): Promise<number> {
   const text = await (await fetch(`http://${ip}:9501/metrics`)).text();
   let n = 0;
-  for (const m of text.matchAll(/^pullstate_helper_pulls_total\{result="([^"]+)"\} (\d+)/gm))
+  for (const m of text.matchAll(
+    /^pullstate_helper_pulls_total\{namespace="[^"]*",result="([^"]+)"\} (\d+)/gm,
+  ))
     if (m[1] !== 'success') n += Number(m[2]);
   return n;
 }

@@ -72,6 +72,21 @@ export function blobId(namespace: string, podUID: string): string {
   return id;
 }
 
+/**
+ * How far ahead of this helper's clock a copy's sequence (the sending helper's epoch milliseconds) may be:
+ * far more than any clock skew between nodes, far less than a planted 2^53-1 that would make every later copy
+ * of the Pod look older, and so be refused, for ever.
+ */
+export const MAX_SEQUENCE_AHEAD_MS = 24 * 3600 * 1000;
+
+/** Why a copy's sequence is refused (undefined: it is plausible). */
+export function sequenceProblem(sequence: number, now: number): string | undefined {
+  const limit = now + MAX_SEQUENCE_AHEAD_MS;
+  return sequence > limit
+    ? `sequence ${sequence} is more than a day ahead of this helper's clock; allowed: at most ${limit} (sequences are the pulling helper's epoch milliseconds)`
+    : undefined;
+}
+
 export const DEFAULT_GENERATIONS = 3;
 export const DEFAULT_OLDER_COPY_MS = 10_000;
 
@@ -94,6 +109,8 @@ export class BlobStore {
   private cachedBytes = 0;
   /** Bodies of uploads in flight held for the cache. */
   private keptInFlight = 0;
+  /** Copies dropped when the store opened, for the log: `<id>@<sequence>` with sequences far in the future. */
+  readonly droppedAtOpen: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -101,7 +118,7 @@ export class BlobStore {
   ) {}
 
   /** Opens the directory, dropping partial writes a crash left behind and loading every complete blob. */
-  static async open(dir: string, limits: StoreLimits): Promise<BlobStore> {
+  static async open(dir: string, limits: StoreLimits, now: () => number = Date.now): Promise<BlobStore> {
     await mkdir(dir, { recursive: true });
     const store = new BlobStore(dir, limits);
     for (const name of await readdir(dir)) {
@@ -111,6 +128,12 @@ export class BlobStore {
       }
       if (!name.endsWith(SUFFIX)) continue;
       const meta = await readHeader(join(dir, name)).catch(() => undefined);
+      // Planted before helpers bounded sequences: kept, it would make every later copy of the Pod look older.
+      if (meta && sequenceProblem(meta.sequence, now()) !== undefined) {
+        await rm(join(dir, name), { force: true });
+        store.droppedAtOpen.push(`${meta.id}@${meta.sequence}`);
+        continue;
+      }
       if (meta && (name === store.fileName(meta) || name === `${meta.id}${SUFFIX}`)) {
         store.metas.set(meta.id, [...(store.metas.get(meta.id) ?? []), { ...meta, file: name }]);
         store.account(meta, 1);

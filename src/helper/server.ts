@@ -238,21 +238,6 @@ const deleteQuerySchema = {
   properties: { newerThan: { type: 'integer', minimum: 0 } },
 } as const;
 
-/**
- * How far ahead of this helper's clock a copy's sequence (the sending helper's epoch milliseconds) may be:
- * far more than any clock skew between nodes, far less than a planted 2^53-1 that would make every later copy
- * of the Pod look older, and so be refused, for ever.
- */
-export const MAX_SEQUENCE_AHEAD_MS = 24 * 3600 * 1000;
-
-/** Why a copy's sequence is refused (undefined: it is plausible). */
-export function sequenceProblem(sequence: number, now: number): string | undefined {
-  const limit = now + MAX_SEQUENCE_AHEAD_MS;
-  return sequence > limit
-    ? `sequence ${sequence} is more than a day ahead of this helper's clock; allowed: at most ${limit} (sequences are the pulling helper's epoch milliseconds)`
-    : undefined;
-}
-
 const putQuerySchema = {
   type: 'object',
   required: ['policy', 'policyUID', 'pod', 'sequence'],

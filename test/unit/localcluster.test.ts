@@ -17,6 +17,7 @@ import {
   kubeletConfig,
   type NodeConfigInput,
 } from '../../tools/localcluster/src/node-config.js';
+import { runsFrom } from '../../tools/localcluster/src/processes.js';
 import { microTime } from '../../src/kube/micro-time.js';
 
 const run = promisify(execFile);
@@ -194,5 +195,16 @@ describe('cluster CLI', () => {
     const r = await cli(...args);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
+  });
+});
+
+describe('the processes `down` stops', () => {
+  const bin = '/cache/pull-state-operator/localcluster-v1/bin';
+  it('are programs of the cluster binary directories, not builds writing next to them', () => {
+    expect(runsFrom(`${bin}/kubelet --config /x/kubelet.yaml`, [bin])).toBe(true);
+    expect(runsFrom(`containerd --config /x --root ${bin}/y`, [bin])).toBe(true);
+    // `npm test` builds in the background while `up` runs `down` first: the build must survive it.
+    expect(runsFrom(`go build -v -trimpath -o ${bin}.partial/ ./cmd/...`, [bin])).toBe(false);
+    expect(runsFrom('go build -o /cache/argocd-v3/staging/bin/ .', ['/cache/argocd-v3/bin'])).toBe(false);
   });
 });

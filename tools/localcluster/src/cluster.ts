@@ -33,7 +33,7 @@ import {
 } from './node.js';
 import { ensureNetpol, netpolCacheDir } from './netpol-build.js';
 import { clusterDir, clusterStatePath, kubeconfigPath, nodesDir, repoRoot } from './paths.js';
-import { alive, commandLine, findPids, signal, sleep } from './processes.js';
+import { alive, commandLine, findPids, runsFrom, signal, sleep } from './processes.js';
 
 export interface UpOptions {
   nodes: number;
@@ -199,11 +199,8 @@ function knownNodes(): NodeSpec[] {
 
 /** Processes started from the cache's binaries or inside .local/cluster: the cluster's, whoever started them. */
 function clusterProcesses(): number[] {
-  const bins = [binDir(), argocdBinDir(), netpolCacheDir()];
-  return findPids((p) => {
-    const cmd = commandLine(p);
-    return bins.some((b) => cmd.includes(b)) || cmd.includes(clusterDir);
-  });
+  const bins = [binDir(), argocdBinDir(), join(netpolCacheDir(), 'bin')];
+  return findPids((p) => runsFrom(commandLine(p), bins) || commandLine(p).includes(clusterDir));
 }
 
 /** What the cluster left on the host: processes, network objects, cgroups. Empty after a clean `down`. */

@@ -90,6 +90,15 @@ export function findPids(match: (pid: number) => boolean): number[] {
   return pids;
 }
 
+/**
+ * Whether a command line runs a program of one of `dirs` (or names one of its files). With the slash: a build
+ * writing to `<cache>/bin.partial/` or `<cache>/staging/bin/` (\`npm test\` runs one in the background while
+ * \`up\` runs its \`down\`) is no process of the cluster, and \`down\` must not kill it.
+ */
+export function runsFrom(cmd: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => cmd.includes(`${d}/`));
+}
+
 export function commandLine(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');

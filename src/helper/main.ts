@@ -229,6 +229,14 @@ export async function runHelper(args: string[]): Promise<void> {
     maxUploads: flags['max-uploads'],
     maxUploadsPerNamespace: flags['max-uploads-per-namespace'],
   });
+  if (store.droppedAtOpen.length > 0)
+    log.warn(
+      'dropped stored copies whose sequence is far in the future (planted, or from a clock far ahead)',
+      {
+        copies: store.droppedAtOpen.slice(0, 20),
+        count: store.droppedAtOpen.length,
+      },
+    );
   const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
   const reviewer = new TokenReviewer(kc, {
     ...(flags['token-audience'] ? { audience: flags['token-audience'] } : {}),

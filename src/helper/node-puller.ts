@@ -1,6 +1,7 @@
 import type { Agent as HttpsAgent } from 'node:https';
 import type { PullAssignment, PullOutcome, PullReport } from '../api/index.js';
 import { backoffDelay } from '../runtime/backoff.js';
+import { sequenceProblem } from './blob-store.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { requestPath } from '../runtime/request-path.js';
 import { FairSlots } from './fair-slots.js';
@@ -53,7 +54,9 @@ const heldRetryMs = (intervalMs: number) => Math.max(10_000, 5 * intervalMs);
  * has seen, so it keeps increasing across helper restarts, leader changes and clock steps back.
  */
 export function nextSequence(now: number, lastUsed: number, lastSeen: number): number {
-  return Math.max(now, lastUsed + 1, lastSeen + 1);
+  // A sequence the helpers would refuse (a planted one, seen before the helpers dropped it) is not followed.
+  const plausible = (s: number) => (sequenceProblem(s + 1, now) === undefined ? s + 1 : 0);
+  return Math.max(now, plausible(lastUsed), plausible(lastSeen));
 }
 
 /** Backed-off pulls wait at most this long (or one interval, if that is longer). */

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { registerProbes } from '../runtime/probes.js';
 import type { Logger } from '../runtime/logger.js';
-import { BlobStore, StoreError, blobId } from './blob-store.js';
+import { BlobStore, StoreError, blobId, sequenceProblem } from './blob-store.js';
 import {
   HELPER_API,
   INSTANCE_PATTERN,

@@ -277,3 +277,19 @@ describe('BlobStore shared by tenants', () => {
     for (const m of metas) expect(await text(store.read(m.id)!.body)).toBe('a'.repeat(500) + 'b'.repeat(500));
   });
 });
+
+describe('BlobStore opened over copies planted before sequences were bounded', () => {
+  it('drops a copy whose sequence is more than a day ahead, so the Pod can be checkpointed again', async () => {
+    const now = 1_800_000_000_000;
+    const store = await BlobStore.open(dir, limits, () => now);
+    await store.put({ ...base, sequence: Number.MAX_SAFE_INTEGER }, chunks('planted'));
+    const other = { ...base, podUID: uid.replace(/6$/, '7') };
+    await store.put({ ...other, sequence: now }, chunks('good'));
+    const reopened = await BlobStore.open(dir, limits, () => now);
+    expect(reopened.droppedAtOpen).toEqual([`apps_${uid}@${Number.MAX_SAFE_INTEGER}`]);
+    expect(reopened.list().map((m) => m.podUID)).toEqual([other.podUID]);
+    // The Pod's next copy, numbered by the clock, is taken.
+    await reopened.put({ ...base, sequence: now + 1 }, chunks('next'));
+    expect(reopened.sequences(`apps_${uid}`)).toEqual([now + 1]);
+  });
+});

@@ -147,6 +147,9 @@ describe('a node helper pulling its Pods', () => {
     expect(nextSequence(100, 5, 7)).toBe(100);
     expect(nextSequence(100, 500, 7)).toBe(501);
     expect(nextSequence(100, 5, 900)).toBe(901);
+    // A planted sequence (2^53-1, more than a day ahead) is not followed: the helpers would refuse the next.
+    expect(nextSequence(100, 5, Number.MAX_SAFE_INTEGER)).toBe(100);
+    expect(nextSequence(100, Number.MAX_SAFE_INTEGER - 1, 7)).toBe(100);
   });
 
   it('pulls once on request and stores the copy on the target helper with the peer identity', async () => {

@@ -1,7 +1,9 @@
 // Two tenants on the same helpers (#28): a hog whose states are larger than its namespace's share of each
-// helper's disk, pulled every second from three Pods, and a victim with a small app. The hog gets a clear
-// condition and Event and nothing of it is stored; the victim is checkpointed at its interval all along; no
-// helper restarts and each stays within its memory bound (measured from its own RSS metric).
+// helper's disk, pulled every second from three Pods, plus four apps that drip their answers (a byte a
+// second) on the victim's node, and a victim with a small app. The hog gets a clear condition and Event and
+// nothing of it is stored; the drips hold only their namespace's pull slots; the victim is checkpointed at
+// its interval all along; no helper restarts and each stays within its memory bound (its own RSS metric).
+// The helpers run with 4 pull slots, 2 per namespace, so four drips would take them all without the share.
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { OPERATOR_NAMESPACE, REASONS } from '../../src/api/index.js';
@@ -23,8 +25,14 @@ const HOG_STATE = 24 * MiB;
 /** The helper's memory bound: cache (256 MiB by default) + 32 uploads of 1 MiB + Node.js itself. */
 const RSS_BOUND = 450 * MiB;
 
-async function setHelperEnv(assignment: string): Promise<void> {
-  await kubectl('set', 'env', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper', assignment);
+const HELPER_ENV = {
+  HELPER_NAMESPACE_QUOTA_BYTES: String(SHARE),
+  HELPER_PULL_CONCURRENCY: '4',
+  HELPER_PULL_CONCURRENCY_PER_NAMESPACE: '2',
+};
+
+async function setHelperEnv(...assignments: string[]): Promise<void> {
+  await kubectl('set', 'env', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper', ...assignments);
   await kubectl(
     'rollout',
     'status',
@@ -46,26 +54,34 @@ async function helperMetrics(): Promise<{ pod: string; text: string }[]> {
 
 const sample = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
 
-async function stateApp(ns: string, name: string, replicas: number, stateBytes: number) {
-  await createNamespace(ns);
-  await createFixtures(core, ns);
+async function stateApp(
+  ns: string,
+  name: string,
+  replicas: number,
+  env: Record<string, string>,
+  o: { node?: string; timeoutSeconds?: number } = {},
+) {
   await apps.createNamespacedDeployment({
     namespace: ns,
     body: appDeployment(
       name,
       ns,
       replicas,
-      fixturePod('state-app.mjs', {
-        env: [{ name: 'STATE_BYTES', value: String(stateBytes) }],
-        readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-      }),
+      fixturePod(
+        'state-app.mjs',
+        {
+          env: Object.entries(env).map(([n, value]) => ({ name: n, value })),
+          readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+        },
+        o.node ? { nodeSelector: { 'kubernetes.io/hostname': o.node } } : {},
+      ),
     ),
   });
   await createPolicy(ns, name, {
     selector: { matchLabels: { app: name } },
     mode: 'http',
     intervalSeconds: 1,
-    timeoutSeconds: 10,
+    timeoutSeconds: o.timeoutSeconds ?? 10,
     port: 8080,
     maxStateBytes: 64 * MiB,
     copies: 2,
@@ -74,24 +90,35 @@ async function stateApp(ns: string, name: string, replicas: number, stateBytes: 
 
 beforeAll(async () => {
   await installOperator();
-  await setHelperEnv(`HELPER_NAMESPACE_QUOTA_BYTES=${SHARE}`);
+  await setHelperEnv(...Object.entries(HELPER_ENV).map(([k, v]) => `${k}=${v}`));
+  for (const ns of ['it-hog', 'it-victim']) {
+    await createNamespace(ns);
+    await createFixtures(core, ns);
+  }
 }, 300_000);
 
 afterAll(async () => {
   for (const ns of ['it-hog', 'it-victim']) await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  await setHelperEnv('HELPER_NAMESPACE_QUOTA_BYTES-');
+  await setHelperEnv(...Object.keys(HELPER_ENV).map((k) => `${k}-`));
 }, 300_000);
 
 it('a hog beyond its share gets StorageFull; the victim keeps its interval; helpers stay within their memory bound', async () => {
   const restartsBefore = new Map(
     (await helperPods()).map((p) => [p.metadata!.name!, p.status?.containerStatuses?.[0]?.restartCount ?? 0]),
   );
-  await stateApp('it-victim', 'victim', 1, 1024);
+  const workers = (await core.listNode()).items
+    .map((n) => n.metadata!)
+    .filter((m) => m.labels?.['node-role.kubernetes.io/control-plane'] === undefined)
+    .map((m) => m.name!);
+  const node = workers[0]!;
+  await stateApp('it-victim', 'victim', 1, { STATE_BYTES: '1024' }, { node });
   await eventually('a first checkpoint of the victim', async () => {
     const p = await policy('it-victim', 'victim');
     return (p.status?.checkpoints?.length ?? 0) > 0;
   });
-  await stateApp('it-hog', 'hog', 3, HOG_STATE);
+  await stateApp('it-hog', 'hog', 3, { STATE_BYTES: String(HOG_STATE) });
+  // 60 bytes at a byte a second: every pull of them holds its slot until its 20 s timeout.
+  await stateApp('it-hog', 'drip', 4, { STATE_BYTES: '60', DRIP_MS: '1000' }, { node, timeoutSeconds: 20 });
 
   // The hog's policy says why nothing of it is stored, and so do Events.
   const degraded = await eventually(
@@ -129,7 +156,7 @@ it('a hog beyond its share gets StorageFull; the victim keeps its interval; help
     /^pullstate_helper_uploads_refused_total\{namespace="it-hog",reason="NamespaceShareExceeded"\} (\d+)/gm,
   );
   console.log(
-    `victim: ${pulled} checkpoints in ${seconds.toFixed(0)} s at a 1 s interval; hog: ${hogRefused} copies refused, ` +
+    `victim: ${pulled} checkpoints in ${seconds.toFixed(0)} s at a 1 s interval beside 4 drips on ${node}; hog: ${hogRefused} copies refused, ` +
       `${hogStored} bytes stored; largest helper RSS ${(maxRss / MiB).toFixed(0)} MiB (bound ${RSS_BOUND / MiB} MiB)`,
   );
   expect(pulled).toBeGreaterThanOrEqual(seconds * 0.6);

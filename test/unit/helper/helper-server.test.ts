@@ -1,11 +1,12 @@
 // The helper's HTTP answers to bad input, from a real server on loopback. The TokenReview side is
 // covered against the real API server in the integration tests; here `review` is a plain function.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../../src/helper/blob-store.js';
+import { helperMetrics } from '../../../src/helper/metrics.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { buildHelperServer, targetProblem } from '../../../src/helper/server.js';
 import { createLogger } from '../../../src/runtime/logger.js';
@@ -447,5 +448,76 @@ describe('peer probe (POST /v1/probe)', () => {
       expect({ payload, status: r.statusCode }).toEqual({ payload, status });
     }
     expect(peerProbes).toEqual([]);
+  });
+});
+
+describe('helper API refusing copies for space and load', () => {
+  let shared: ReturnType<typeof buildHelperServer>;
+  let sharedBase: string;
+  let metrics: ReturnType<typeof helperMetrics>;
+  beforeEach(async () => {
+    const store = await BlobStore.open(join(dir, 'shared'), {
+      maxBlobBytes: 100,
+      quotaBytes: 1000,
+      namespaceQuotaBytes: 50,
+      maxUploads: 1,
+    });
+    metrics = helperMetrics(store);
+    shared = buildHelperServer({
+      store,
+      nodeName: 'n1',
+      now: () => NOW,
+      log: createLogger('test', 'error'),
+      peerUser: 'peer',
+      metrics,
+      review: async (a) =>
+        a === 'Bearer good' ? { ok: true, user: 'controller' } : { ok: false, status: 401, message: 'no' },
+    });
+    sharedBase = await shared.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterEach(() => shared.close());
+
+  const query = (ns: string, n: number) =>
+    `/v1/blobs/${ns}/${uid.replace(/6$/, String(n))}?policy=p&policyUID=u&pod=p-${n}&sequence=${NOW}`;
+  const putTo = (url: string, body: string) =>
+    fetch(`${sharedBase}${url}`, { method: 'PUT', headers: { ...auth, 'content-type': 'text/plain' }, body });
+
+  it("answers 507 naming the namespace's share and counts the refusal for that namespace", async () => {
+    expect((await putTo(query('hog', 1), 'x'.repeat(40))).status).toBe(201);
+    const refused = await putTo(query('hog', 2), 'x'.repeat(40));
+    expect(refused.status).toBe(507);
+    expect(await refused.json()).toEqual({
+      error: expect.stringContaining(
+        "namespace hog has used its share of this helper's storage (50 bytes of 1000)",
+      ),
+      reason: 'NamespaceShareExceeded',
+    });
+    expect((await putTo(query('victim', 1), 'x'.repeat(40))).status).toBe(201);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(
+      /pullstate_helper_uploads_refused_total\{namespace="hog",reason="NamespaceShareExceeded"\} 1/,
+    );
+    expect(text).toMatch(/pullstate_helper_namespace_stored_bytes\{namespace="hog"\} 40/);
+    expect(text).toMatch(/pullstate_helper_namespace_stored_bytes\{namespace="victim"\} 40/);
+  });
+
+  it('answers 503 with Retry-After while its uploads in flight are at the limit', async () => {
+    // One upload that sends part of its body and waits.
+    const url = new URL(`${sharedBase}${query('apps', 1)}`);
+    const slow = httpRequest(url, { method: 'PUT', headers: { ...auth, 'content-type': 'text/plain' } });
+    slow.on('error', () => undefined);
+    slow.write('x');
+    await new Promise((r) => setTimeout(r, 200));
+    const busy = await putTo(query('apps', 2), 'y');
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get('retry-after')).toBe('1');
+    expect(await busy.json()).toEqual({
+      error: 'helper busy: 1 uploads in flight (limit 1); retry',
+      reason: 'Busy',
+    });
+    const done = new Promise<number>((r) => slow.on('response', (res) => r(res.statusCode ?? 0)));
+    slow.end('x');
+    expect(await done).toBe(201);
+    expect((await putTo(query('apps', 2), 'y')).status).toBe(201);
   });
 });

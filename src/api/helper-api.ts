@@ -195,6 +195,22 @@ export interface AssignmentSet {
   pods: PullAssignment[];
 }
 
+/**
+ * A Pod whose copies a helper keeps, and the node whose helper pulls it: the only helper that may send them.
+ * The controller sends each helper its complete list (`PUT /v1/holds`); a helper that has one refuses copies
+ * of any other Pod, and copies from another node's helper (when the token names its node).
+ */
+export interface CopyHold {
+  namespace: string;
+  podUID: string;
+  node: string;
+}
+
+/** Body of `PUT /v1/holds`. */
+export interface HoldSet {
+  holds: CopyHold[];
+}
+
 /** What one pull did, reported to the controller (metadata only, never state bytes). */
 export type PullOutcome =
   | {

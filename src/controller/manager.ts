@@ -205,6 +205,7 @@ export class Manager {
       helpers: this.helpers,
       endpoints: () => this.view.helpers(),
       build: () => this.checkpointer.assignments(),
+      holds: () => this.checkpointer.holds(),
       log,
       signal: this.term.signal,
     });

@@ -65,7 +65,7 @@ export function helperMetrics(store: BlobStore, puller?: NodePuller) {
   });
   const uploadsRefused = new Counter({
     name: 'pullstate_helper_uploads_refused_total',
-    help: 'Copies this helper refused, by namespace and reason (NamespaceShareExceeded, QuotaExceeded, Busy, NamespaceBusy, TooLarge, NotNewer, Invalid).',
+    help: 'Copies this helper refused, by namespace and reason (NamespaceShareExceeded, QuotaExceeded, Busy, NamespaceBusy, TooLarge, NotNewer, NotHeld, Invalid).',
     labelNames: ['namespace', 'reason'],
     registers: [registry],
   });

@@ -2,12 +2,14 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { registerProbes } from '../runtime/probes.js';
 import type { Logger } from '../runtime/logger.js';
 import { BlobStore, StoreError, blobId, sequenceProblem } from './blob-store.js';
+import { CopyHolds } from './copy-holds.js';
 import {
   HELPER_API,
   INSTANCE_PATTERN,
   WORKLOAD_PATTERN,
   MAX_RESTORE_TIMEOUT_MS,
   type AssignmentSet,
+  type HoldSet,
   type PeerProbeAnswer,
   type PeerProbeRequest,
   type Inventory,
@@ -28,6 +30,8 @@ export interface HelperServerOptions {
   store: BlobStore;
   nodeName: string;
   review: (authorization: string | undefined) => Promise<Verdict>;
+  /** Which Pods' copies this helper keeps, and from which node (PUT /v1/holds); default: a new list. */
+  holds?: CopyHolds;
   /** Pulls this node's Pods; absent: the helper only stores and restores. */
   puller?: NodePuller;
   /** Probes this node's fast-failover Pods. */
@@ -216,6 +220,28 @@ const assignmentSetSchema = {
   properties: { pods: { type: 'array', maxItems: 100_000, items: assignmentSchema } },
 } as const;
 
+const holdSetSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['holds'],
+  properties: {
+    holds: {
+      type: 'array',
+      maxItems: 1_000_000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['namespace', 'podUID', 'node'],
+        properties: {
+          namespace: { type: 'string', minLength: 1, maxLength: 63 },
+          podUID: { type: 'string', minLength: 1, maxLength: 64 },
+          node: { type: 'string', minLength: 1, maxLength: 253 },
+        },
+      },
+    },
+  },
+} as const;
+
 const reportsQuerySchema = {
   type: 'object',
   additionalProperties: false,
@@ -287,6 +313,10 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
     m.requests.inc({ route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
   });
 
+  const holds = o.holds ?? new CopyHolds();
+  /** Who sent each request (after TokenReview): a peer's copies are checked against the holds. */
+  const callers = new WeakMap<FastifyRequest, Extract<Verdict, { ok: true }>>();
+
   app.register(
     async (api) => {
       api.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
@@ -301,6 +331,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           if (verdict.status === 401) reply.header('www-authenticate', 'Bearer');
           return reply.code(verdict.status).send({ error: verdict.message });
         }
+        callers.set(req, verdict);
         if (
           verdict.user === o.peerUser &&
           !(req.method === 'PUT' && req.url.startsWith(`${HELPER_API}/blobs/`))
@@ -308,6 +339,22 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           return reply
             .code(403)
             .send({ error: `${verdict.user} may only store copies (PUT ${HELPER_API}/blobs/...)` });
+      });
+
+      api.put<{ Body: HoldSet }>(
+        '/holds',
+        { schema: { body: holdSetSchema }, bodyLimit: 64 * 1024 * 1024 },
+        async (req) => {
+          const before = holds.list()?.length;
+          const count = holds.set(req.body.holds);
+          if (before !== count) o.log.info('holds', { pods: count });
+          return { holds: count };
+        },
+      );
+
+      api.get('/holds', async (_req, reply) => {
+        const list = holds.list();
+        return list ? { holds: list } : reply.code(404).send({ error: 'no holds received yet' });
       });
 
       const puller = o.puller;
@@ -523,6 +570,19 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           if (implausible) {
             req.raw.resume();
             return reply.code(400).send({ error: implausible });
+          }
+          const caller = callers.get(req);
+          const unheld =
+            caller?.user === o.peerUser
+              ? holds.problem(req.params.namespace, req.params.podUID, caller?.node)
+              : undefined;
+          if (unheld) {
+            o.metrics?.uploadsRefused.inc({ namespace: req.params.namespace, reason: 'NotHeld' });
+            o.log.warn('copy refused', {
+              blob: `${req.params.namespace}/${req.params.podUID}`,
+              problem: unheld,
+            });
+            return reply.header('connection', 'close').code(403).send({ error: unheld, reason: 'NotHeld' });
           }
           try {
             const digest = req.headers['x-checkpoint-digest'];

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { AuthenticationV1Api, type KubeConfig, type V1TokenReviewStatus } from '@kubernetes/client-node';
 
-export type Verdict = { ok: true; user: string } | { ok: false; status: 401 | 403; message: string };
+/**
+ * `node`: the node of the Pod the token is bound to (TokenReview's `authentication.kubernetes.io/node-name`,
+ * Kubernetes 1.30+), when the token names one.
+ */
+export type Verdict =
+  { ok: true; user: string; node?: string } | { ok: false; status: 401 | 403; message: string };
+
+/** The extra TokenReview field that names the node of the Pod a token is bound to. */
+const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
 
 export interface TokenReviewerOptions {
   /** The identities let in, `system:serviceaccount:<namespace>:<name>`. */
@@ -30,6 +38,7 @@ export interface TokenReviewerOptions {
 
 interface Admitted {
   user: string;
+  node?: string;
   /** Reused without asking until then. */
   expires: number;
   /** When the API server last confirmed it: the grace counts from there. */
@@ -80,7 +89,7 @@ export class TokenReviewer {
     const key = createHash('sha256').update(token).digest('hex');
     const now = this.now();
     const known = this.admitted.get(key);
-    if (known && known.expires > now && known.tokenExpires > now) return { ok: true, user: known.user };
+    if (known && known.expires > now && known.tokenExpires > now) return admittedVerdict(known);
     const no = this.refused.get(key);
     if (no && no.expires > now) return no.verdict;
     let pending = this.inflight.get(key);
@@ -100,7 +109,7 @@ export class TokenReviewer {
       const known = this.admitted.get(key);
       const now = this.now();
       if (known && now - known.reviewedAt < (this.o.graceMs ?? DEFAULT_GRACE_MS) && known.tokenExpires > now)
-        return { ok: true, user: known.user };
+        return admittedVerdict(known);
       throw err;
     }
     const now = this.now();
@@ -108,6 +117,7 @@ export class TokenReviewer {
       this.refused.delete(key);
       remember(this.admitted, key, this.o.maxEntries, {
         user: verdict.user,
+        ...(verdict.node !== undefined ? { node: verdict.node } : {}),
         expires: now + this.o.cacheMs,
         reviewedAt: now,
         tokenExpires: jwtExpiry(token),
@@ -141,9 +151,13 @@ export class TokenReviewer {
         message: `${user} may not use the helper; only ${this.o.allowedUsers.join(' and ')} may`,
       };
     }
-    return { ok: true, user };
+    const node = status.user?.extra?.[NODE_NAME_EXTRA]?.[0];
+    return node ? { ok: true, user, node } : { ok: true, user };
   }
 }
+
+const admittedVerdict = (a: Admitted): Verdict =>
+  a.node !== undefined ? { ok: true, user: a.user, node: a.node } : { ok: true, user: a.user };
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,15 +1,17 @@
-import type { PullAssignment } from '../../api/index.js';
+import type { CopyHold, PullAssignment } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 
 export interface AssignmentPublisherDeps {
-  helpers: Pick<HelperClient, 'assign'>;
+  helpers: Pick<HelperClient, 'assign' | 'holds'>;
   /** The helpers by node. */
   endpoints: () => Map<string, HelperEndpoint>;
   /** What each node's helper should pull now. */
   build: () => Map<string, PullAssignment[]>;
+  /** What each node's helper keeps copies of (default: the targets of `build`'s assignments). */
+  holds?: () => Map<string, CopyHold[]>;
   log: Logger;
   /** Changes within this window go out together. */
   debounceMs?: number;
@@ -31,6 +33,24 @@ const nodeKey = (node: string) => `node/${node}`;
  */
 const changeKey = (pods: PullAssignment[]) =>
   JSON.stringify(pods.map(({ lastSequence: _sequence, ...rest }) => rest));
+/**
+ * What each node's helper keeps copies of (pure): every Pod some node pulls, for each of its targets, with
+ * the node it is pulled on, so a target takes those copies only from that node's helper.
+ */
+export function holdsByNode(wanted: ReadonlyMap<string, PullAssignment[]>): Map<string, CopyHold[]> {
+  const holds = new Map<string, CopyHold[]>();
+  for (const [node, pods] of wanted)
+    for (const a of pods)
+      for (const t of a.targets) {
+        const list = holds.get(t.node) ?? [];
+        list.push({ namespace: a.namespace, podUID: a.podUID, node });
+        holds.set(t.node, list);
+      }
+  for (const list of holds.values())
+    list.sort((x, y) => (x.namespace + x.podUID < y.namespace + y.podUID ? -1 : 1));
+  return holds;
+}
+
 /** A send that failed is tried again this soon (the next resync would find it unsent anyway). */
 const SEND_RETRY_MS = 1000;
 
@@ -46,7 +66,12 @@ const SEND_RETRY_MS = 1000;
 export class AssignmentPublisher {
   private sent = new Map<string, string>();
   /** The newest set each node's helper should get and has not got yet. */
-  private pending = new Map<string, { url: string; pods: PullAssignment[]; body: string }>();
+  private pending = new Map<
+    string,
+    { url: string; pods: PullAssignment[]; holds: CopyHold[]; body: string }
+  >();
+  /** Helpers that answered 404 to holds (older than them): asked again only after they restart. */
+  private noHolds = new Set<string>();
   private failing = new Set<string>();
   private readonly queue: WorkQueue;
 
@@ -82,24 +107,27 @@ export class AssignmentPublisher {
   /** The node's helper restarted (its assignments are gone): send them again. */
   forget(node: string): void {
     this.sent.delete(node);
+    this.noHolds.delete(node);
     this.poke();
   }
 
   private build(): void {
     const wanted = this.d.build();
+    const holds = this.d.holds ? this.d.holds() : holdsByNode(wanted);
     const endpoints = this.d.endpoints();
     for (const node of this.sent.keys()) if (!endpoints.has(node)) this.sent.delete(node);
     for (const node of this.pending.keys()) if (!endpoints.get(node)?.ready) this.pending.delete(node);
     for (const [node, ep] of endpoints) {
       if (!ep.ready) continue;
       const pods = wanted.get(node) ?? [];
-      const body = changeKey(pods);
+      const held = holds.get(node) ?? [];
+      const body = `${changeKey(pods)}\n${JSON.stringify(held)}`;
       if (this.sent.get(node) === body) {
         this.pending.delete(node);
         continue;
       }
       if (this.pending.get(node)?.body === body) continue;
-      this.pending.set(node, { url: ep.url, pods, body });
+      this.pending.set(node, { url: ep.url, pods, holds: held, body });
       this.queue.add(nodeKey(node));
     }
   }
@@ -108,6 +136,13 @@ export class AssignmentPublisher {
     const p = this.pending.get(node);
     if (!p) return;
     try {
+      // Holds first: the copies of a new Pod may be on their way from its node's helper soon after.
+      if (!this.noHolds.has(node) && !(await this.d.helpers.holds(p.url, { holds: p.holds }))) {
+        this.noHolds.add(node);
+        this.d.log.info('helper predates holds: it takes every copy its peers send until it is updated', {
+          node,
+        });
+      }
       await this.d.helpers.assign(p.url, { pods: p.pods });
       this.sent.set(node, p.body);
       if (this.pending.get(node) === p) this.pending.delete(node);

@@ -4,6 +4,7 @@ import {
   KIND,
   REASONS,
   type PullAssignment,
+  type CopyHold,
   type PullReport,
   type ResolvedSpec,
 } from '../../api/index.js';
@@ -178,6 +179,33 @@ export class Checkpointer {
       list.push(a);
       out.set(node, list);
     }
+    return out;
+  }
+
+  /**
+   * What each node's helper keeps copies of, and from which node: every protected Pod with an address, also
+   * one being finalized (its last pulls are one-off ones, no assignment), on its targets and on the nodes that
+   * hold copies of it already.
+   */
+  holds(): Map<string, CopyHold[]> {
+    const usable = this.d.view.usableHelpers();
+    const load = this.d.book.loadByNode();
+    const out = new Map<string, CopyHold[]>();
+    for (const [uid, s] of this.schedules) {
+      const node = s.entry.pod.spec?.nodeName;
+      const r = this.d.book.get(uid);
+      if (!node || !s.entry.pod.status?.podIP || !r) continue;
+      const targets = new Set(this.assignment(s.entry, r, usable, load).targets.map((t) => t.node));
+      for (const held of r.copies.keys()) targets.add(held);
+      for (const target of targets) {
+        if (target === node) continue;
+        const list = out.get(target) ?? [];
+        list.push({ namespace: r.namespace, podUID: r.podUID, node });
+        out.set(target, list);
+      }
+    }
+    for (const list of out.values())
+      list.sort((a, b) => (a.namespace + a.podUID < b.namespace + b.podUID ? -1 : 1));
     return out;
   }
 

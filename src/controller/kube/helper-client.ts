@@ -1,6 +1,7 @@
 import {
   HELPER_API,
   type AssignmentSet,
+  type HoldSet,
   type Inventory,
   type PeerProbeAnswer,
   type PeerProbeRequest,
@@ -99,6 +100,25 @@ export class HelperClient {
         timeoutMs: 10_000,
       }),
     );
+  }
+
+  /**
+   * Tells a helper which Pods' copies it keeps and from which node; false if the helper predates holds (it
+   * answers 404 and keeps taking every copy its peers send).
+   */
+  async holds(base: string, set: HoldSet): Promise<boolean> {
+    const res = await this.call(`${base}${HELPER_API}/holds`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(set),
+      timeoutMs: 10_000,
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return false;
+    }
+    await this.json(base, res);
+    return true;
   }
 
   /** Has a Pod's helper pull it once, now; answers when the copies are stored (or the pull failed). */

@@ -521,3 +521,68 @@ describe('helper API refusing copies for space and load', () => {
     expect((await putTo(query('apps', 2), 'y')).status).toBe(201);
   });
 });
+
+describe('helper API taking copies only of the Pods it holds', () => {
+  let holding: ReturnType<typeof buildHelperServer>;
+  let holdingBase: string;
+  beforeEach(async () => {
+    const store = await BlobStore.open(join(dir, 'holding'), { maxBlobBytes: 100, quotaBytes: 1000 });
+    holding = buildHelperServer({
+      store,
+      nodeName: 'n3',
+      now: () => NOW,
+      log: createLogger('test', 'error'),
+      peerUser: 'peer',
+      review: async (a) =>
+        a === 'Bearer good'
+          ? { ok: true, user: 'controller' }
+          : a === 'Bearer peer-n1'
+            ? { ok: true, user: 'peer', node: 'n1' }
+            : a === 'Bearer peer-n2'
+              ? { ok: true, user: 'peer', node: 'n2' }
+              : { ok: false, status: 401, message: 'no' },
+    });
+    holdingBase = await holding.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterEach(() => holding.close());
+
+  const copy = (podUID: string, token: string) =>
+    fetch(`${holdingBase}/v1/blobs/apps/${podUID}?policy=p&policyUID=u&pod=p&sequence=${NOW}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'state',
+    });
+  const setHolds = (holds: unknown) =>
+    fetch(`${holdingBase}/v1/holds`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ holds }),
+    });
+
+  it("refuses a peer's copy of a Pod it was not told to keep, or sent from another node's helper", async () => {
+    const other = uid.replace(/6$/, '7');
+    expect((await setHolds([{ namespace: 'apps', podUID: uid, node: 'n1' }])).status).toBe(200);
+    const wrongNode = await copy(uid, 'peer-n2');
+    expect(wrongNode.status).toBe(403);
+    expect(await wrongNode.json()).toEqual({
+      error: `copies of Pod apps/${uid} come from the helper of node n1, not n2`,
+      reason: 'NotHeld',
+    });
+    const notHeld = await copy(other, 'peer-n1');
+    expect(notHeld.status).toBe(403);
+    expect((await notHeld.json()) as { error: string }).toMatchObject({
+      error: `this helper was not told to keep copies of Pod apps/${other}`,
+    });
+    expect((await copy(uid, 'peer-n1')).status).toBe(201);
+    const list = await fetch(`${holdingBase}/v1/holds`, { headers: auth });
+    expect(await list.json()).toEqual({ holds: [{ namespace: 'apps', podUID: uid, node: 'n1' }] });
+    // Only the controller sets them.
+    const byPeer = await fetch(`${holdingBase}/v1/holds`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer peer-n1', 'content-type': 'application/json' },
+      body: JSON.stringify({ holds: [] }),
+    });
+    expect(byPeer.status).toBe(403);
+    expect((await setHolds([{ namespace: 'apps', podUID: uid }])).status).toBe(400);
+  });
+});

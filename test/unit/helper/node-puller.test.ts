@@ -273,11 +273,12 @@ describe('a node helper pulling its Pods', () => {
     await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { ...slow, targets: [] })] });
     await skipped;
     const started = Date.now();
-    const stored = collect(n1, (all) => all.some((r) => r.ok), 15_000);
+    const stored = collect(n1, (all) => all.some((r) => r.ok), 40_000);
     await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, slow)] });
     await stored;
-    expect(Date.now() - started).toBeLessThan(11_000);
-  }, 30_000);
+    // Within the first-pull spread (10 s) and some slack for a busy machine; it used to wait out the 60 s.
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
 
   it('pulls a failing app less often, and at its interval again once a pull succeeds', async () => {
     const [n1, n2] = nodes as [Node, Node];

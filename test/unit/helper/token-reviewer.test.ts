@@ -23,6 +23,11 @@ function setup(o: { graceMs?: number; maxEntries?: number; reviewTimeoutMs?: num
       if (hang) await new Promise(() => undefined);
       if (down) throw new Error('connect ECONNREFUSED');
       if (token.startsWith('good')) return { authenticated: true, user: { username: CONTROLLER } };
+      if (token.startsWith('bound'))
+        return {
+          authenticated: true,
+          user: { username: CONTROLLER, extra: { 'authentication.kubernetes.io/node-name': ['worker-2'] } },
+        };
       if (token.startsWith('h.')) return { authenticated: true, user: { username: CONTROLLER } };
       return { authenticated: false, error: 'invalid bearer token' };
     },
@@ -38,6 +43,28 @@ function setup(o: { graceMs?: number; maxEntries?: number; reviewTimeoutMs?: num
 }
 
 describe('TokenReviewer', () => {
+  it('names the node of the Pod a token is bound to, also from its cache and in its grace', async () => {
+    const t = setup();
+    expect(await t.reviewer.review('Bearer bound-1')).toEqual({
+      ok: true,
+      user: CONTROLLER,
+      node: 'worker-2',
+    });
+    expect(await t.reviewer.review('Bearer bound-1')).toEqual({
+      ok: true,
+      user: CONTROLLER,
+      node: 'worker-2',
+    });
+    t.advance(10_001);
+    t.setDown(true);
+    expect(await t.reviewer.review('Bearer bound-1')).toEqual({
+      ok: true,
+      user: CONTROLLER,
+      node: 'worker-2',
+    });
+    expect(await t.reviewer.review('Bearer good-1').catch(() => 'unreachable')).toBe('unreachable');
+  });
+
   it('merges concurrent reviews of one token into one TokenReview, and reuses the answer', async () => {
     const t = setup();
     const verdicts = await Promise.all(Array.from({ length: 20 }, () => t.reviewer.review('Bearer good-1')));

@@ -1,7 +1,10 @@
 // What the leader sends to helpers, and when, on a fake clock with a recording helper client.
 import { jest } from '@jest/globals';
-import type { AssignmentSet, PullAssignment } from '../../../../src/api/index.js';
-import { AssignmentPublisher } from '../../../../src/controller/checkpoints/assignment-publisher.js';
+import type { AssignmentSet, HoldSet, PullAssignment } from '../../../../src/api/index.js';
+import {
+  AssignmentPublisher,
+  holdsByNode,
+} from '../../../../src/controller/checkpoints/assignment-publisher.js';
 import type { HelperEndpoint } from '../../../../src/controller/kube/cluster-view.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 
@@ -32,6 +35,10 @@ const ep = (node: string, ready = true): HelperEndpoint => ({
 });
 
 let sent: { url: string; set: AssignmentSet }[];
+/** Every call in order: `holds <url> <n>` or `assign <url> <n>`. */
+let calls: string[];
+/** Helpers older than holds (they answer 404). */
+let old: Set<string>;
 let failing: Set<string>;
 /** Helpers whose calls never answer (their node was just lost). */
 let hanging: Set<string>;
@@ -44,6 +51,8 @@ beforeEach(() => {
   jest.useFakeTimers();
   term = new AbortController();
   sent = [];
+  calls = [];
+  old = new Set();
   failing = new Set();
   hanging = new Set();
   wanted = new Map([['n1', [pod('a')]]]);
@@ -57,6 +66,14 @@ beforeEach(() => {
         if (failing.has(url)) throw new Error('connection refused');
         if (hanging.has(url)) return new Promise<never>(() => undefined);
         sent.push({ url, set });
+        calls.push(`assign ${url} ${set.pods.length}`);
+      },
+      holds: async (url: string, set: HoldSet) => {
+        if (failing.has(url)) throw new Error('connection refused');
+        if (hanging.has(url)) return new Promise<never>(() => undefined);
+        if (old.has(url)) return false;
+        calls.push(`holds ${url} ${set.holds.map((h) => `${h.podUID}@${h.node}`).join(',')}`);
+        return true;
       },
     },
     endpoints: () => endpoints,
@@ -158,5 +175,50 @@ describe('AssignmentPublisher', () => {
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
       ['https://n1:9500', ['a', 'c']],
     ]);
+  });
+
+  it('tells each target helper which Pods it keeps copies of and from which node, before the assignments', async () => {
+    wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    // Helpers are sent to side by side; each gets its holds before its assignments.
+    expect(calls.filter((c) => c.includes('n1:'))).toEqual([
+      'holds https://n1:9500 ',
+      'assign https://n1:9500 1',
+    ]);
+    expect(calls.filter((c) => c.includes('n2:'))).toEqual([
+      'holds https://n2:9500 a@n1',
+      'assign https://n2:9500 0',
+    ]);
+    // A helper from before holds answers 404: it gets its assignments, and no holds until it restarts.
+    old.add('https://n2:9500');
+    wanted = new Map([['n1', [pod('b', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(100);
+    calls = [];
+    wanted = new Map([['n1', [pod('c', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls.filter((c) => c.includes('n2:'))).toEqual(['assign https://n2:9500 0']);
+  });
+});
+
+describe('holds by node', () => {
+  it('lists, for every target node, the Pods it keeps copies of with the node they are pulled on', () => {
+    const t = (node: string) => ({ node, url: `https://${node}:9500` });
+    const holds = holdsByNode(
+      new Map([
+        ['n1', [pod('b', { targets: [t('n2'), t('n3')] }), pod('a', { targets: [t('n3')] })]],
+        ['n2', [pod('c', { namespace: 'other', targets: [t('n1')] })]],
+      ]),
+    );
+    expect(Object.fromEntries(holds)).toEqual({
+      n1: [{ namespace: 'other', podUID: 'c', node: 'n2' }],
+      n2: [{ namespace: 'apps', podUID: 'b', node: 'n1' }],
+      n3: [
+        { namespace: 'apps', podUID: 'a', node: 'n1' },
+        { namespace: 'apps', podUID: 'b', node: 'n1' },
+      ],
+    });
   });
 });

@@ -188,6 +188,13 @@ export class Manager {
     });
     this.checkpointer = new Checkpointer({
       book: this.book,
+      podNodes: () =>
+        new Map(
+          this.pods
+            .list()
+            .filter((p) => p.spec?.nodeName)
+            .map((p) => [p.metadata!.uid!, p.spec!.nodeName!]),
+        ),
       view: this.view,
       helpers: this.helpers,
       metrics: o.metrics,

@@ -118,7 +118,7 @@ export class BlobStore {
   ) {}
 
   /** Opens the directory, dropping partial writes a crash left behind and loading every complete blob. */
-  static async open(dir: string, limits: StoreLimits, now: () => number = Date.now): Promise<BlobStore> {
+  static async open(dir: string, limits: StoreLimits): Promise<BlobStore> {
     await mkdir(dir, { recursive: true });
     const store = new BlobStore(dir, limits);
     for (const name of await readdir(dir)) {
@@ -129,7 +129,9 @@ export class BlobStore {
       if (!name.endsWith(SUFFIX)) continue;
       const meta = await readHeader(join(dir, name)).catch(() => undefined);
       // Planted before helpers bounded sequences: kept, it would make every later copy of the Pod look older.
-      if (meta && sequenceProblem(meta.sequence, now()) !== undefined) {
+      // Judged against the clock of the helper that stored it then, not this one's now: a node that boots
+      // with its clock a day behind must not throw away every copy it holds.
+      if (meta && sequenceProblem(meta.sequence, Date.parse(meta.storedAt)) !== undefined) {
         await rm(join(dir, name), { force: true });
         store.droppedAtOpen.push(`${meta.id}@${meta.sequence}`);
         continue;

@@ -233,6 +233,9 @@ export async function pullState(r: PullRequest): Promise<PullOutcome> {
           const answer = await u.response;
           if (answer.status !== 201) {
             refusals.push(answer.status);
+            // A refusal that came before the body ended leaves the request half sent: its socket would
+            // stay taken (and the agent's pool short of one) for as long as the target keeps it open.
+            if (u.refused !== undefined) u.req.destroy();
             throw new Error(`helper answered ${answer.status}: ${answer.body}`);
           }
           const meta = JSON.parse(answer.body) as StoredCopy;

@@ -220,6 +220,9 @@ const assignmentSetSchema = {
   properties: { pods: { type: 'array', maxItems: 100_000, items: assignmentSchema } },
 } as const;
 
+/** An upload that sends nothing for this long is dropped (a drip app's copy sends a byte a second). */
+const UPLOAD_IDLE_MS = 120_000;
+
 const holdSetSchema = {
   type: 'object',
   additionalProperties: false,
@@ -316,29 +319,33 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
   const holds = o.holds ?? new CopyHolds();
   /** Who sent each request (after TokenReview): a peer's copies are checked against the holds. */
   const callers = new WeakMap<FastifyRequest, Extract<Verdict, { ok: true }>>();
+  let warnedNoNode = false;
 
   app.register(
     async (api) => {
       api.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        // A refused upload's body is never read: close its connection rather than leave it half sent.
+        const refuse = (status: number, error: string) => {
+          if (req.method === 'PUT') reply.header('connection', 'close');
+          return reply.code(status).send({ error });
+        };
         let verdict: Verdict;
         try {
           verdict = await o.review(req.headers.authorization);
         } catch (err) {
           o.log.warn('TokenReview failed', { error: String(err) });
-          return reply.code(503).send({ error: 'cannot check the token now (TokenReview failed); retry' });
+          return refuse(503, 'cannot check the token now (TokenReview failed); retry');
         }
         if (!verdict.ok) {
           if (verdict.status === 401) reply.header('www-authenticate', 'Bearer');
-          return reply.code(verdict.status).send({ error: verdict.message });
+          return refuse(verdict.status, verdict.message);
         }
         callers.set(req, verdict);
         if (
           verdict.user === o.peerUser &&
           !(req.method === 'PUT' && req.url.startsWith(`${HELPER_API}/blobs/`))
         )
-          return reply
-            .code(403)
-            .send({ error: `${verdict.user} may only store copies (PUT ${HELPER_API}/blobs/...)` });
+          return refuse(403, `${verdict.user} may only store copies (PUT ${HELPER_API}/blobs/...)`);
       });
 
       api.put<{ Body: HoldSet }>(
@@ -567,23 +574,31 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           };
         }>('/blobs/:namespace/:podUID', { schema: { querystring: putQuerySchema } }, async (req, reply) => {
           const implausible = sequenceProblem(req.query.sequence, (o.now ?? Date.now)());
-          if (implausible) {
-            req.raw.resume();
-            return reply.code(400).send({ error: implausible });
-          }
+          if (implausible) return reply.header('connection', 'close').code(400).send({ error: implausible });
           const caller = callers.get(req);
+          if (caller?.user === o.peerUser && caller?.node === undefined && !warnedNoNode) {
+            warnedNoNode = true;
+            o.log.warn(
+              "a helper's token names no node (not bound to its Pod, or Kubernetes before 1.30): copies are checked against the holds without their node",
+            );
+          }
           const unheld =
             caller?.user === o.peerUser
               ? holds.problem(req.params.namespace, req.params.podUID, caller?.node)
               : undefined;
           if (unheld) {
-            o.metrics?.uploadsRefused.inc({ namespace: req.params.namespace, reason: 'NotHeld' });
+            // Not by the namespace the sender named: a stolen token could mint a series per name.
+            o.metrics?.uploadsRefused.inc({ namespace: '', reason: 'NotHeld' });
             o.log.warn('copy refused', {
               blob: `${req.params.namespace}/${req.params.podUID}`,
               problem: unheld,
             });
             return reply.header('connection', 'close').code(403).send({ error: unheld, reason: 'NotHeld' });
           }
+          // A sender that stops sending mid-body (its node lost, no FIN) must not keep its upload slot and
+          // disk reservation for as long as TCP takes to notice.
+          const socket = req.raw.socket;
+          socket.setTimeout(UPLOAD_IDLE_MS, () => socket.destroy(new Error('upload idle')));
           try {
             const digest = req.headers['x-checkpoint-digest'];
             const meta = await o.store.put(
@@ -609,11 +624,12 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             if (req.raw.destroyed && !(err instanceof StoreError)) return reply.code(400).send();
             if (err instanceof StoreError) {
               o.metrics?.uploadsRefused.inc({ namespace: req.params.namespace, reason: err.reason });
-              // The rest of the body is not read: close, rather than drain a large upload for nothing.
-              if (err.status === 413 || err.status === 503 || err.status === 507)
-                reply.header('connection', 'close');
+              // The rest of the body may not have been read: close, rather than drain it for nothing.
+              reply.header('connection', 'close');
             }
             return sendStoreError(reply, err);
+          } finally {
+            socket.setTimeout(0);
           }
         });
       });

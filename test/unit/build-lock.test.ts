@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { withBuildLock } from '../../tools/localcluster/src/build-lock.js';
+import { startTime, withBuildLock } from '../../tools/localcluster/src/build-lock.js';
 
 let dir: string;
 beforeEach(() => {
@@ -44,14 +44,23 @@ describe('one build of a cache directory at a time', () => {
     // The pid of a process that has exited.
     const gone = spawnSync('true').pid!;
     mkdirSync(`${cache}.lock`);
-    writeFileSync(`${cache}.lock/pid`, `${gone}\n`);
+    writeFileSync(`${cache}.lock/owner`, `${gone} 12345\n`);
+    expect(await withBuildLock(cache, 'x', quiet, async () => 'built')).toBe('built');
+  });
+
+  it('takes over a lock that names a pid now used by another process (a different start time)', async () => {
+    const cache = join(dir, 'argocd');
+    mkdirSync(`${cache}.lock`);
+    writeFileSync(`${cache}.lock/owner`, `${process.pid} 1\n`);
     expect(await withBuildLock(cache, 'x', quiet, async () => 'built')).toBe('built');
   });
 
   it('waits for a live holder and says whom it waits for', async () => {
     const cache = join(dir, 'argocd');
+    const holder = spawn('sleep', ['30']);
+    await new Promise((r) => setTimeout(r, 100));
     mkdirSync(`${cache}.lock`);
-    writeFileSync(`${cache}.lock/pid`, `${process.pid}\n`);
+    writeFileSync(`${cache}.lock/owner`, `${holder.pid} ${startTime(holder.pid!)}\n`);
     const lines: string[] = [];
     let built = false;
     const waiting = withBuildLock(
@@ -64,8 +73,8 @@ describe('one build of a cache directory at a time', () => {
     );
     await new Promise((r) => setTimeout(r, 2500));
     expect(built).toBe(false);
-    expect(lines[0]).toMatch(`waiting for the build of Argo CD by process ${process.pid}`);
-    rmSync(`${cache}.lock`, { recursive: true });
+    expect(lines[0]).toMatch(`waiting for the build of Argo CD by process ${holder.pid}`);
+    holder.kill('SIGKILL');
     await waiting;
     expect(built).toBe(true);
   }, 20_000);

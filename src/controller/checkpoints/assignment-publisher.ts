@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CopyHold, PullAssignment } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
@@ -10,8 +11,11 @@ export interface AssignmentPublisherDeps {
   endpoints: () => Map<string, HelperEndpoint>;
   /** What each node's helper should pull now. */
   build: () => Map<string, PullAssignment[]>;
-  /** What each node's helper keeps copies of (default: the targets of `build`'s assignments). */
-  holds?: () => Map<string, CopyHold[]>;
+  /**
+   * Every Pod whose copies the helpers may take, with its node (default: the Pods of `build`); each helper
+   * gets all but its own node's.
+   */
+  holds?: () => CopyHold[];
   log: Logger;
   /** Changes within this window go out together. */
   debounceMs?: number;
@@ -33,22 +37,12 @@ const nodeKey = (node: string) => `node/${node}`;
  */
 const changeKey = (pods: PullAssignment[]) =>
   JSON.stringify(pods.map(({ lastSequence: _sequence, ...rest }) => rest));
-/**
- * What each node's helper keeps copies of (pure): every Pod some node pulls, for each of its targets, with
- * the node it is pulled on, so a target takes those copies only from that node's helper.
- */
-export function holdsByNode(wanted: ReadonlyMap<string, PullAssignment[]>): Map<string, CopyHold[]> {
-  const holds = new Map<string, CopyHold[]>();
+/** The Pods of `wanted` with the node each is pulled on (pure; the holds when no other list is given). */
+export function holdsOf(wanted: ReadonlyMap<string, PullAssignment[]>): CopyHold[] {
+  const holds: CopyHold[] = [];
   for (const [node, pods] of wanted)
-    for (const a of pods)
-      for (const t of a.targets) {
-        const list = holds.get(t.node) ?? [];
-        list.push({ namespace: a.namespace, podUID: a.podUID, node });
-        holds.set(t.node, list);
-      }
-  for (const list of holds.values())
-    list.sort((x, y) => (x.namespace + x.podUID < y.namespace + y.podUID ? -1 : 1));
-  return holds;
+    for (const a of pods) holds.push({ namespace: a.namespace, podUID: a.podUID, node });
+  return holds.sort((a, b) => (a.podUID < b.podUID ? -1 : a.podUID > b.podUID ? 1 : 0));
 }
 
 /** A send that failed is tried again this soon (the next resync would find it unsent anyway). */
@@ -65,10 +59,12 @@ const SEND_RETRY_MS = 1000;
  */
 export class AssignmentPublisher {
   private sent = new Map<string, string>();
-  /** The newest set each node's helper should get and has not got yet. */
+  /** The holds digest each helper has. */
+  private sentHolds = new Map<string, string>();
+  /** What each node's helper should get and has not got yet (`assign`: its set; `holds`: its holds). */
   private pending = new Map<
     string,
-    { url: string; pods: PullAssignment[]; holds: CopyHold[]; body: string }
+    { url: string; pods: PullAssignment[]; body: string; assign?: true; holds?: CopyHold[]; holdsKey: string }
   >();
   /** Helpers that answered 404 to holds (older than them): asked again only after they restart. */
   private noHolds = new Set<string>();
@@ -80,6 +76,7 @@ export class AssignmentPublisher {
       async (key) => {
         if (key === REFRESH) {
           this.sent.clear();
+          this.sentHolds.clear();
           this.queue.add(PUBLISH);
           return { requeueAfterMs: d.refreshMs ?? 60_000 };
         }
@@ -107,27 +104,41 @@ export class AssignmentPublisher {
   /** The node's helper restarted (its assignments are gone): send them again. */
   forget(node: string): void {
     this.sent.delete(node);
+    this.sentHolds.delete(node);
     this.noHolds.delete(node);
     this.poke();
   }
 
   private build(): void {
     const wanted = this.d.build();
-    const holds = this.d.holds ? this.d.holds() : holdsByNode(wanted);
+    const holds = this.d.holds ? this.d.holds() : holdsOf(wanted);
+    // Compared as one digest: the per-node lists differ only by leaving out the node's own Pods.
+    const holdsKey = createHash('sha256').update(JSON.stringify(holds)).digest('hex');
     const endpoints = this.d.endpoints();
     for (const node of this.sent.keys()) if (!endpoints.has(node)) this.sent.delete(node);
+    for (const node of this.sentHolds.keys()) if (!endpoints.has(node)) this.sentHolds.delete(node);
     for (const node of this.pending.keys()) if (!endpoints.get(node)?.ready) this.pending.delete(node);
     for (const [node, ep] of endpoints) {
       if (!ep.ready) continue;
       const pods = wanted.get(node) ?? [];
-      const held = holds.get(node) ?? [];
-      const body = `${changeKey(pods)}\n${JSON.stringify(held)}`;
-      if (this.sent.get(node) === body) {
+      const body = changeKey(pods);
+      // Each part goes out only when it changed for this node: a new Pod changes every helper's holds but
+      // only its own node's assignments.
+      const needAssign = this.sent.get(node) !== body;
+      const needHolds = !this.noHolds.has(node) && this.sentHolds.get(node) !== holdsKey;
+      if (!needAssign && !needHolds) {
         this.pending.delete(node);
         continue;
       }
-      if (this.pending.get(node)?.body === body) continue;
-      this.pending.set(node, { url: ep.url, pods, holds: held, body });
+      const p = this.pending.get(node);
+      if (p && p.body === body && p.holdsKey === holdsKey) continue;
+      this.pending.set(node, {
+        url: ep.url,
+        pods,
+        body,
+        ...(needAssign ? { assign: true } : {}),
+        ...(needHolds ? { holds: holds.filter((h) => h.node !== node), holdsKey } : { holdsKey }),
+      });
       this.queue.add(nodeKey(node));
     }
   }
@@ -137,20 +148,26 @@ export class AssignmentPublisher {
     if (!p) return;
     try {
       // Holds first: the copies of a new Pod may be on their way from its node's helper soon after.
-      if (!this.noHolds.has(node) && !(await this.d.helpers.holds(p.url, { holds: p.holds }))) {
-        this.noHolds.add(node);
-        this.d.log.info('helper predates holds: it takes every copy its peers send until it is updated', {
-          node,
-        });
+      if (p.holds) {
+        if (await this.d.helpers.holds(p.url, { holds: p.holds })) this.sentHolds.set(node, p.holdsKey);
+        else {
+          this.noHolds.add(node);
+          this.d.log.info('helper predates holds: it takes every copy its peers send until it is updated', {
+            node,
+          });
+        }
       }
-      await this.d.helpers.assign(p.url, { pods: p.pods });
-      this.sent.set(node, p.body);
+      if (p.assign) {
+        await this.d.helpers.assign(p.url, { pods: p.pods });
+        this.sent.set(node, p.body);
+      }
       if (this.pending.get(node) === p) this.pending.delete(node);
       if (this.failing.delete(node)) this.d.log.info('assignments sent again', { node });
       // A newer set came while this one was on its way: it goes next (the queue runs this key again).
       return;
     } catch (err) {
       this.sent.delete(node);
+      this.sentHolds.delete(node);
       if (!this.failing.has(node))
         this.d.log.warn('could not send assignments to a helper; retrying', {
           node,

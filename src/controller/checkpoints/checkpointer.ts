@@ -55,6 +55,8 @@ interface Schedule {
 
 export interface CheckpointerDeps {
   book: CheckpointBook;
+  /** The node of every Pod by UID, from the informer's cache (for Pods known only by their copies). */
+  podNodes?: () => Map<string, string>;
   view: ClusterView;
   helpers: HelperClient;
   metrics: ControllerMetrics;
@@ -183,30 +185,24 @@ export class Checkpointer {
   }
 
   /**
-   * What each node's helper keeps copies of, and from which node: every protected Pod with an address, also
-   * one being finalized (its last pulls are one-off ones, no assignment), on its targets and on the nodes that
-   * hold copies of it already.
+   * Every Pod whose copies the helpers may take, with the node whose helper pulls it: the Pods scheduled now,
+   * also one being finalized, and every Pod the book has copies of (learned from the inventories at a
+   * takeover, before the first reconciles). Each helper gets all of them but its own node's, so a change of
+   * targets, a new target or a final pull never waits for the list to reach the target first.
    */
-  holds(): Map<string, CopyHold[]> {
-    const usable = this.d.view.usableHelpers();
-    const load = this.d.book.loadByNode();
-    const out = new Map<string, CopyHold[]>();
+  holds(): CopyHold[] {
+    const found = new Map<string, CopyHold>();
     for (const [uid, s] of this.schedules) {
       const node = s.entry.pod.spec?.nodeName;
-      const r = this.d.book.get(uid);
-      if (!node || !s.entry.pod.status?.podIP || !r) continue;
-      const targets = new Set(this.assignment(s.entry, r, usable, load).targets.map((t) => t.node));
-      for (const held of r.copies.keys()) targets.add(held);
-      for (const target of targets) {
-        if (target === node) continue;
-        const list = out.get(target) ?? [];
-        list.push({ namespace: r.namespace, podUID: r.podUID, node });
-        out.set(target, list);
-      }
+      if (node) found.set(uid, { namespace: s.entry.pod.metadata!.namespace!, podUID: uid, node });
     }
-    for (const list of out.values())
-      list.sort((a, b) => (a.namespace + a.podUID < b.namespace + b.podUID ? -1 : 1));
-    return out;
+    let podNodes: Map<string, string> | undefined;
+    for (const r of this.d.book.all()) {
+      if (found.has(r.podUID)) continue;
+      const node = r.podNode ?? (podNodes ??= this.d.podNodes?.() ?? new Map()).get(r.podUID);
+      if (node) found.set(r.podUID, { namespace: r.namespace, podUID: r.podUID, node });
+    }
+    return [...found.values()].sort((a, b) => (a.podUID < b.podUID ? -1 : a.podUID > b.podUID ? 1 : 0));
   }
 
   /** Applies the reports of a node's helper (its scheduled pulls). */

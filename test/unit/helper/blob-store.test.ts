@@ -279,17 +279,18 @@ describe('BlobStore shared by tenants', () => {
 });
 
 describe('BlobStore opened over copies planted before sequences were bounded', () => {
-  it('drops a copy whose sequence is more than a day ahead, so the Pod can be checkpointed again', async () => {
-    const now = 1_800_000_000_000;
-    const store = await BlobStore.open(dir, limits, () => now);
+  it('drops a copy whose sequence was more than a day ahead when it was stored, whatever the clock says now', async () => {
+    const store = await BlobStore.open(dir, limits);
     await store.put({ ...base, sequence: Number.MAX_SAFE_INTEGER }, chunks('planted'));
     const other = { ...base, podUID: uid.replace(/6$/, '7') };
-    await store.put({ ...other, sequence: now }, chunks('good'));
-    const reopened = await BlobStore.open(dir, limits, () => now);
+    // Pulled by a helper whose clock was 20 h ahead of this one: within the bound, kept.
+    await store.put({ ...other, sequence: Date.now() + 20 * 3600_000 }, chunks('good'));
+    const reopened = await BlobStore.open(dir, limits);
     expect(reopened.droppedAtOpen).toEqual([`apps_${uid}@${Number.MAX_SAFE_INTEGER}`]);
     expect(reopened.list().map((m) => m.podUID)).toEqual([other.podUID]);
     // The Pod's next copy, numbered by the clock, is taken.
-    await reopened.put({ ...base, sequence: now + 1 }, chunks('next'));
-    expect(reopened.sequences(`apps_${uid}`)).toEqual([now + 1]);
+    const next = Date.now();
+    await reopened.put({ ...base, sequence: next }, chunks('next'));
+    expect(reopened.sequences(`apps_${uid}`)).toEqual([next]);
   });
 });

@@ -1,10 +1,7 @@
 // What the leader sends to helpers, and when, on a fake clock with a recording helper client.
 import { jest } from '@jest/globals';
 import type { AssignmentSet, HoldSet, PullAssignment } from '../../../../src/api/index.js';
-import {
-  AssignmentPublisher,
-  holdsByNode,
-} from '../../../../src/controller/checkpoints/assignment-publisher.js';
+import { AssignmentPublisher, holdsOf } from '../../../../src/controller/checkpoints/assignment-publisher.js';
 import type { HelperEndpoint } from '../../../../src/controller/kube/cluster-view.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 
@@ -177,11 +174,11 @@ describe('AssignmentPublisher', () => {
     ]);
   });
 
-  it('tells each target helper which Pods it keeps copies of and from which node, before the assignments', async () => {
+  it('tells every helper which Pods it may take copies of and from which node, before its assignments', async () => {
     wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.start();
     await jest.advanceTimersByTimeAsync(100);
-    // Helpers are sent to side by side; each gets its holds before its assignments.
+    // Helpers are sent to side by side; each gets its holds (all Pods but its own node's) first.
     expect(calls.filter((c) => c.includes('n1:'))).toEqual([
       'holds https://n1:9500 ',
       'assign https://n1:9500 1',
@@ -190,35 +187,38 @@ describe('AssignmentPublisher', () => {
       'holds https://n2:9500 a@n1',
       'assign https://n2:9500 0',
     ]);
-    // A helper from before holds answers 404: it gets its assignments, and no holds until it restarts.
-    old.add('https://n2:9500');
+    // A new Pod on n1 changes n2's holds, not its assignments: n2 gets its holds alone.
+    calls = [];
     wanted = new Map([['n1', [pod('b', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.poke();
     await jest.advanceTimersByTimeAsync(100);
-    calls = [];
+    expect(calls.filter((c) => c.includes('n2:'))).toEqual(['holds https://n2:9500 b@n1']);
+    // A helper from before holds answers 404: it is not asked again until it restarts.
+    old.add('https://n2:9500');
     wanted = new Map([['n1', [pod('c', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.poke();
     await jest.advanceTimersByTimeAsync(100);
-    expect(calls.filter((c) => c.includes('n2:'))).toEqual(['assign https://n2:9500 0']);
+    calls = [];
+    wanted = new Map([['n1', [pod('d', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls.filter((c) => c.includes('n2:'))).toEqual([]);
+    expect(calls).toEqual(['holds https://n1:9500 ', 'assign https://n1:9500 1']);
   });
 });
 
-describe('holds by node', () => {
-  it('lists, for every target node, the Pods it keeps copies of with the node they are pulled on', () => {
-    const t = (node: string) => ({ node, url: `https://${node}:9500` });
-    const holds = holdsByNode(
+describe('holds of assignments', () => {
+  it('lists every assigned Pod with the node it is pulled on', () => {
+    const holds = holdsOf(
       new Map([
-        ['n1', [pod('b', { targets: [t('n2'), t('n3')] }), pod('a', { targets: [t('n3')] })]],
-        ['n2', [pod('c', { namespace: 'other', targets: [t('n1')] })]],
+        ['n1', [pod('b'), pod('a')]],
+        ['n2', [pod('c', { namespace: 'other' })]],
       ]),
     );
-    expect(Object.fromEntries(holds)).toEqual({
-      n1: [{ namespace: 'other', podUID: 'c', node: 'n2' }],
-      n2: [{ namespace: 'apps', podUID: 'b', node: 'n1' }],
-      n3: [
-        { namespace: 'apps', podUID: 'a', node: 'n1' },
-        { namespace: 'apps', podUID: 'b', node: 'n1' },
-      ],
-    });
+    expect(holds).toEqual([
+      { namespace: 'apps', podUID: 'a', node: 'n1' },
+      { namespace: 'apps', podUID: 'b', node: 'n1' },
+      { namespace: 'other', podUID: 'c', node: 'n2' },
+    ]);
   });
 });

@@ -59,7 +59,7 @@ async function stateApp(
   name: string,
   replicas: number,
   env: Record<string, string>,
-  o: { node?: string; timeoutSeconds?: number } = {},
+  o: { node?: string; intervalSeconds?: number } = {},
 ) {
   await apps.createNamespacedDeployment({
     namespace: ns,
@@ -80,8 +80,9 @@ async function stateApp(
   await createPolicy(ns, name, {
     selector: { matchLabels: { app: name } },
     mode: 'http',
-    intervalSeconds: 1,
-    timeoutSeconds: o.timeoutSeconds ?? 10,
+    // The CRD wants timeoutSeconds <= intervalSeconds.
+    intervalSeconds: o.intervalSeconds ?? 1,
+    timeoutSeconds: o.intervalSeconds ?? 1,
     port: 8080,
     maxStateBytes: 64 * MiB,
     copies: 2,
@@ -116,9 +117,9 @@ it('a hog beyond its share gets StorageFull; the victim keeps its interval; help
     const p = await policy('it-victim', 'victim');
     return (p.status?.checkpoints?.length ?? 0) > 0;
   });
-  await stateApp('it-hog', 'hog', 3, { STATE_BYTES: String(HOG_STATE) });
-  // 60 bytes at a byte a second: every pull of them holds its slot until its 20 s timeout.
-  await stateApp('it-hog', 'drip', 4, { STATE_BYTES: '60', DRIP_MS: '1000' }, { node, timeoutSeconds: 20 });
+  await stateApp('it-hog', 'hog', 3, { STATE_BYTES: String(HOG_STATE) }, { intervalSeconds: 5 });
+  // 60 bytes at a byte a second: every pull of them holds its slot until its 20 s timeout, every 20 s.
+  await stateApp('it-hog', 'drip', 4, { STATE_BYTES: '60', DRIP_MS: '1000' }, { node, intervalSeconds: 20 });
 
   // The hog's policy says why nothing of it is stored, and so do Events.
   const degraded = await eventually(

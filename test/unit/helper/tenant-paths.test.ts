@@ -60,7 +60,8 @@ const assignment = (uid: string, path: string): PullAssignment => ({
   restartCount: 0,
   targets: [],
   lastSequence: 0,
-  probe: { port, path, periodMs: 50, failureThreshold: 1 },
+  // 5 in a row: one probe slowed past its timeout on a busy machine is not the fault this test looks for.
+  probe: { port, path, periodMs: 50, failureThreshold: 5 },
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

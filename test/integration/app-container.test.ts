@@ -152,6 +152,23 @@ describe('every timeout the CRD admits', () => {
     spec.initContainers = [];
     spec.containers = spec.containers.filter((c) => c.name === 'app');
     await apps.createNamespacedDeployment({ namespace: ns, body: appDeployment(app, ns, 1, spec) });
+    // Its only checkpoint (one per 900 s) may be taken the moment the app listens, before its counter first
+    // ticks: the counter starts far from 0 instead, so a restore of the right state restores a count > 0.
+    await eventually(
+      'the new app answering',
+      async () => {
+        const list = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });
+        const ip = list.items.find((p) => p.status?.podIP)?.status?.podIP;
+        if (!ip || !(await stats(ip, 2000))) return undefined;
+        const set = await fetch(`http://${ip}:8080/state`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ count: 1000 }),
+        });
+        return set.ok;
+      },
+      120_000,
+    );
     await createPolicy(ns, app, {
       selector: { matchLabels: { app } },
       mode: 'http',

@@ -1,9 +1,10 @@
 // Two tenants on the same helpers (#28): a hog whose states are larger than its namespace's share of each
-// helper's disk, pulled every second from three Pods, plus four apps that drip their answers (a byte a
+// helper's disk, pulled every second from three Pods, plus six apps that drip their answers (a byte a
 // second) on the victim's node, and a victim with a small app. The hog gets a clear condition and Event and
 // nothing of it is stored; the drips hold only their namespace's pull slots; the victim is checkpointed at
 // its interval all along; no helper restarts and each stays within its memory bound (its own RSS metric).
-// The helpers run with 4 pull slots, 2 per namespace, so four drips would take them all without the share.
+// The helpers run with 4 pull slots, 2 per namespace: six drips would hold all four without the share (with 4
+// per namespace the victim got 16 checkpoints in 31 s, and this test failed).
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { OPERATOR_NAMESPACE, REASONS } from '../../src/api/index.js';
@@ -119,7 +120,7 @@ it('a hog beyond its share gets StorageFull; the victim keeps its interval; help
   });
   await stateApp('it-hog', 'hog', 3, { STATE_BYTES: String(HOG_STATE) }, { intervalSeconds: 5 });
   // 60 bytes at a byte a second: every pull of them holds its slot until its 20 s timeout, every 20 s.
-  await stateApp('it-hog', 'drip', 4, { STATE_BYTES: '60', DRIP_MS: '1000' }, { node, intervalSeconds: 20 });
+  await stateApp('it-hog', 'drip', 6, { STATE_BYTES: '60', DRIP_MS: '1000' }, { node, intervalSeconds: 20 });
 
   // The hog's policy says why nothing of it is stored, and so do Events.
   const degraded = await eventually(
@@ -157,10 +158,10 @@ it('a hog beyond its share gets StorageFull; the victim keeps its interval; help
     /^pullstate_helper_uploads_refused_total\{namespace="it-hog",reason="NamespaceShareExceeded"\} (\d+)/gm,
   );
   console.log(
-    `victim: ${pulled} checkpoints in ${seconds.toFixed(0)} s at a 1 s interval beside 4 drips on ${node}; hog: ${hogRefused} copies refused, ` +
+    `victim: ${pulled} checkpoints in ${seconds.toFixed(0)} s at a 1 s interval beside 6 drips on ${node}; hog: ${hogRefused} copies refused, ` +
       `${hogStored} bytes stored; largest helper RSS ${(maxRss / MiB).toFixed(0)} MiB (bound ${RSS_BOUND / MiB} MiB)`,
   );
-  expect(pulled).toBeGreaterThanOrEqual(seconds * 0.6);
+  expect(pulled).toBeGreaterThanOrEqual(seconds * 0.75);
   expect(hogRefused).toBeGreaterThan(0);
   expect(hogStored).toBe(0);
   expect(maxRss).toBeGreaterThan(0);

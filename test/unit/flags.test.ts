@@ -1,4 +1,5 @@
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
+import { HELPER_FLAGS } from '../../src/helper/main.js';
 
 const specs = {
   port: { kind: 'int', min: 1, max: 65535, default: 9500, env: 'PORT', help: 'port' },
@@ -48,5 +49,27 @@ describe('parseFlags', () => {
     const help = helpText('x [flags]', 'does x', specs);
     expect(help).toMatch(/--port <n>\s+port \(default 9500; env PORT\)/);
     expect(help).toMatch(/--name <value>\s+name \(required; env NAME\)/);
+  });
+});
+
+describe("the helper's tenant limits", () => {
+  const required = { POD_IP: '10.0.0.1', NODE_IP: '10.0.0.2', NODE_NAME: 'n1' };
+  it('refuse values out of range, naming the flag (or variable) and the allowed range', () => {
+    for (const [args, env, message] of [
+      [['--max-uploads', '0'], {}, /--max-uploads "0" is not valid; allowed: a whole number from 1 to 4096/],
+      [['--max-uploads-per-namespace', 'many'], {}, /--max-uploads-per-namespace/],
+      [['--namespace-quota-bytes', '-1'], {}, /--namespace-quota-bytes/],
+      [[], { HELPER_MAX_UPLOADS: '5000' }, /HELPER_MAX_UPLOADS/],
+    ] as const) {
+      const run = () => parseFlags([...args], HELPER_FLAGS, { ...required, ...env });
+      expect(run).toThrow(UsageError);
+      expect(run).toThrow(message);
+    }
+    const ok = parseFlags(['--max-uploads', '64', '--namespace-quota-bytes', '0'], HELPER_FLAGS, required);
+    expect(ok).toMatchObject({
+      'max-uploads': 64,
+      'max-uploads-per-namespace': 8,
+      'namespace-quota-bytes': 0,
+    });
   });
 });

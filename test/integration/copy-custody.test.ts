@@ -6,7 +6,7 @@
 import { helperFetch } from '../../harness/helper-https.js';
 import { HELPER_API, HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { core, createNamespace, eventually, kc } from './cluster.js';
-import { helperPods, installOperator, policy, protectedStateApp } from './operator.js';
+import { controllerHelperToken, helperPods, installOperator, policy, protectedStateApp } from './operator.js';
 import { createFixtures } from '../../harness/fixture-app.js';
 
 const ns = 'it-custody';
@@ -93,17 +93,8 @@ it("refuses a helper's copy of a Pod on another node, of a Pod it does not hold,
   const copy = await helperFetch(
     kc,
     `https://${helper.status!.podIP}:9500${HELPER_API}/blobs/${ns}/${checkpoint.podUID}`,
-    { headers: { authorization: `Bearer ${await controllerToken()}` } },
+    { headers: { authorization: `Bearer ${await controllerHelperToken()}` } },
   );
   expect(copy.status).toBe(200);
   expect(await copy.text()).not.toContain('planted');
 }, 180_000);
-
-async function controllerToken(): Promise<string> {
-  const t = await core.createNamespacedServiceAccountToken({
-    name: 'pull-state-controller',
-    namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
-  });
-  return t.status!.token;
-}

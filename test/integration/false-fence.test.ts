@@ -10,7 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { stats } from '../../harness/failover.js';
 import { core, createNamespace, eventually, kc, readyPods } from './cluster.js';
-import { installOperator, kubectl, leader, policy } from './operator.js';
+import { helperRolloutDone, installOperator, kubectl, leader, policy } from './operator.js';
 
 const ns = 'it-false-fence';
 const APP = 'count-app';
@@ -83,14 +83,7 @@ describe('no false fence', () => {
     // same cluster) are no false restore: only what happens from the rollout on counts.
     const restoredBefore = await restoredEvents();
     await kubectl('rollout', 'restart', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper');
-    await kubectl(
-      'rollout',
-      'status',
-      '-n',
-      OPERATOR_NAMESPACE,
-      'daemonset/pull-state-helper',
-      '--timeout=240s',
-    );
+    await helperRolloutDone('240s');
     const old = await leader();
     expect(old).toBeDefined();
     await core.deleteNamespacedPod({ name: old!, namespace: OPERATOR_NAMESPACE });

@@ -6,10 +6,12 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { CertificatesV1Api } from '@kubernetes/client-node';
 import { createFixtures } from '../../harness/fixture-app.js';
 import { helperCa, helperFetch } from '../../harness/helper-https.js';
-import { HELPER_AUDIENCE, HELPER_SIGNER_NAME, OPERATOR_NAMESPACE } from '../../src/api/index.js';
+import { HELPER_SIGNER_NAME, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 import { cluster, core, createNamespace, eventually, kc } from './cluster.js';
 import {
+  controllerHelperToken,
   helperPods,
+  helperRolloutDone,
   installOperator,
   kubectl,
   leader,
@@ -55,15 +57,6 @@ function plainHttp(ip: string): Promise<string> {
   });
 }
 
-async function helperToken(): Promise<string> {
-  const t = await core.createNamespacedServiceAccountToken({
-    name: 'pull-state-controller',
-    namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
-  });
-  return t.status!.token;
-}
-
 async function failedPulls(ip: string): Promise<number> {
   const text = await (await fetch(`http://${ip}:9501/metrics`)).text();
   let n = 0;
@@ -77,14 +70,7 @@ async function failedPulls(ip: string): Promise<number> {
 async function restartHelpers(): Promise<V1Pod[]> {
   const before = new Set((await helperPods()).map((p) => p.metadata!.uid));
   await kubectl('rollout', 'restart', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper');
-  await kubectl(
-    'rollout',
-    'status',
-    '-n',
-    OPERATOR_NAMESPACE,
-    'daemonset/pull-state-helper',
-    '--timeout=180s',
-  );
+  await helperRolloutDone();
   const nodes = (await core.listNode()).items.length;
   return eventually(
     'every helper replaced and Ready',
@@ -179,7 +165,7 @@ describe('helper API over TLS', () => {
     expect(await (await fetch(`http://${ip}:9501/metrics`)).text()).toMatch(/pullstate_helper_/);
     // The API itself over HTTPS with the helper-audience token.
     const res = await helperFetch(kc, `https://${ip}:9500/v1/blobs`, {
-      headers: { authorization: `Bearer ${await helperToken()}` },
+      headers: { authorization: `Bearer ${await controllerHelperToken()}` },
     });
     expect(res.status).toBe(200);
   });

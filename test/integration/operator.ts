@@ -133,12 +133,7 @@ export async function leaderLog(mentioning: string, lines = 30): Promise<string>
  */
 export async function helperGenerations(pod: V1Pod): Promise<string> {
   const uid = pod.metadata!.uid!;
-  const token = await core.createNamespacedServiceAccountToken({
-    name: 'pull-state-controller',
-    namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
-  });
-  const headers = { authorization: `Bearer ${token.status!.token}` };
+  const headers = { authorization: `Bearer ${await controllerHelperToken()}` };
   const out: string[] = [];
   for (const h of await helperPods()) {
     const base = `https://${h.status!.podIP}:9500/v1/blobs`;
@@ -228,6 +223,28 @@ export async function protectedStateApp(
 
 export function condition(p: IPullStatePolicy, type: string) {
   return p.status?.conditions?.find((c) => c.type === type);
+}
+
+/** Waits until the helper DaemonSet's rollout (after a restart or a change of its Pod spec) is done. */
+export async function helperRolloutDone(timeout = '180s'): Promise<void> {
+  await kubectl(
+    'rollout',
+    'status',
+    '-n',
+    OPERATOR_NAMESPACE,
+    'daemonset/pull-state-helper',
+    `--timeout=${timeout}`,
+  );
+}
+
+/** A token of the controller's ServiceAccount for the helpers' audience: what the controller calls them with. */
+export async function controllerHelperToken(): Promise<string> {
+  const t = await core.createNamespacedServiceAccountToken({
+    name: 'pull-state-controller',
+    namespace: OPERATOR_NAMESPACE,
+    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
+  });
+  return t.status!.token;
 }
 
 export async function helperUrlOn(node: string): Promise<string> {

@@ -13,6 +13,7 @@ import {
   condition,
   createPolicy,
   helperPods,
+  helperRolloutDone,
   installOperator,
   kubectl,
   policy,
@@ -34,14 +35,7 @@ const HELPER_ENV = {
 
 async function setHelperEnv(...assignments: string[]): Promise<void> {
   await kubectl('set', 'env', '-n', OPERATOR_NAMESPACE, 'daemonset/pull-state-helper', ...assignments);
-  await kubectl(
-    'rollout',
-    'status',
-    '-n',
-    OPERATOR_NAMESPACE,
-    'daemonset/pull-state-helper',
-    '--timeout=180s',
-  );
+  await helperRolloutDone();
 }
 
 async function helperMetrics(): Promise<{ pod: string; text: string }[]> {

@@ -17,7 +17,7 @@ import {
 import {
   GROUP,
   HELPER_API,
-  HELPER_AUDIENCE,
+  helperAudience,
   HELPER_HEALTH_PORT,
   OPERATOR_NAMESPACE,
   PLURAL,
@@ -237,13 +237,22 @@ async function rawSink(node: string): Promise<{ url: string; tlsUrl: string; tls
 }
 
 async function checkpointLatency(trials: number) {
-  const token = (
-    await core.createNamespacedServiceAccountToken({
-      name: 'pull-state-controller',
-      namespace: OPERATOR_NAMESPACE,
-      body: { spec: { audiences: [HELPER_AUDIENCE] } },
-    })
-  ).status!.token;
+  // The controller's identity, for the audience of one helper's node (what the controller sends it).
+  const tokens = new Map<string, string>();
+  const tokenFor = async (node: string) => {
+    if (!tokens.has(node))
+      tokens.set(
+        node,
+        (
+          await core.createNamespacedServiceAccountToken({
+            name: 'pull-state-controller',
+            namespace: OPERATOR_NAMESPACE,
+            body: { spec: { audiences: [helperAudience(node)] } },
+          })
+        ).status!.token,
+      );
+    return tokens.get(node)!;
+  };
   await createFixtures(core, NS);
   const out: Record<
     string,
@@ -285,7 +294,10 @@ async function checkpointLatency(trials: number) {
     for (let i = 0; i < warmUp + Math.max(trials * 5, 30); i++) {
       const res = await helperFetch(kubeconfig, `https://${puller.status!.podIP}:9500${HELPER_API}/pulls`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${await tokenFor(puller.spec!.nodeName!)}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({
           namespace: NS,
           policy: 'bench',

@@ -91,12 +91,16 @@ export const INSTANCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 export const WORKLOAD_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,62}\/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /**
- * Audience of the tokens that call a helper: a projected ServiceAccount token for this audience is good for
- * the helpers only (the API server refuses it), and a token for the API server is refused by the helpers.
+ * Base of the audiences of the tokens that call a helper. Each helper accepts only tokens for its own node's
+ * audience (`helperAudience`): the API server refuses them, and a token captured at one helper is refused by
+ * every other one.
  */
 export const HELPER_AUDIENCE = `${GROUP}/helper`;
-/** Where the controller and the helpers find their helper-audience token (a projected volume). */
-export const HELPER_TOKEN_FILE = `/var/run/secrets/${GROUP}/helper/token`;
+
+/** The only audience the helper on `node` accepts, for the audience base `base`. */
+export function helperAudience(node: string, base: string = HELPER_AUDIENCE): string {
+  return `${base}/node/${node}`;
+}
 
 /**
  * Helper serving certificates: each helper asks for one with a CertificateSigningRequest for this signer; the

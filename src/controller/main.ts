@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { PooledKubeConfig } from '../kube/pooled-kube-config.js';
 import Fastify from 'fastify';
-import { HELPER_AUDIENCE, HELPER_TOKEN_FILE, OPERATOR_NAMESPACE } from '../api/constants.js';
-import { existsSync } from 'node:fs';
+import { HELPER_AUDIENCE, OPERATOR_NAMESPACE, helperAudience } from '../api/constants.js';
+import { helperCredentials } from '../kube/bearer-token.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
@@ -68,11 +68,28 @@ export const CONTROLLER_FLAGS = {
     default: LEADER_ELECTION_DEFAULTS.retryPeriodMs,
     help: 'how often the leader renews and a standby looks at the Lease',
   },
-  'helper-token-file': {
+  'helper-token-audience': {
     kind: 'string',
-    default: HELPER_TOKEN_FILE,
-    env: 'HELPER_TOKEN_FILE',
-    help: `token for calling the helpers (a projected ServiceAccount token for the audience ${HELPER_AUDIENCE}); without the file, the kubeconfig's token, which helpers that require their audience refuse`,
+    default: HELPER_AUDIENCE,
+    env: 'HELPER_TOKEN_AUDIENCE',
+    pattern: {
+      test: /^\S{0,200}$/,
+      allowed: "an audience without spaces, or empty for the kubeconfig's token",
+    },
+    help: `base of the helpers' token audiences, as their --token-audience: each call carries a token for "<base>/node/<node>", good at that node's helper only (${helperAudience('<node>')}); empty: the kubeconfig's token`,
+  },
+  'service-account': {
+    kind: 'string',
+    default: 'pull-state-controller',
+    env: 'SERVICE_ACCOUNT_NAME',
+    pattern: { test: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, allowed: 'a ServiceAccount name' },
+    help: "this Pod's ServiceAccount (in --namespace): the helper tokens are requested for it",
+  },
+  'pod-uid': {
+    kind: 'string',
+    env: 'POD_UID',
+    pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
+    help: "UID of this Pod (named by --identity): the helper tokens are bound to it and die with it; without it (outside a Pod) the kubeconfig's token is sent",
   },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
   'helper-service-account': {
@@ -150,11 +167,26 @@ export async function runController(args: string[]): Promise<void> {
     await elector.release();
     await app.close();
   });
-  const tokenFile = existsSync(flags['helper-token-file']) ? flags['helper-token-file'] : undefined;
-  if (!tokenFile)
-    log.warn('no helper token file; calling the helpers with the kubeconfig token (API server audience)', {
-      file: flags['helper-token-file'],
-    });
+  const podUID = flags['pod-uid'];
+  if (!podUID || !flags['helper-token-audience'])
+    log.warn(
+      "calling the helpers with the kubeconfig's token: helpers that require their audience refuse it",
+      {
+        ...(podUID ? {} : { missing: '--pod-uid (POD_UID)' }),
+        audience: flags['helper-token-audience'],
+      },
+    );
+  const credentials = helperCredentials(
+    kc,
+    flags['helper-token-audience'],
+    podUID
+      ? {
+          namespace: flags.namespace,
+          serviceAccount: flags['service-account'],
+          pod: { name: flags.identity, uid: podUID },
+        }
+      : undefined,
+  );
   const fail = (what: string) => (err: unknown) => {
     log.error(what, { error: errorMessage(err) });
     process.exit(1);
@@ -165,7 +197,7 @@ export async function runController(args: string[]): Promise<void> {
       ca,
       helperUser: `system:serviceaccount:${flags.namespace}:${flags['helper-service-account']}`,
       helperCertValidityMs: flags['helper-cert-seconds'] * 1000,
-      ...(tokenFile ? { helperTokenFile: tokenFile } : {}),
+      helperCredentials: credentials,
       log,
       metrics,
       operatorNamespace: flags.namespace,

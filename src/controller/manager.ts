@@ -25,7 +25,7 @@ import { AssignmentPublisher } from './checkpoints/assignment-publisher.js';
 import { ReportCollector } from './checkpoints/report-collector.js';
 import { ClusterView, isHelperPod } from './kube/cluster-view.js';
 import { EventRecorder } from './kube/events.js';
-import { HelperClient } from './kube/helper-client.js';
+import { HelperClient, type HelperTarget } from './kube/helper-client.js';
 import { Informer } from './kube/informer.js';
 import type { ControllerMetrics } from './metrics.js';
 import { collectOrphans } from './checkpoints/orphan-collector.js';
@@ -41,11 +41,12 @@ import { HelperCertificateSigner } from './certificates/helper-signer.js';
 import { RestoreRequestReconciler } from './restores/restore-requests.js';
 import type { CertificateAuthority } from '../tls/pki.js';
 import type { MetricsSample } from './metrics.js';
+import type { HelperCredentials } from '../kube/bearer-token.js';
 
 export interface ManagerOptions {
   kc: KubeConfig;
-  /** The helper-audience token (a projected volume); the kubeconfig's token when absent. */
-  helperTokenFile?: string;
+  /** What the leader sends to each helper (a token for that helper's audience). */
+  helperCredentials: HelperCredentials;
   log: Logger;
   metrics: ControllerMetrics;
   operatorNamespace: string;
@@ -154,11 +155,7 @@ export class Manager {
       this.detector.isFenced(node),
     );
     const mayAct = o.mayAct ?? (() => true);
-    this.helpers = new HelperClient(
-      o.helperTokenFile ? { file: o.helperTokenFile } : { kubeConfig: kc },
-      o.ca.certPem,
-      mayAct,
-    );
+    this.helpers = new HelperClient(o.helperCredentials, o.ca.certPem, mayAct);
     this.signer = new HelperCertificateSigner({
       kc,
       ca: o.ca,
@@ -282,7 +279,7 @@ export class Manager {
       log,
       restoring: (uid) => !this.restorer.isSettled(uid),
       // A second opinion on a silent helper, from the helper of another node (its health port admits helpers).
-      indirectProbe: (via, target, timeoutMs) => this.helpers.probe(via.url, target, timeoutMs),
+      indirectProbe: (via, target, timeoutMs) => this.helpers.probe(via, target, timeoutMs),
       leaderNode: () =>
         o.identity ? this.pods.get(o.identity, o.operatorNamespace)?.spec?.nodeName : undefined,
       onFault: (key) => this.faultAt.set(key, Date.now()),
@@ -489,7 +486,7 @@ export class Manager {
     this.signer.podChanged();
     if (ep?.ready && this.knownHelpers.get(node) !== ep.url + pod.metadata?.uid) {
       this.knownHelpers.set(node, ep.url + pod.metadata?.uid);
-      if (this.synced) void this.learnInventory(node, ep.url);
+      if (this.synced) void this.learnInventory(ep);
     } else if (!ep?.ready) this.knownHelpers.delete(node);
     if (this.synced) this.collector.sync();
     this.scheduleRetarget();
@@ -499,7 +496,7 @@ export class Manager {
   private async refreshRecord(podUID: string): Promise<void> {
     await Promise.all(
       [...this.view.usableHelpers()].map(async ([node, ep]) => {
-        const inv = await this.helpers.inventory(ep.url, podUID, 1000).catch(() => undefined);
+        const inv = await this.helpers.inventory(ep, podUID, 1000).catch(() => undefined);
         if (inv) this.book.learnInventory(node, inv.blobs);
       }),
     );
@@ -519,16 +516,17 @@ export class Manager {
         // A helper shown not Ready, or on a NotReady node: one short try, not 16 s of a failover. An
         // inventory not read is read again every few seconds once its helper is ready ('inventories').
         return ep.ready && this.view.nodeReady(node)
-          ? this.learnInventory(node, ep.url)
-          : this.learnInventory(node, ep.url, 1, 1000);
+          ? this.learnInventory(ep)
+          : this.learnInventory(ep, 1, 1000);
       }),
     );
   }
 
-  private async learnInventory(node: string, url: string, attempts = 3, timeoutMs?: number): Promise<void> {
+  private async learnInventory(helper: HelperTarget, attempts = 3, timeoutMs?: number): Promise<void> {
+    const { node } = helper;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const inv = await this.helpers.inventory(url, undefined, timeoutMs);
+        const inv = await this.helpers.inventory(helper, undefined, timeoutMs);
         this.book.learnInventory(node, inv.blobs);
         this.unread.delete(node);
         return;
@@ -566,7 +564,7 @@ export class Manager {
           [...this.unread].map((node) => {
             const ep = this.view.helpers().get(node);
             if (!ep) this.unread.delete(node); // no helper there any more: nothing to read
-            return ep?.ready ? this.learnInventory(node, ep.url, 1, 2000) : undefined;
+            return ep?.ready ? this.learnInventory(ep, 1, 2000) : undefined;
           }),
         );
         return { requeueAfterMs: INVENTORY_RETRY_MS };

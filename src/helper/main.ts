@@ -2,24 +2,18 @@ import { PooledKubeConfig } from '../kube/pooled-kube-config.js';
 import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import {
-  HELPER_AUDIENCE,
-  HELPER_HEALTH_PORT,
-  HELPER_TOKEN_FILE,
-  OPERATOR_NAMESPACE,
-} from '../api/constants.js';
+import { HELPER_AUDIENCE, HELPER_HEALTH_PORT, helperAudience, OPERATOR_NAMESPACE } from '../api/constants.js';
 import { registerProbes } from '../runtime/probes.js';
 import { PeerTrust } from './peer-trust.js';
 import { ServingCertificate } from './serving-certificate.js';
-import { existsSync } from 'node:fs';
-import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { UsageError, helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { handleProcessErrors } from '../runtime/process-errors.js';
 import { BlobStore, DEFAULT_GENERATIONS, DEFAULT_OLDER_COPY_MS } from './blob-store.js';
 import { buildHelperServer } from './server.js';
 import { TokenReviewer } from './token-reviewer.js';
-import { BearerToken } from '../kube/bearer-token.js';
+import { helperCredentials } from '../kube/bearer-token.js';
 import { NodePuller } from './node-puller.js';
 import { PodProber } from './pod-prober.js';
 import { helperMetrics } from './metrics.js';
@@ -173,11 +167,12 @@ export const HELPER_FLAGS = {
     env: 'HELPER_REPORT_BATCH_MS',
     help: 'how long a routine pull report waits for others before the controller gets it',
   },
-  'token-file': {
+  'pod-name': { kind: 'string', env: 'POD_NAME', help: "this helper's Pod name" },
+  'pod-uid': {
     kind: 'string',
-    default: HELPER_TOKEN_FILE,
-    env: 'HELPER_TOKEN_FILE',
-    help: "this helper's token for the other helpers (audience as --token-audience); without the file, the kubeconfig's",
+    env: 'POD_UID',
+    pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
+    help: "this helper's Pod UID: the tokens it sends to the other helpers are bound to its Pod (so they name its node); without it, and --pod-name, the kubeconfig's token is sent",
   },
   'token-audience': {
     kind: 'string',
@@ -187,7 +182,7 @@ export const HELPER_FLAGS = {
       test: /^\S{0,253}$/,
       allowed: "an audience without spaces, or empty for the API server's own",
     },
-    help: "audience a caller's token must be for (checked by TokenReview); empty: the API server's own",
+    help: `base of the helpers' token audiences: a caller's token must be for "<base>/node/<this node>" (checked by TokenReview), so a token sent to another helper is useless here; empty: the API server's own`,
   },
   'token-cache-seconds': {
     kind: 'int',
@@ -238,20 +233,37 @@ export async function runHelper(args: string[]): Promise<void> {
       },
     );
   const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
+  const audienceBase = flags['token-audience'];
+  if (audienceBase && !flags['node-name'])
+    throw new UsageError(
+      '--node-name (NODE_NAME) is needed: the tokens this helper accepts are for its node',
+    );
   const reviewer = new TokenReviewer(kc, {
-    ...(flags['token-audience'] ? { audience: flags['token-audience'] } : {}),
+    ...(audienceBase ? { audience: helperAudience(flags['node-name']!, audienceBase) } : {}),
     allowedUsers: [`system:serviceaccount:${flags['allowed-service-account']}`, peerUser],
     cacheMs: flags['token-cache-seconds'] * 1000,
     graceMs: flags['token-grace-seconds'] * 1000,
   });
   const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
-  const token = new BearerToken(
-    existsSync(flags['token-file']) ? { file: flags['token-file'] } : { kubeConfig: kc },
+  const podName = flags['pod-name'];
+  const podUID = flags['pod-uid'];
+  const [peerNamespace, peerAccount] = flags['peer-service-account'].split(':') as [string, string];
+  if (!podName || !podUID || !audienceBase)
+    log.warn("sending copies with the kubeconfig's token: helpers that require their audience refuse it", {
+      ...(podName && podUID ? {} : { missing: '--pod-name and --pod-uid (POD_NAME, POD_UID)' }),
+      audience: audienceBase,
+    });
+  const credentials = helperCredentials(
+    kc,
+    audienceBase,
+    podName && podUID
+      ? { namespace: peerNamespace, serviceAccount: peerAccount, pod: { name: podName, uid: podUID } }
+      : undefined,
   );
   // The metrics read the puller's assignments; the puller reports into the metrics (once pulls run).
   const puller = new NodePuller({
     outbox,
-    authorization: () => token.header(),
+    authorization: (node) => credentials.header(node),
     concurrency: flags['pull-concurrency'],
     perNamespace: flags['pull-concurrency-per-namespace'],
     log,

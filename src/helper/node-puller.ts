@@ -11,7 +11,8 @@ import type { ReportOutbox } from './report-outbox.js';
 export interface NodePullerOptions {
   outbox: ReportOutbox;
   /** The helper's own bearer credentials, for the target helpers. */
-  authorization: () => Promise<string>;
+  /** The credentials for the helper of one target node (a token only that helper accepts). */
+  authorization: (node: string) => Promise<string>;
   /** Pulls running at once on this node. */
   concurrency: number;
   /** Pulls of one namespace running at once (default: all of `concurrency`). */
@@ -216,26 +217,46 @@ export class NodePuller {
     return p;
   }
 
+  /** The targets this helper has a token for, and the tokens; without any, why. */
+  private async credentialsFor(all: PullAssignment['targets']): Promise<{
+    targets: PullAssignment['targets'];
+    authorization: Record<string, string>;
+    problem?: string;
+  }> {
+    const answers = await Promise.allSettled(all.map((t) => this.o.authorization(t.node)));
+    const authorization: Record<string, string> = {};
+    let problem: string | undefined;
+    all.forEach((t, i) => {
+      const answer = answers[i]!;
+      if (answer.status === 'fulfilled') authorization[t.node] = answer.value;
+      else problem = errorMessage(answer.reason);
+    });
+    return { targets: all.filter((t) => t.node in authorization), authorization, problem };
+  }
+
   private async pullOnce(item: Item, oneOff: boolean): Promise<PullReport> {
     const a = item.a;
     const pulledAt = Date.now();
     const sequence = nextSequence(pulledAt, item.lastSequence, a.lastSequence);
     item.lastSequence = sequence;
     const source = item.source;
+    const { targets, authorization, problem } = source.ok
+      ? await this.credentialsFor(a.targets)
+      : { targets: [], authorization: {}, problem: undefined };
     const outcome: PullOutcome = !source.ok
       ? { ok: false, reason: 'PullFailed', message: source.problem, durationMs: 0 }
-      : a.targets.length === 0
+      : targets.length === 0
         ? {
             ok: false,
             reason: 'HelperUnavailable',
-            message: 'no other node has a Ready helper to hold the copy',
+            message: problem ?? 'no other node has a Ready helper to hold the copy',
             durationMs: 0,
           }
         : await this.o.pull({
             source: source.url,
             timeoutMs: a.timeoutMs,
             maxBytes: a.maxBytes,
-            targets: a.targets,
+            targets,
             blob: {
               namespace: a.namespace,
               policy: a.policy,
@@ -246,7 +267,7 @@ export class NodePuller {
               sequence,
               restartCount: a.restartCount,
             },
-            authorization: await this.o.authorization(),
+            authorization,
             ...(this.o.peerAgent?.() ? { peerAgent: this.o.peerAgent()! } : {}),
             pulledAt,
             ...(item.expected !== undefined ? { expectedInstance: item.expected } : {}),

@@ -25,8 +25,8 @@ export interface PullRequest {
   targets: CopyTarget[];
   /** What the helper records with the copy (the same fields its PUT takes). */
   blob: CopyFields;
-  /** Bearer credentials for the target helpers. */
-  authorization: string;
+  /** Bearer credentials for each target helper, by node: each is good at that helper only. */
+  authorization: Record<string, string>;
   /** For `https://` targets: an agent that verifies the helpers' certificates against the operator's CA. */
   peerAgent?: HttpsAgent;
   /** When the GET is sent; the copies record it. */
@@ -85,7 +85,7 @@ function startUpload(
   if (r.blob.workload !== undefined) q.set('workload', r.blob.workload);
   if (answer.instance !== undefined) q.set('instance', answer.instance);
   const url = new URL(`${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
-  const headers = { 'content-type': contentType, authorization: r.authorization };
+  const headers = { 'content-type': contentType, authorization: r.authorization[target.node] ?? '' };
   // A bearer token never goes to a helper over plain HTTP when the helpers speak HTTPS, nor unverified.
   const req =
     url.protocol === 'https:'

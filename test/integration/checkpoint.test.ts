@@ -5,7 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { helperFetch } from '../../harness/helper-https.js';
 import { createFixtures } from '../../harness/fixture-app.js';
-import { HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
+import { OPERATOR_NAMESPACE, helperAudience } from '../../src/api/index.js';
 import { apps, cluster, core, createNamespace, eventually, kc, readyPods } from './cluster.js';
 import {
   condition,
@@ -29,12 +29,15 @@ const hfetch = (url: string, init?: Parameters<typeof helperFetch>[2]) => helper
 
 const stateApp = (name: string, replicas: number) => stateAppDeployment(ns, name, replicas);
 
-/** A token of the controller's ServiceAccount, by default for the helpers' audience (what the controller uses). */
-async function controllerToken(audiences: string[] = [HELPER_AUDIENCE]): Promise<string> {
+/**
+ * A token of the controller's ServiceAccount for the helper on `node` (what the controller sends that helper);
+ * without a node, for the API server's own audience.
+ */
+async function controllerToken(node?: string): Promise<string> {
   const t = await core.createNamespacedServiceAccountToken({
     name: 'pull-state-controller',
     namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences, expirationSeconds: 600 } },
+    body: { spec: { audiences: node ? [helperAudience(node)] : [], expirationSeconds: 600 } },
   });
   return t.status!.token;
 }
@@ -94,7 +97,7 @@ describe('checkpoint pipeline', () => {
     const pod = pods[0]!;
     const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
-    const res = await hfetch(url, { headers: { authorization: `Bearer ${await controllerToken()}` } });
+    const res = await hfetch(url, { headers: { authorization: `Bearer ${await controllerToken(c.node)}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     const body = Buffer.from(await res.arrayBuffer());
@@ -109,7 +112,7 @@ describe('checkpoint pipeline', () => {
     const other = await core.createNamespacedServiceAccountToken({
       name: 'default',
       namespace: ns,
-      body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
+      body: { spec: { audiences: [helperAudience(c.node)], expirationSeconds: 600 } },
     });
     const foreign = await hfetch(url, { headers: { authorization: `Bearer ${other.status!.token}` } });
     expect(foreign.status).toBe(403);
@@ -118,17 +121,36 @@ describe('checkpoint pipeline', () => {
     );
   });
 
-  it("admits only tokens for the helpers' audience, which the API server refuses", async () => {
+  it("admits only tokens for the helper's own node, which the API server and the other helpers refuse", async () => {
     const pod = pods[0]!;
     const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
     // The controller's own identity with the API server's audience (what a stolen API token would be): 401.
-    const apiToken = await controllerToken([]);
+    const apiToken = await controllerToken();
     const refused = await hfetch(url, { headers: { authorization: `Bearer ${apiToken}` } });
     expect(refused.status).toBe(401);
-    expect(await refused.text()).toContain(`a token for the audience ${HELPER_AUDIENCE} is needed`);
-    // The helper-audience token opens the helper and nothing on the API server.
-    const helperToken = await controllerToken();
+    expect(await refused.text()).toContain(`a token for the audience ${helperAudience(c.node)} is needed`);
+    // A credential captured at one helper (what the controller sent to the helper of another node, read there
+    // by a compromised node) opens no other helper.
+    const others = (await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=helper'))
+      .map((h) => h.spec!.nodeName!)
+      .filter((n) => n !== c.node);
+    expect(others.length).toBeGreaterThan(0);
+    for (const other of others) {
+      const captured = await controllerToken(other);
+      expect(
+        (
+          await hfetch(`${await helperUrlOn(other)}/v1/blobs`, {
+            headers: { authorization: `Bearer ${captured}` },
+          })
+        ).status,
+      ).toBe(200);
+      const replayed = await hfetch(url, { headers: { authorization: `Bearer ${captured}` } });
+      expect({ other, status: replayed.status }).toEqual({ other, status: 401 });
+      expect(await replayed.text()).toContain(`a token for the audience ${helperAudience(c.node)} is needed`);
+    }
+    // The token for this helper's node opens this helper and nothing on the API server.
+    const helperToken = await controllerToken(c.node);
     expect((await hfetch(url, { headers: { authorization: `Bearer ${helperToken}` } })).status).toBe(200);
     const server = kc.getCurrentCluster()!.server;
     const api = await new Promise<number>((resolve, reject) => {
@@ -205,7 +227,7 @@ describe('checkpoint pipeline', () => {
       'the copy kept on disk or moved to another node',
       async () => {
         const res = await hfetch(`${await helperUrlOn(before.node)}/v1/blobs`, {
-          headers: { authorization: `Bearer ${await controllerToken()}` },
+          headers: { authorization: `Bearer ${await controllerToken(before.node)}` },
         });
         const inventory = (await res.json()) as { blobs: { podUID: string; sequence: number }[] };
         const kept = inventory.blobs.find((b) => b.podUID === pod.metadata!.uid);
@@ -291,11 +313,10 @@ describe('checkpoint pipeline', () => {
     const controllers = (await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=controller')).map(
       (c) => c.status!.podIP!,
     );
-    const token = await controllerToken();
     for (const pod of await readyPods(ns, 'app=app')) {
       const own = helpers.find((h) => h.spec!.nodeName === pod.spec!.nodeName)!;
       const res = await hfetch(`https://${own.status!.podIP}:9500/v1/assignments`, {
-        headers: { authorization: `Bearer ${token}` },
+        headers: { authorization: `Bearer ${await controllerToken(own.spec!.nodeName!)}` },
       });
       const { pods: assigned } = (await res.json()) as {
         pods: { podUID: string; intervalMs: number; targets: { node: string }[]; paused?: boolean }[];
@@ -329,7 +350,7 @@ describe('checkpoint pipeline', () => {
       const url = await helperUrlOn(c!.node);
       const inv = (await (
         await hfetch(`${url}/v1/blobs?podUID=${pod!.metadata!.uid}`, {
-          headers: { authorization: `Bearer ${await controllerToken()}` },
+          headers: { authorization: `Bearer ${await controllerToken(c!.node)}` },
         })
       ).json()) as { blobs: { sequence: number }[] };
       return Math.max(0, ...inv.blobs.map((b) => b.sequence));

@@ -4,22 +4,25 @@
 // on another node (which would be restored into it), nor of a Pod the target does not hold, nor one with a
 // sequence that would block the Pod's later copies. The victim's checkpoints go on.
 import { helperFetch } from '../../harness/helper-https.js';
-import { HELPER_API, HELPER_AUDIENCE, OPERATOR_NAMESPACE } from '../../src/api/index.js';
+import { HELPER_API, OPERATOR_NAMESPACE, helperAudience } from '../../src/api/index.js';
 import { core, createNamespace, eventually, kc } from './cluster.js';
 import { controllerHelperToken, helperPods, installOperator, policy, protectedStateApp } from './operator.js';
 import { createFixtures } from '../../harness/fixture-app.js';
 
 const ns = 'it-custody';
 
-/** A token of the helpers' ServiceAccount bound to the helper Pod on `node`: what a compromised node holds. */
-async function helperTokenOf(node: string): Promise<string> {
+/**
+ * A token of the helpers' ServiceAccount bound to the helper Pod on `node`, for the helper of node `audience`:
+ * what the helper of `node` sends there (and what a compromised `node` can ask for).
+ */
+async function helperTokenOf(node: string, audience: string): Promise<string> {
   const pod = (await helperPods()).find((p) => p.spec?.nodeName === node)!;
   const t = await core.createNamespacedServiceAccountToken({
     name: 'pull-state-helper',
     namespace: OPERATOR_NAMESPACE,
     body: {
       spec: {
-        audiences: [HELPER_AUDIENCE],
+        audiences: [helperAudience(audience)],
         expirationSeconds: 600,
         boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! },
       },
@@ -69,7 +72,7 @@ it("refuses a helper's copy of a Pod on another node, of a Pod it does not hold,
   const nodes = (await helperPods()).map((p) => p.spec!.nodeName!);
   const attacker = nodes.find((n) => n !== podNode && n !== holder)!;
   expect(attacker).toBeDefined();
-  const stolen = await helperTokenOf(attacker);
+  const stolen = await helperTokenOf(attacker, holder);
 
   const fromElsewhere = await plant(holder, checkpoint.podUID, stolen, Date.now() + 1000);
   expect(fromElsewhere.status).toBe(403);
@@ -80,9 +83,24 @@ it("refuses a helper's copy of a Pod on another node, of a Pod it does not hold,
   expect(unheld.status).toBe(403);
   expect(unheld.body).toContain('was not told to keep copies of Pod');
   // Even the right node's credential cannot push a sequence that would make every later copy look older.
-  const ahead = await plant(holder, checkpoint.podUID, await helperTokenOf(podNode), Number.MAX_SAFE_INTEGER);
+  const ahead = await plant(
+    holder,
+    checkpoint.podUID,
+    await helperTokenOf(podNode, holder),
+    Number.MAX_SAFE_INTEGER,
+  );
   expect(ahead.status).toBe(400);
   expect(ahead.body).toContain('more than a day ahead');
+  // The Pod's own node's credential for another helper (captured there by a compromised node) is useless at
+  // the holder: each token is for one helper's audience.
+  const captured = await plant(
+    holder,
+    checkpoint.podUID,
+    await helperTokenOf(podNode, attacker),
+    Date.now() + 1000,
+  );
+  expect(captured.status).toBe(401);
+  expect(captured.body).toContain(`a token for the audience ${helperAudience(holder)} is needed`);
 
   // The victim's own copies go on, and none of them is the planted body.
   await eventually('the victim checkpointed after the attempts', async () => {
@@ -93,7 +111,7 @@ it("refuses a helper's copy of a Pod on another node, of a Pod it does not hold,
   const copy = await helperFetch(
     kc,
     `https://${helper.status!.podIP}:9500${HELPER_API}/blobs/${ns}/${checkpoint.podUID}`,
-    { headers: { authorization: `Bearer ${await controllerHelperToken()}` } },
+    { headers: { authorization: `Bearer ${await controllerHelperToken(holder)}` } },
   );
   expect(copy.status).toBe(200);
   expect(await copy.text()).not.toContain('planted');

@@ -157,6 +157,7 @@ describe('helper API over TLS', () => {
 
   it('refuses plain HTTP on the API port, and keeps /healthz and /metrics plain on 9501', async () => {
     const [h] = await helperPods();
+    const node = h!.spec!.nodeName!;
     const ip = h!.status!.podIP!;
     const answer = await plainHttp(ip);
     expect(answer).not.toMatch(/blobs/);
@@ -165,7 +166,7 @@ describe('helper API over TLS', () => {
     expect(await (await fetch(`http://${ip}:9501/metrics`)).text()).toMatch(/pullstate_helper_/);
     // The API itself over HTTPS with the helper-audience token.
     const res = await helperFetch(kc, `https://${ip}:9500/v1/blobs`, {
-      headers: { authorization: `Bearer ${await controllerHelperToken()}` },
+      headers: { authorization: `Bearer ${await controllerHelperToken(node)}` },
     });
     expect(res.status).toBe(200);
   });

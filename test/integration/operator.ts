@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { CoordinationV1Api, CustomObjectsApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import {
   GROUP,
-  HELPER_AUDIENCE,
+  helperAudience,
   OPERATOR_NAMESPACE,
   PLURAL,
   VERSION,
@@ -133,9 +133,9 @@ export async function leaderLog(mentioning: string, lines = 30): Promise<string>
  */
 export async function helperGenerations(pod: V1Pod): Promise<string> {
   const uid = pod.metadata!.uid!;
-  const headers = { authorization: `Bearer ${await controllerHelperToken()}` };
   const out: string[] = [];
   for (const h of await helperPods()) {
+    const headers = { authorization: `Bearer ${await controllerHelperToken(h.spec!.nodeName!)}` };
     const base = `https://${h.status!.podIP}:9500/v1/blobs`;
     try {
       const inv = (await (await helperFetch(kc, `${base}?podUID=${uid}`, { headers })).json()) as {
@@ -238,11 +238,12 @@ export async function helperRolloutDone(timeout = '180s'): Promise<void> {
 }
 
 /** A token of the controller's ServiceAccount for the helpers' audience: what the controller calls them with. */
-export async function controllerHelperToken(): Promise<string> {
+/** A token of the controller's identity for the helper on `node` (what the controller sends it). */
+export async function controllerHelperToken(node: string): Promise<string> {
   const t = await core.createNamespacedServiceAccountToken({
     name: 'pull-state-controller',
     namespace: OPERATOR_NAMESPACE,
-    body: { spec: { audiences: [HELPER_AUDIENCE], expirationSeconds: 600 } },
+    body: { spec: { audiences: [helperAudience(node)], expirationSeconds: 600 } },
   });
   return t.status!.token;
 }

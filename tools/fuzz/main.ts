@@ -348,7 +348,7 @@ async function main(): Promise<void> {
           maxBytes: MAX_BLOB,
           targets: [{ node: 'fuzz', url: helperUrl }],
           blob: { namespace: 'apps', policy: 'p', policyUID: 'u', pod: 'c', podUID: UID, sequence },
-          authorization: GOOD,
+          authorization: { fuzz: GOOD },
         });
         // A shorter content-length is a complete answer by HTTP's rules: the state is what it declares.
         const sent = behaviour === 'lie-length' ? payload.subarray(0, Math.max(0, size - 5)) : payload;

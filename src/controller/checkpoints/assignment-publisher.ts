@@ -149,7 +149,8 @@ export class AssignmentPublisher {
     try {
       // Holds first: the copies of a new Pod may be on their way from its node's helper soon after.
       if (p.holds) {
-        if (await this.d.helpers.holds(p.url, { holds: p.holds })) this.sentHolds.set(node, p.holdsKey);
+        if (await this.d.helpers.holds({ url: p.url, node }, { holds: p.holds }))
+          this.sentHolds.set(node, p.holdsKey);
         else {
           this.noHolds.add(node);
           this.d.log.info('helper predates holds: it takes every copy its peers send until it is updated', {
@@ -158,7 +159,7 @@ export class AssignmentPublisher {
         }
       }
       if (p.assign) {
-        await this.d.helpers.assign(p.url, { pods: p.pods });
+        await this.d.helpers.assign({ url: p.url, node }, { pods: p.pods });
         this.sent.set(node, p.body);
       }
       if (this.pending.get(node) === p) this.pending.delete(node);

@@ -329,7 +329,7 @@ export class Checkpointer {
     const a = this.assignment(e, r, this.d.view.usableHelpers(), this.d.book.loadByNode());
     let report: PullReport;
     try {
-      report = await this.d.helpers.pull(puller.url, a);
+      report = await this.d.helpers.pull(puller, a);
     } catch (err) {
       if (!quiet)
         this.failed(
@@ -408,7 +408,7 @@ export class Checkpointer {
         if (!report.targets.includes(node)) {
           dropCopiesOnNode(r, node);
           const ep = this.d.view.helpers().get(node);
-          if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID).catch(() => undefined);
+          if (ep) void this.d.helpers.delete(ep, r.namespace, r.podUID).catch(() => undefined);
         }
       }
     }
@@ -438,7 +438,7 @@ export class Checkpointer {
     const endpoints = this.d.view.helpers();
     for (const { node } of report.stored) {
       const ep = endpoints.get(node);
-      if (ep) void this.d.helpers.delete(ep.url, r.namespace, r.podUID, r.sealed).catch(() => undefined);
+      if (ep) void this.d.helpers.delete(ep, r.namespace, r.podUID, r.sealed).catch(() => undefined);
     }
   }
 
@@ -449,7 +449,7 @@ export class Checkpointer {
     const endpoints = this.d.view.helpers();
     for (const node of orphan.copies.keys()) {
       const ep = endpoints.get(node);
-      if (ep) void this.d.helpers.delete(ep.url, orphan.namespace, orphanUID).catch(() => undefined);
+      if (ep) void this.d.helpers.delete(ep, orphan.namespace, orphanUID).catch(() => undefined);
     }
     this.d.book.delete(orphanUID);
   }

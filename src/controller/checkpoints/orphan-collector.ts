@@ -31,7 +31,7 @@ export async function collectOrphans(
       const ep = endpoints.get(node);
       if (!ep) continue; // the node is gone; its helper's disk goes with it
       try {
-        await helpers.delete(ep.url, r.namespace, r.podUID);
+        await helpers.delete(ep, r.namespace, r.podUID);
         dropCopiesOnNode(r, node);
       } catch (err) {
         left++;

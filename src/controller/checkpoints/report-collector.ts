@@ -73,7 +73,7 @@ export class ReportCollector {
       try {
         // The first call only learns where the helper's reports stand: what came before is in its inventory.
         const batch = await this.d.helpers.reports(
-          poll.url,
+          { url: poll.url, node },
           cursor,
           boot,
           boot ? (this.d.waitMs ?? 20_000) : 0,

@@ -168,7 +168,7 @@ export class RestoreRequestReconciler {
     const podIP = t.pod.status?.podIP;
     if (!podIP) return fail('the Pod has no IP');
     try {
-      const answer = await this.d.helpers.restore(helpers.get(copy.node)!.url, namespace, podUID, {
+      const answer = await this.d.helpers.restore(helpers.get(copy.node)!, namespace, podUID, {
         podIP,
         ...hostNetworkMark(t.pod, t.spec),
         port: t.spec.port,

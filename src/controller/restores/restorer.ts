@@ -426,20 +426,15 @@ export class Restorer {
     if (!copy) failure = 'no Ready helper holds a copy';
     else {
       try {
-        const answer = await this.d.helpers.restore(
-          helpers.get(copy.node)!.url,
-          from.namespace,
-          from.podUID,
-          {
-            podIP: live.status?.podIP ?? '',
-            ...hostNetworkMark(live, t.spec),
-            port: t.spec.port,
-            path: t.spec.restorePath,
-            timeoutMs: restoreTimeoutMs(t.spec),
-            sequence: copy.sequence,
-            target,
-          },
-        );
+        const answer = await this.d.helpers.restore(helpers.get(copy.node)!, from.namespace, from.podUID, {
+          podIP: live.status?.podIP ?? '',
+          ...hostNetworkMark(live, t.spec),
+          port: t.spec.port,
+          path: t.spec.restorePath,
+          timeoutMs: restoreTimeoutMs(t.spec),
+          sequence: copy.sequence,
+          target,
+        });
         if (answer.result === 'Succeeded') {
           const durationMilliseconds = this.now() - started;
           const into = restart
@@ -556,7 +551,7 @@ export class Restorer {
     for (const node of dropNewerThan(r, sequence)) {
       const ep = endpoints.get(node);
       if (ep)
-        void this.d.helpers.delete(ep.url, r.namespace, r.podUID, sequence).catch((err: unknown) =>
+        void this.d.helpers.delete(ep, r.namespace, r.podUID, sequence).catch((err: unknown) =>
           this.d.log.warn('could not drop copies pulled after a restart', {
             node,
             error: errorMessage(err),

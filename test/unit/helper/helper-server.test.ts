@@ -375,7 +375,7 @@ describe('helper API', () => {
         maxBytes: 100,
         targets: [{ node: 'n1', url: base }],
         blob: { namespace: 'apps', policy: 'p', policyUID: 'u', pod: 'c-0', podUID: uid, sequence: 1 },
-        authorization: auth.authorization,
+        authorization: { n1: auth.authorization },
       });
       expect(outcome).toMatchObject({
         ok: false,

@@ -39,14 +39,21 @@ let appPort: number;
 /** What the app answers: its status, state and process id; `hits` counts GETs. */
 const appState = { status: 200, body: '{"count":1}', instance: 'p1' as string | undefined, hits: 0 };
 
-async function helperNode(name: string, limits: Partial<StoreLimits> = {}): Promise<Node> {
+async function helperNode(
+  name: string,
+  limits: Partial<StoreLimits> = {},
+  auth: {
+    authorization?: (node: string) => Promise<string>;
+    review?: typeof review;
+  } = {},
+): Promise<Node> {
   const dir = await mkdtemp(join(tmpdir(), `helper-${name}-`));
   dirs.push(dir);
   const store = await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 100_000, ...limits });
   const outbox = new ReportOutbox({ capacity: 100, batchMs: 50 });
   const puller = new NodePuller({
     outbox,
-    authorization: async () => peer.authorization,
+    authorization: auth.authorization ?? (async () => peer.authorization),
     concurrency: 4,
     log,
     pull: pullState,
@@ -56,7 +63,7 @@ async function helperNode(name: string, limits: Partial<StoreLimits> = {}): Prom
     // The apps here listen on this machine's loopback.
     allowLoopbackTargets: true,
     nodeName: name,
-    review,
+    review: auth.review ?? review,
     puller,
     outbox,
     peerUser: 'system:serviceaccount:ops:helper',
@@ -165,6 +172,56 @@ describe('a node helper pulling its Pods', () => {
     expect(stored[0]).toMatchObject({ podUID: uid, sequence: report.sequence, instance: 'p1' });
     expect(stored[0]!.digest).toBe(report.digest);
     expect(n1.store.list()).toEqual([]);
+  });
+
+  it("sends each target helper its own node's token; without any token, the pull says why", async () => {
+    // The target admits only a token for its own node, as TokenReview with its node's audience does.
+    const n2 = await helperNode(
+      'n2',
+      {},
+      {
+        review: async (a) =>
+          a === 'Bearer peer@n2'
+            ? { ok: true as const, user: 'system:serviceaccount:ops:helper' }
+            : await review(a === peer.authorization ? 'refused' : a),
+      },
+    );
+    const asked: string[] = [];
+    const n1 = await helperNode(
+      'n1',
+      {},
+      {
+        authorization: async (node) => {
+          asked.push(node);
+          if (node === 'n3') throw new Error('could not get a token for the audience …/node/n3: refused');
+          return `Bearer peer@${node}`;
+        },
+      },
+    );
+    nodes.push(n1, n2);
+    expect((await send(n1, 'POST', '/v1/pulls', assignment(n2))).body).toMatchObject({
+      ok: true,
+      stored: [{ node: 'n2' }],
+    });
+    // A token for another node is refused by n2, and a target without a token is not tried.
+    const wrong = await helperNode('n1b', {}, { authorization: async () => 'Bearer peer@n9' });
+    nodes.push(wrong);
+    expect(
+      (await send(wrong, 'POST', '/v1/pulls', assignment(n2, { pod: 'c-1', podUID: uid.replace(/6$/, '7') })))
+        .body,
+    ).toMatchObject({ ok: false, reason: 'HelperUnavailable', message: expect.stringContaining('401') });
+    const none = await send(
+      n1,
+      'POST',
+      '/v1/pulls',
+      assignment(n2, { targets: [{ node: 'n3', url: n2.url }] }),
+    );
+    expect(none.body).toMatchObject({
+      ok: false,
+      reason: 'HelperUnavailable',
+      message: expect.stringContaining('could not get a token'),
+    });
+    expect(asked).toEqual(['n2', 'n3']);
   });
 
   it('lets the peer identity store copies and nothing else', async () => {

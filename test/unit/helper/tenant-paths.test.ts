@@ -210,7 +210,7 @@ describe("the app's content type, sent on to the helpers", () => {
           podUID: '0f4c2a1e-1111',
           sequence: Date.now(),
         },
-        authorization: 'Bearer x',
+        authorization: { n2: 'Bearer x' },
       });
       expect(out.ok ? out.contentType : out.message).toBe('application/octet-stream');
     },

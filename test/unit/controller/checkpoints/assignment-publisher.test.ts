@@ -59,13 +59,13 @@ beforeEach(() => {
   ]);
   publisher = new AssignmentPublisher({
     helpers: {
-      assign: async (url, set) => {
+      assign: async ({ url }, set) => {
         if (failing.has(url)) throw new Error('connection refused');
         if (hanging.has(url)) return new Promise<never>(() => undefined);
         sent.push({ url, set });
         calls.push(`assign ${url} ${set.pods.length}`);
       },
-      holds: async (url: string, set: HoldSet) => {
+      holds: async ({ url }, set: HoldSet) => {
         if (failing.has(url)) throw new Error('connection refused');
         if (hanging.has(url)) return new Promise<never>(() => undefined);
         if (old.has(url)) return false;

@@ -87,6 +87,7 @@ export const CONTROLLER_FLAGS = {
   },
   'pod-uid': {
     kind: 'string',
+    default: '',
     env: 'POD_UID',
     pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
     help: "UID of this Pod (named by --identity): the helper tokens are bound to it and die with it; without it (outside a Pod) the kubeconfig's token is sent",

@@ -6,7 +6,7 @@ import { HELPER_AUDIENCE, HELPER_HEALTH_PORT, helperAudience, OPERATOR_NAMESPACE
 import { registerProbes } from '../runtime/probes.js';
 import { PeerTrust } from './peer-trust.js';
 import { ServingCertificate } from './serving-certificate.js';
-import { UsageError, helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { handleProcessErrors } from '../runtime/process-errors.js';
@@ -167,9 +167,10 @@ export const HELPER_FLAGS = {
     env: 'HELPER_REPORT_BATCH_MS',
     help: 'how long a routine pull report waits for others before the controller gets it',
   },
-  'pod-name': { kind: 'string', env: 'POD_NAME', help: "this helper's Pod name" },
+  'pod-name': { kind: 'string', default: '', env: 'POD_NAME', help: "this helper's Pod name" },
   'pod-uid': {
     kind: 'string',
+    default: '',
     env: 'POD_UID',
     pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
     help: "this helper's Pod UID: the tokens it sends to the other helpers are bound to its Pod (so they name its node); without it, and --pod-name, the kubeconfig's token is sent",
@@ -234,12 +235,8 @@ export async function runHelper(args: string[]): Promise<void> {
     );
   const peerUser = `system:serviceaccount:${flags['peer-service-account']}`;
   const audienceBase = flags['token-audience'];
-  if (audienceBase && !flags['node-name'])
-    throw new UsageError(
-      '--node-name (NODE_NAME) is needed: the tokens this helper accepts are for its node',
-    );
   const reviewer = new TokenReviewer(kc, {
-    ...(audienceBase ? { audience: helperAudience(flags['node-name']!, audienceBase) } : {}),
+    ...(audienceBase ? { audience: helperAudience(flags['node-name'], audienceBase) } : {}),
     allowedUsers: [`system:serviceaccount:${flags['allowed-service-account']}`, peerUser],
     cacheMs: flags['token-cache-seconds'] * 1000,
     graceMs: flags['token-grace-seconds'] * 1000,

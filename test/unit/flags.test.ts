@@ -1,5 +1,6 @@
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
 import { HELPER_FLAGS } from '../../src/helper/main.js';
+import { CONTROLLER_FLAGS } from '../../src/controller/main.js';
 
 const specs = {
   port: { kind: 'int', min: 1, max: 65535, default: 9500, env: 'PORT', help: 'port' },
@@ -70,6 +71,30 @@ describe("the helper's tenant limits", () => {
       'max-uploads': 64,
       'max-uploads-per-namespace': 8,
       'namespace-quota-bytes': 0,
+    });
+  });
+});
+
+describe('the credentials flags', () => {
+  const required = { POD_IP: '10.0.0.1', NODE_IP: '10.0.0.2', NODE_NAME: 'n1' };
+  it("take the Pod's UID from POD_UID, refusing anything else, and are optional outside a Pod", () => {
+    const uid = '0f4c2a1e-1111-2222-3333-444455556666';
+    expect(parseFlags([], HELPER_FLAGS, { ...required, POD_NAME: 'h-1', POD_UID: uid })).toMatchObject({
+      'pod-name': 'h-1',
+      'pod-uid': uid,
+      'token-audience': 'pullstate.hitachienergy.com/helper',
+    });
+    expect(parseFlags([], HELPER_FLAGS, required)).toMatchObject({ 'pod-name': '', 'pod-uid': '' });
+    expect(() => parseFlags([], HELPER_FLAGS, { ...required, POD_UID: '../x' })).toThrow(
+      'environment variable POD_UID "../x" is not valid; allowed: a Pod UID',
+    );
+    expect(() => parseFlags(['--pod-uid', 'x'], CONTROLLER_FLAGS, {})).toThrow('--pod-uid "x" is not valid');
+    expect(() => parseFlags(['--helper-token-audience', 'a b'], CONTROLLER_FLAGS, {})).toThrow(
+      /--helper-token-audience "a b" is not valid; allowed: an audience without spaces/,
+    );
+    expect(parseFlags([], CONTROLLER_FLAGS, { SERVICE_ACCOUNT_NAME: 'ctl' })).toMatchObject({
+      'service-account': 'ctl',
+      'helper-token-audience': 'pullstate.hitachienergy.com/helper',
     });
   });
 });

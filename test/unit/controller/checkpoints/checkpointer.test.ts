@@ -11,6 +11,7 @@ import {
 import { CheckpointBook, newestCopy } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { Checkpointer, type ProtectedPod } from '../../../../src/controller/checkpoints/checkpointer.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import type { HelperTarget } from '../../../../src/controller/kube/helper-client.js';
 
 const spec = (() => {
   const r = parseSpec({ selector: { matchLabels: { app: 'a' } }, port: 8080, copies: 1 });
@@ -87,8 +88,8 @@ beforeEach(() => {
     book,
     view: { usableHelpers: () => helpers, helpers: () => helpers } as never,
     helpers: {
-      pull: async (_url: string, a: PullAssignment) => (pulls++, stored(a, a.lastSequence + 1)),
-      delete: async (url: string, _ns: string, uid: string, newerThan?: number) =>
+      pull: async (_helper: HelperTarget, a: PullAssignment) => (pulls++, stored(a, a.lastSequence + 1)),
+      delete: async ({ url }: HelperTarget, _ns: string, uid: string, newerThan?: number) =>
         void deletes.push(`${url} ${uid} newer than ${newerThan}`),
     } as never,
     metrics: new Proxy({}, { get: () => counter }) as never,

@@ -48,6 +48,7 @@ import {
   privateKeyPem,
   signServingCertificate,
 } from '../src/tls/pki.js';
+import { COUNT_APP_IMAGE } from '../harness/images.js';
 
 const FLAGS = {
   quick: { kind: 'bool', default: false, help: '3 trials per scenario instead of 10' },
@@ -159,7 +160,7 @@ async function fresh(): Promise<void> {
   );
 }
 
-const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const COUNT_IMAGE = COUNT_APP_IMAGE;
 
 /**
  * The raw baseline of a checkpoint: GET the state from the Pod and stream it into a plain HTTP server on

@@ -16,6 +16,7 @@ import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../src/api/index.js';
 import { fault as clusterFault } from '../tools/localcluster/src/cluster.js';
 import { isReady, PARTITION_MAX_LOST, stats, type CountStats } from './failover.js';
 import { seededRandom } from './seeded-random.js';
+import { COUNT_APP_IMAGE } from './images.js';
 
 export const FAULT_KINDS = ['crash', 'delete', 'partition', 'power', 'leader', 'helper'] as const;
 export type ChaosFault = (typeof FAULT_KINDS)[number];
@@ -113,7 +114,7 @@ export function chaosManifests(namespace: string): { deployment: object; policy:
             containers: [
               {
                 name: 'app',
-                image: 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0',
+                image: COUNT_APP_IMAGE,
                 ports: [{ name: 'http', containerPort: 8080 }],
                 readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 1 },
               },

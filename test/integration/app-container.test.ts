@@ -10,9 +10,10 @@ import { EXEC_IMAGE } from '../../harness/fixture-app.js';
 import { stats } from '../../harness/failover.js';
 import { apps, cluster, core, createNamespace, eventually, readyPods } from './cluster.js';
 import { createPolicy, installOperator, policy } from './operator.js';
+import { COUNT_APP_IMAGE } from '../../harness/images.js';
 
 const ns = 'it-app-container';
-const COUNT_APP = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const COUNT_APP = COUNT_APP_IMAGE;
 const idle = (name: string) => ({
   name,
   image: EXEC_IMAGE,

@@ -43,6 +43,11 @@ async function publishCheckout(): Promise<void> {
   await git('init', '-q', '-b', 'main');
   await git('add', '-A');
   await commit('the checkout under test');
+  // The operator's example Application follows a release tag: the checkout under test is that release.
+  const { spec } = parse(readFileSync(join('examples', 'argocd', 'application.yaml'), 'utf8')) as {
+    spec: { source: { targetRevision: string } };
+  };
+  if (spec.source.targetRevision !== 'main') await git('tag', spec.source.targetRevision);
 }
 
 async function commit(message: string): Promise<string> {

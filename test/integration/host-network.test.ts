@@ -6,9 +6,10 @@ import { apps, core, createNamespace, eventually, isReady } from './cluster.js';
 import { condition, createPolicy, installOperator, kubectl, policy, warningEvents } from './operator.js';
 import { appDeployment } from '../../harness/deployment.js';
 import { READINESS_GATE } from '../../src/api/index.js';
+import { COUNT_APP_IMAGE } from '../../harness/images.js';
 
 const ns = 'it-hostnet';
-const image = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const image = COUNT_APP_IMAGE;
 /** Unused by the node's own components (kubelet 10250, kube-proxy 10249/10256, the policy agent 9080). */
 const PORT = 18080;
 

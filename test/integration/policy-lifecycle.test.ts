@@ -9,9 +9,10 @@ import { stats } from '../../harness/failover.js';
 import { createFixtures, fixturePod } from '../../harness/fixture-app.js';
 import { apps, core, createNamespace, eventually, httpGet, readyPods } from './cluster.js';
 import { createPolicy, custom, installOperator, kubectl, leader, policy } from './operator.js';
+import { COUNT_APP_IMAGE } from '../../harness/images.js';
 
 const ns = 'it-lifecycle';
-const COUNT_IMAGE = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const COUNT_IMAGE = COUNT_APP_IMAGE;
 
 const gatedPod = (): V1PodSpec => ({
   terminationGracePeriodSeconds: 5,

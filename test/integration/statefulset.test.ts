@@ -12,10 +12,11 @@ import {
 import { apps, core, createNamespace, eventually, isReady } from './cluster.js';
 import { custom, installOperator, policy } from './operator.js';
 import { GROUP, PLURAL, READINESS_GATE, VERSION } from '../../src/api/index.js';
+import { COUNT_APP_IMAGE } from '../../harness/images.js';
 
 const ns = 'it-statefulset';
 const name = 'counter';
-const image = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const image = COUNT_APP_IMAGE;
 /** Far apart, so a Pod that got its sibling's state is seen at once. */
 const START = { [`${name}-0`]: 1_000_000, [`${name}-1`]: 5_000_000 };
 

@@ -6,9 +6,10 @@ import { stats } from '../../harness/failover.js';
 import { apps, core, createNamespace, eventually, isReady } from './cluster.js';
 import { createPolicy, installOperator, policy } from './operator.js';
 import { READINESS_GATE } from '../../src/api/index.js';
+import { COUNT_APP_IMAGE } from '../../harness/images.js';
 
 const ns = 'it-workloads';
-const image = 'ghcr.io/hitachienergy/pull-state-count-app:0.1.0';
+const image = COUNT_APP_IMAGE;
 /** A's counter starts here: a B Pod that counts from anywhere near it got A's state. */
 const A_START = 7_000_000;
 

@@ -19,6 +19,7 @@ import {
 } from '../../tools/localcluster/src/node-config.js';
 import { runsFrom } from '../../tools/localcluster/src/processes.js';
 import { microTime } from '../../src/kube/micro-time.js';
+import { COUNT_APP_IMAGE, OPERATOR_IMAGE } from '../../harness/images.js';
 
 const run = promisify(execFile);
 
@@ -140,8 +141,8 @@ describe('images', () => {
     const refs = referencedImages();
     expect(refs).toEqual(
       expect.arrayContaining([
-        'ghcr.io/hitachienergy/pull-state-operator:0.1.0',
-        'ghcr.io/hitachienergy/pull-state-count-app:0.1.0',
+        OPERATOR_IMAGE,
+        COUNT_APP_IMAGE,
       ]),
     );
     const configs = appImageConfigs();

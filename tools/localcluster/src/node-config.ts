@@ -106,7 +106,7 @@ export function cniConfList(n: NodeConfigInput): string {
   );
 }
 
-/** Differences from a default kubelet, each with its reason (the README lists them too). */
+/** Differences from a default kubelet, each with its reason (docs/local-cluster.md lists them too). */
 export function kubeletConfig(n: NodeConfigInput): string {
   const taints = n.controlPlane
     ? `registerWithTaints:

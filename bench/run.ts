@@ -638,7 +638,7 @@ async function scale(pods: number, stateBytes: number) {
       checkpointP99Ms:
         histogramQuantile(a.controller, b.controller, 'pullstate_pull_duration_seconds', 0.99) * 1000,
       statusWritesPerPolicyPerMinute: rate('pullstate_status_writes_total', a.controller, b.controller) * 60,
-      pullsPerSecond: helperRate('pullstate_helper_pulls_total\\{result="success"\\}'),
+      pullsPerSecond: helperRate('pullstate_helper_pulls_total\\{result="Succeeded"\\}'),
       failedPullsPerSecond: helperRate('pullstate_helper_pulls_total\\{result="failure"\\}'),
     };
   }

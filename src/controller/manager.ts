@@ -476,7 +476,10 @@ export class Manager {
     const helpersUnavailable = this.nodes
       .list()
       .filter((n) => this.view.nodeReady(n.metadata!.name!) && !helpers.get(n.metadata!.name!)?.ready).length;
-    return { policies: [...policies.values()], helpersUnavailable };
+    const existingPolicies = new Set(
+      this.policies.list().map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`),
+    );
+    return { policies: [...policies.values()], existingPolicies, helpersUnavailable };
   }
 
   /** A helper that became Ready (new node, or restarted) may hold copies this process never saw. */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PullReport } from '../api/index.js';
+import { registerBuildInfo } from '../runtime/build-info.js';
 import type { BlobStore } from './blob-store.js';
 import type { NodePuller } from './node-puller.js';
 
@@ -7,6 +8,7 @@ import type { NodePuller } from './node-puller.js';
 export function helperMetrics(store: BlobStore, puller?: NodePuller) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry, 'pullstate_helper_build_info');
   const requests = new Counter({
     name: 'pullstate_helper_requests_total',
     help: 'Helper API requests by route and HTTP status code.',
@@ -71,7 +73,7 @@ export function helperMetrics(store: BlobStore, puller?: NodePuller) {
   });
   const pulls = new Counter({
     name: 'pullstate_helper_pulls_total',
-    help: "Pulls of this node's Pods, by namespace and result (success, failure, restarted).",
+    help: "Pulls of this node's Pods, by namespace and result (Succeeded, Failed, Restarted).",
     labelNames: ['namespace', 'result'],
     registers: [registry],
   });
@@ -102,7 +104,7 @@ export function helperMetrics(store: BlobStore, puller?: NodePuller) {
   const observePull = (r: PullReport) => {
     pulls.inc({
       namespace: r.namespace,
-      result: r.ok ? 'success' : r.reason === 'Restarted' ? 'restarted' : 'failure',
+      result: r.ok ? 'Succeeded' : r.reason === 'Restarted' ? 'Restarted' : 'Failed',
     });
     if (r.ok) {
       pullSeconds.observe(r.durationMs / 1000);

@@ -337,7 +337,9 @@ describe('checkpoint pipeline', () => {
       for (const ip of controllers) expect(clients[ip]).toBeUndefined();
       const metrics = await fetch(`http://${own.status!.podIP}:9501/metrics`).then((r) => r.text());
       expect(
-        Number(/pullstate_helper_pulls_total\{namespace="[^"]+",result="success"\} (\d+)/.exec(metrics)?.[1]),
+        Number(
+          /pullstate_helper_pulls_total\{namespace="[^"]+",result="Succeeded"\} (\d+)/.exec(metrics)?.[1],
+        ),
       ).toBeGreaterThan(0);
       expect(Number(/pullstate_helper_assigned_pods (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
     }

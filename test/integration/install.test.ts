@@ -1,7 +1,9 @@
 // Deployable (#6): what `kubectl apply -k .` installs, what its ServiceAccounts may do, and that every
 // example is accepted by the real API server.
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { AuthorizationV1Api } from '@kubernetes/client-node';
@@ -75,6 +77,42 @@ describe('kubectl apply -k .', () => {
     const out = await kubectl('apply', '--server-side', '-k', '.');
     expect(out.split('\n').filter((l) => l && !/ (serverside-applied|unchanged)$/.test(l))).toEqual([]);
   });
+
+  it('keeps a controller through drains and full nodes: a PodDisruptionBudget, a priority, the PSA level', async () => {
+    const pdb = JSON.parse(
+      await kubectl('get', 'pdb', 'pull-state-controller', '-n', OPERATOR_NAMESPACE, '-o', 'json'),
+    ) as { spec: { maxUnavailable: number }; status: { disruptionsAllowed: number; expectedPods: number } };
+    expect(pdb.spec.maxUnavailable).toBe(1);
+    expect(pdb.status).toMatchObject({ expectedPods: 2, disruptionsAllowed: 1 });
+    for (const p of [...(await controllerPods()), ...(await helperPods())]) {
+      expect(p.spec?.priorityClassName).toBe('pull-state-operator');
+      expect(p.spec?.priority).toBe(1_000_000);
+    }
+    const namespace = await core.readNamespace({ name: OPERATOR_NAMESPACE });
+    expect(namespace.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
+  });
+
+  it('is what the release renders: dist/install.yaml of a scratch copy applies onto it unchanged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'install-'));
+    try {
+      for (const f of [
+        'package.json',
+        'package-lock.json',
+        'kustomization.yaml',
+        'crds',
+        'manifests',
+        'tools/release',
+      ])
+        cpSync(f, join(dir, f), { recursive: true });
+      const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+      await run('npx', ['tsx', join(dir, 'tools/release/main.ts'), version, '--install-only']);
+      const out = await kubectl('apply', '--server-side', '-f', join(dir, 'dist', 'install.yaml'));
+      expect(out.split('\n').filter((l) => l && !/ (serverside-applied|unchanged)$/.test(l))).toEqual([]);
+      expect(out).toContain('deployment.apps/pull-state-controller');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('least privilege', () => {
@@ -135,6 +173,24 @@ describe('least privilege', () => {
 
   it('the controller may not write Leases outside its own namespace', async () => {
     expect(await canI(controllerSA, 'create', 'leases', '-n', ns)).toBe(false);
+  });
+
+  it('each may request tokens for its own ServiceAccount only', async () => {
+    const token = (account: string) => [
+      'create',
+      `serviceaccounts/${account}`,
+      '--subresource=token',
+      '-n',
+      OPERATOR_NAMESPACE,
+    ];
+    expect(await canI(controllerSA, ...token('pull-state-controller'))).toBe(true);
+    expect(await canI(helperSA, ...token('pull-state-helper'))).toBe(true);
+    expect(await canI(controllerSA, ...token('pull-state-helper'))).toBe(false);
+    expect(await canI(helperSA, ...token('pull-state-controller'))).toBe(false);
+    expect(await canI(helperSA, ...token('default'))).toBe(false);
+    expect(
+      await canI(controllerSA, 'create', 'serviceaccounts/default', '--subresource=token', '-n', ns),
+    ).toBe(false);
   });
 
   it('the helper may only review tokens, ask for its certificate and read the CA certificate', async () => {

@@ -47,7 +47,7 @@ function ruleGroups(): { groups: { name: string; rules: { alert: string; expr: s
 
 /** Grafana's variables, as a user with "All" selected has them. */
 const grafana = (expr: string) =>
-  expr.replace(/\$__rate_interval/g, '1m').replace(/\$(namespace|policy|job)\b/g, '.*');
+  expr.replace(/\$__rate_interval/g, '2m').replace(/\$(namespace|policy|job)\b/g, '.*');
 
 async function api<T>(path: string): Promise<T> {
   const res = await fetch(`${prom}${path}`);
@@ -112,7 +112,9 @@ beforeAll(async () => {
   const targets = (pods: { status?: { podIP?: string } }[], port: number) =>
     pods.map((p) => `${p.status!.podIP}:${port}`);
   const config = {
-    global: { scrape_interval: '1s', evaluation_interval: '1s' },
+    // Scraped as a real Prometheus does (30 s), evaluated every second: an alert that counts the scrape lag
+    // as checkpoint age fires on a healthy 1 s policy.
+    global: { scrape_interval: '30s', evaluation_interval: '1s' },
     rule_files: [rules],
     scrape_configs: [
       {
@@ -146,13 +148,18 @@ beforeAll(async () => {
   ).catch((err: Error) => {
     throw new Error(`${err.message}\nPrometheus log:\n${log}`);
   });
-  await eventually('per-policy series scraped', async () => {
-    const r = await api<{ result: unknown[] }>(
-      `/api/v1/query?query=${encodeURIComponent(`pullstate_policy_interval_seconds{namespace="${ns}"}`)}`,
-    );
-    return r.result.length > 0 || undefined;
-  });
-});
+  // Two scrapes of the policy's series: the rules have seen it more than once.
+  await eventually(
+    'per-policy series scraped twice',
+    async () => {
+      const r = await api<{ result: { value: [number, string] }[] }>(
+        `/api/v1/query?query=${encodeURIComponent(`count_over_time(pullstate_policy_interval_seconds{namespace="${ns}"}[5m])`)}`,
+      );
+      return Number(r.result[0]?.value[1] ?? 0) >= 2 || undefined;
+    },
+    120_000,
+  );
+}, 420_000);
 
 afterAll(() => {
   prometheus?.kill('SIGKILL');
@@ -201,6 +208,34 @@ describe('dashboard and alerts against real metrics', () => {
     });
     for (const r of loaded)
       expect({ alert: r.name, state: r.state }).toEqual({ alert: r.name, state: 'inactive' });
+    // Not at any evaluation since the policy's first scrape either (every second of the last minute).
+    const stale = ruleGroups().groups[0]!.rules.find((r) => r.alert === 'PullStateCheckpointStale')!.expr;
+    const end = Date.now() / 1000;
+    const range = await api<{ result: { metric: Record<string, string>; values: unknown[] }[] }>(
+      `/api/v1/query_range?query=${encodeURIComponent(stale)}&start=${end - 60}&end=${end}&step=1`,
+    );
+    expect(range.result.filter((x) => x.metric.namespace === ns)).toEqual([]);
+  });
+
+  it('counts pulls per policy with one spelling of results, and says which build runs', async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    const value = async (expr: string) => {
+      const r = await api<{ result: { value: [number, string] }[] }>(
+        `/api/v1/query?query=${encodeURIComponent(expr)}`,
+      );
+      return r.result.map((x) => Number(x.value[1]));
+    };
+    expect(await value(`pullstate_pulls_total{namespace="${ns}",policy="app",result="Succeeded"}`)).toEqual([
+      expect.any(Number),
+    ]);
+    expect(await value(`sum(pullstate_helper_pulls_total{namespace="${ns}",result="Succeeded"})`)).toEqual([
+      expect.any(Number),
+    ]);
+    expect(await value(`count(pullstate_pulls_total{result=~"success|failure"})`)).toEqual([]);
+    const controllers = (await controllerPods()).length;
+    const helpers = (await helperPods()).length;
+    expect(await value(`count(pullstate_build_info{version="${version}"})`)).toEqual([controllers]);
+    expect(await value(`count(pullstate_helper_build_info{version="${version}"})`)).toEqual([helpers]);
   });
 
   it('the stale-checkpoint condition turns true for a policy whose pulls fail', async () => {
@@ -220,7 +255,8 @@ describe('dashboard and alerts against real metrics', () => {
         );
         return r.result.some((x) => x.metric.namespace === ns && x.metric.policy === 'app') || undefined;
       },
-      30_000,
+      // The next scrape (30 s) after the checkpoint is three intervals old.
+      120_000,
     );
     await fetch(`http://${pod!.status!.podIP}:8080/control`, {
       method: 'POST',

@@ -133,7 +133,7 @@ it('a hog beyond its share gets StorageFull; the victim keeps its interval; help
   const victimPulls = async () =>
     sample(
       (await helperMetrics()).map((m) => m.text).join('\n'),
-      /^pullstate_helper_pulls_total\{namespace="it-victim",result="success"\} (\d+)/gm,
+      /^pullstate_helper_pulls_total\{namespace="it-victim",result="Succeeded"\} (\d+)/gm,
     );
   let maxRss = 0;
   const before = await victimPulls();

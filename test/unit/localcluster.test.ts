@@ -139,12 +139,7 @@ describe('images', () => {
 
   it('assembles every image the install and the examples name, with the Dockerfile entry points', () => {
     const refs = referencedImages();
-    expect(refs).toEqual(
-      expect.arrayContaining([
-        OPERATOR_IMAGE,
-        COUNT_APP_IMAGE,
-      ]),
-    );
+    expect(refs).toEqual(expect.arrayContaining([OPERATOR_IMAGE, COUNT_APP_IMAGE]));
     const configs = appImageConfigs();
     expect(configs.map((c) => c.ref).sort()).toEqual(refs.filter((r) => r.startsWith('ghcr.io/')).sort());
     const operator = configs.find((c) => c.ref.includes('pull-state-operator'))!;

@@ -1,4 +1,6 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import {
@@ -76,3 +78,85 @@ describe('release plan', () => {
     expect(['main', `v${version}`]).toContain(app.spec.source.targetRevision);
   });
 });
+
+describe('npm run release, in a scratch copy of the checkout', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'release-'));
+    for (const f of [
+      'package.json',
+      'package-lock.json',
+      'kustomization.yaml',
+      'Dockerfile',
+      'crds',
+      'manifests',
+      'examples',
+      'tools/release',
+    ])
+      cpSync(f, join(dir, f), { recursive: true });
+    writeFileSync(
+      join(dir, 'CHANGELOG.md'),
+      '# Changelog\n\n## Unreleased\n\n- a change\n\n## [0.1.0] - 2026-12-07\n\n- first\n',
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const release = (...args: string[]) =>
+    spawnSync('npx', ['tsx', join(dir, 'tools/release/main.ts'), ...args], { encoding: 'utf8' });
+
+  it('refuses a bad version with exit code 2, naming what is allowed, and changes nothing', () => {
+    const out = release('v0.2.0');
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain('"v0.2.0" is not a version; allowed: MAJOR.MINOR.PATCH');
+    expect(readFileSync(join(dir, 'package.json'), 'utf8')).toBe(readFileSync('package.json', 'utf8'));
+  });
+
+  it('sets the version everywhere and renders one install.yaml with the images pinned by that tag', () => {
+    const out = release('0.2.0-rc.1');
+    expect(out.stderr).toBe('');
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain('git tag -a v0.2.0-rc.1');
+    const install = readFileSync(join(dir, 'dist', 'install.yaml'), 'utf8');
+    expect(install).toContain('releases/download/v0.2.0-rc.1/install.yaml');
+    const kinds = parseAllDocumentsKinds(install);
+    for (const kind of [
+      'CustomResourceDefinition',
+      'Namespace',
+      'ClusterRole',
+      'Deployment',
+      'DaemonSet',
+      'PodDisruptionBudget',
+      'PriorityClass',
+      'NetworkPolicy',
+    ])
+      expect(kinds).toContain(kind);
+    const images = [...install.matchAll(/image: (\S+)/g)].map((m) => m[1]);
+    expect(new Set(images)).toEqual(new Set(['ghcr.io/hitachienergy/pull-state-operator:0.2.0-rc.1']));
+    expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))).toMatchObject({
+      version: '0.2.0-rc.1',
+    });
+    expect(JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages['']).toMatchObject({
+      version: '0.2.0-rc.1',
+    });
+    expect(readFileSync(join(dir, 'examples/argocd/application.yaml'), 'utf8')).toMatch(
+      /targetRevision: v0\.2\.0-rc\.1\n[\s\S]*pull-state-operator:0\.2\.0-rc\.1/,
+    );
+    expect(readFileSync(join(dir, 'examples/count-app/policy.yaml'), 'utf8')).toContain(
+      'pull-state-count-app:0.2.0-rc.1',
+    );
+    expect(readFileSync(join(dir, 'CHANGELOG.md'), 'utf8')).toMatch(
+      /## Unreleased\n\n## \[0\.2\.0-rc\.1\] - \d{4}-\d{2}-\d{2}\n\n- a change/,
+    );
+    expect(release('0.2.0-rc.1', '--notes').stdout).toBe('- a change\n');
+    // The tagged tree renders the same install again; another version is refused.
+    rmSync(join(dir, 'dist'), { recursive: true });
+    expect(release('0.2.0-rc.1', '--install-only').status).toBe(0);
+    expect(readFileSync(join(dir, 'dist', 'install.yaml'), 'utf8')).toBe(install);
+    const wrong = release('0.3.0', '--install-only');
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain('package.json says 0.2.0-rc.1, not 0.3.0');
+  });
+});
+
+function parseAllDocumentsKinds(text: string): string[] {
+  return [...text.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]!);
+}

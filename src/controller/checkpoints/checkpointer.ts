@@ -383,7 +383,7 @@ export class Checkpointer {
         reason === REASONS.pullFailed &&
         ![...r.copies.values()].some((c) => c.restartCount === appRestartCount(e.pod, e.spec));
       if (starting) {
-        this.d.metrics.pulls.inc({ result: 'failure' });
+        this.d.metrics.pulls.inc(r, 'Failed');
         this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace: r.namespace });
       } else if (!quiet) this.failed(e, r, reason, report.message);
       return false;
@@ -392,7 +392,7 @@ export class Checkpointer {
       this.discardAfterSeal(r, report);
       return false;
     }
-    this.d.metrics.pulls.inc({ result: 'success' });
+    this.d.metrics.pulls.inc(r, 'Succeeded');
     this.d.metrics.pullBytes.observe(report.sizeBytes);
     // Reports of one Pod come in order; a one-off pull's answer may overtake a scheduled one's report.
     const newest = report.sequence >= r.lastSequence;
@@ -509,8 +509,8 @@ export class Checkpointer {
   }
 
   private failed(e: ProtectedPod, r: CheckpointRecord, reason: string, message: string): void {
-    this.d.metrics.pulls.inc({ result: 'failure' });
-    this.d.metrics.pullFailures.inc({ reason });
+    this.d.metrics.pulls.inc(r, 'Failed');
+    this.d.metrics.pullFailures.inc(r, reason);
     const changed = r.lastFailure?.reason !== reason;
     r.lastFailure = { reason, message, at: Date.now() };
     if (changed) {

@@ -564,8 +564,8 @@ export class Restorer {
   private report(t: RestoreTarget, r: Omit<PullStatePolicyRestore, 'timestamp'>): void {
     const restore: PullStatePolicyRestore = { ...r, timestamp: new Date().toISOString() };
     this.lastRestore.set(t.policyKey, restore);
-    this.d.metrics.restores.inc({ result: r.result });
     const ns = t.pod.metadata!.namespace!;
+    this.d.metrics.restores.inc({ namespace: ns, policy: t.policy }, r.result ?? 'Failed');
     const type = r.result === 'Succeeded' ? 'Normal' : 'Warning';
     const reason = r.result === 'Succeeded' ? 'Restored' : REASONS.restoreFailed;
     const text = `Pod ${r.pod}: ${r.message ?? r.result} (${r.durationMilliseconds} ms)`;

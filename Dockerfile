@@ -1,7 +1,10 @@
-# Both images of the project, built from the repository root:
-#   docker build --target operator  -t ghcr.io/hitachienergy/pull-state-operator:0.1.0 .
-#   docker build --target count-app -t ghcr.io/hitachienergy/pull-state-count-app:0.1.0 .
-# The operator image has two entry points (`controller`, `helper`), chosen by the manifests' args.
+# The images of the project, built from the repository root:
+#   docker build --target operator   -t ghcr.io/hitachienergy/pull-state-operator:0.1.0 .
+#   docker build --target count-app  -t ghcr.io/hitachienergy/pull-state-count-app:0.1.0 .
+#   docker build --target go-app     -t ghcr.io/hitachienergy/pull-state-go-app:0.1.0 .
+#   docker build --target python-app -t ghcr.io/hitachienergy/pull-state-python-app:0.1.0 .
+# The operator image has two entry points (`controller`, `helper`), chosen by the manifests' args. The three
+# apps are the examples of examples/ (Node.js, Go and Python, each with its standard library only).
 # TypeScript is compiled in a full Node image; the runtimes are distroless (no shell, no package manager),
 # run as the non-root user 65532 the manifests also set, and hold production dependencies only.
 
@@ -39,3 +42,23 @@ COPY --from=build /app/dist/src ./dist/src
 EXPOSE 9090 9500
 ENTRYPOINT ["/nodejs/bin/node", "dist/src/main.js"]
 CMD ["--help"]
+
+# The Go example app: one static binary.
+FROM golang:1.26-bookworm AS go-app-build
+WORKDIR /src
+COPY examples/go-app/ ./
+RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /go-app .
+
+FROM gcr.io/distroless/static-debian12:nonroot AS go-app
+COPY --from=go-app-build /go-app /app/go-app
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/app/go-app"]
+
+# The Python example app: one script, the standard library only.
+FROM python:3.11-slim-bookworm AS python-app
+ENV PYTHONDONTWRITEBYTECODE=1
+COPY examples/python-app/main.py /app/main.py
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["python3", "/app/main.py"]

@@ -8,3 +8,5 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 
 export const OPERATOR_IMAGE = `ghcr.io/hitachienergy/pull-state-operator:${version}`;
 export const COUNT_APP_IMAGE = `ghcr.io/hitachienergy/pull-state-count-app:${version}`;
+export const GO_APP_IMAGE = `ghcr.io/hitachienergy/pull-state-go-app:${version}`;
+export const PYTHON_APP_IMAGE = `ghcr.io/hitachienergy/pull-state-python-app:${version}`;

@@ -13,7 +13,7 @@ import {
   setTargetRevision,
   versionProblem,
 } from '../../tools/release/plan.js';
-import { COUNT_APP_IMAGE, OPERATOR_IMAGE } from '../../harness/images.js';
+import { COUNT_APP_IMAGE, GO_APP_IMAGE, OPERATOR_IMAGE, PYTHON_APP_IMAGE } from '../../harness/images.js';
 
 describe('release plan', () => {
   it('takes semantic versions only, saying what is allowed', () => {
@@ -71,7 +71,8 @@ describe('release plan', () => {
       }
     }
     expect(refs.length).toBeGreaterThan(0);
-    for (const ref of refs) expect([OPERATOR_IMAGE, COUNT_APP_IMAGE]).toContain(ref);
+    for (const ref of refs)
+      expect([OPERATOR_IMAGE, COUNT_APP_IMAGE, GO_APP_IMAGE, PYTHON_APP_IMAGE]).toContain(ref);
     const app = parse(readFileSync('examples/argocd/application.yaml', 'utf8')) as {
       spec: { source: { targetRevision: string } };
     };

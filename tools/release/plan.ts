@@ -1,11 +1,8 @@
 // What `npm run release -- X.Y.Z` changes in the repository, as pure text edits (comments and layout kept),
 // apart from the I/O in main.ts so each rule is easy to test.
 
-/** The images this repository builds, named with the release's version as their tag. */
-export const IMAGE_REPOSITORIES = [
-  'ghcr.io/hitachienergy/pull-state-operator',
-  'ghcr.io/hitachienergy/pull-state-count-app',
-] as const;
+/** The images this repository builds (operator and example apps), tagged with the release's version. */
+const IMAGE_REFERENCE = /(ghcr\.io\/hitachienergy\/pull-state-[a-z0-9-]+):[0-9A-Za-z.-]+/g;
 
 /** Semantic versions without build metadata: 0.2.0, 1.0.0-rc.1. */
 const VERSION = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$/;
@@ -48,13 +45,7 @@ export function changelogSection(text: string, version: string): string {
 
 /** Every reference to one of this repository's images, tagged with `version` instead. */
 export function retagImages(text: string, version: string): string {
-  let out = text;
-  for (const repo of IMAGE_REPOSITORIES)
-    out = out.replace(
-      new RegExp(`${repo.replace(/[./]/g, '\\$&')}:[0-9A-Za-z.-]+`, 'g'),
-      `${repo}:${version}`,
-    );
-  return out;
+  return text.replace(IMAGE_REFERENCE, `$1:${version}`);
 }
 
 /** kustomization.yaml with the operator image's `newTag` set to `version`. */

@@ -11,12 +11,13 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  realpathSync,
   renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { binaryPath } from './build.js';
 import { imagesDir, repoRoot } from './paths.js';
@@ -77,11 +78,23 @@ export function referencedImages(root = repoRoot): string[] {
   return [...refs].sort();
 }
 
+/**
+ * How an image is assembled here, for the Dockerfile target of the same name: `node` (the default) from this
+ * repository's compiled code and the machine's Node.js; `go` from a Go program built with the machine's Go;
+ * `python` from a script and the machine's Python (Debian's /usr/bin/python3 and its standard library).
+ */
+export interface ImageTarget {
+  target: string;
+  runtime?: 'node' | 'go' | 'python';
+  /** For `go` and `python`: the directory with the program (a Go module, or `main.py`). */
+  source?: string;
+}
+
 /** Image name → the Dockerfile target it is built from (tools/localcluster/images.json). */
-export function imageTargets(root = repoRoot): Record<string, { target: string }> {
+export function imageTargets(root = repoRoot): Record<string, ImageTarget> {
   return JSON.parse(readFileSync(join(root, 'tools', 'localcluster', 'images.json'), 'utf8')) as Record<
     string,
-    { target: string }
+    ImageTarget
   >;
 }
 
@@ -92,14 +105,17 @@ export function appImageConfigs(root = repoRoot): ImageConfig[] {
   return referencedImages(root)
     .filter((ref) => imageName(ref) in targets)
     .map((ref) => {
-      const { target } = targets[imageName(ref)]!;
+      const { target, runtime = 'node' } = targets[imageName(ref)]!;
       return {
         ref,
         entrypoint: dockerfileInstruction(dockerfile, target, 'ENTRYPOINT'),
         cmd: dockerfileInstruction(dockerfile, target, 'CMD'),
         workingDir: '/app',
         user: '65532:65532',
-        env: ['PATH=/nodejs/bin:/usr/bin:/bin', 'NODE_ENV=production'],
+        env:
+          runtime === 'node'
+            ? ['PATH=/nodejs/bin:/usr/bin:/bin', 'NODE_ENV=production']
+            : ['PATH=/usr/local/bin:/usr/bin:/bin'],
       };
     });
 }
@@ -131,6 +147,56 @@ function baseDirs(rootfs: string): void {
     'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n',
   );
   writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnonroot:x:65532:\n');
+}
+
+/** A Go program as the Dockerfile's Go stages build it: static, at /app/<directory name>. */
+function goProgram(rootfs: string, source: string): void {
+  const out = join(rootfs, 'app', basename(source));
+  mkdirSync(dirname(out), { recursive: true });
+  execFileSync('go', ['build', '-trimpath', '-ldflags=-s', '-o', out, '.'], {
+    cwd: source,
+    env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Debian's Python, not one on PATH (pyenv and the like live in home directories). */
+const PYTHON = '/usr/bin/python3';
+/** Parts of the standard library a small service never imports. */
+const PYTHON_SKIP = new Set([
+  '__pycache__',
+  'test',
+  'site-packages',
+  'dist-packages',
+  'idlelib',
+  'tkinter',
+  'turtledemo',
+  'ensurepip',
+  'lib2to3',
+  'pydoc_data',
+]);
+
+/**
+ * A Python script with the machine's interpreter, its standard library and the libraries its extension
+ * modules load, at the paths Debian uses (the Dockerfile's stage uses the official python image).
+ */
+function pythonProgram(rootfs: string, source: string): void {
+  const python = realpathSync(PYTHON);
+  const stdlib = execFileSync(python, ['-c', "import sysconfig; print(sysconfig.get_paths()['stdlib'])"], {
+    encoding: 'utf8',
+  }).trim();
+  copyInto(rootfs, python);
+  symlinkSync(basename(python), join(rootfs, 'usr', 'bin', 'python3'));
+  cpSync(stdlib, join(rootfs, stdlib), {
+    recursive: true,
+    dereference: true,
+    filter: (src) => !PYTHON_SKIP.has(basename(src)) && !/^config-/.test(basename(src)),
+  });
+  const extensions = readdirSync(join(stdlib, 'lib-dynload')).map((f) => join(stdlib, 'lib-dynload', f));
+  for (const lib of new Set([python, ...extensions].flatMap(sharedLibraries)))
+    if (!existsSync(join(rootfs, lib))) copyInto(rootfs, lib);
+  mkdirSync(join(rootfs, 'app'), { recursive: true });
+  copyFileSync(join(source, 'main.py'), join(rootfs, 'app', 'main.py'));
 }
 
 /** Production dependencies, installed once per package-lock.json. */
@@ -266,7 +332,22 @@ export function assembleImages(log: (line: string) => void = console.log): {
   cpSync(join(repoRoot, 'crds'), join(app, 'app', 'crds'), { recursive: true });
   const appLayer = tarLayer(app, work);
   rmSync(app, { recursive: true, force: true });
-  for (const config of appImageConfigs()) images.push({ config, layer: appLayer });
+  const targets = imageTargets();
+  for (const config of appImageConfigs()) {
+    const t = targets[imageName(config.ref)]!;
+    if ((t.runtime ?? 'node') === 'node') {
+      images.push({ config, layer: appLayer });
+      continue;
+    }
+    if (!t.source) throw new Error(`tools/localcluster/images.json: ${imageName(config.ref)} needs a source`);
+    const rootfs = join(work, 'rootfs');
+    baseDirs(rootfs);
+    mkdirSync(join(rootfs, 'home', 'nonroot'), { recursive: true });
+    if (t.runtime === 'go') goProgram(rootfs, join(repoRoot, t.source));
+    else pythonProgram(rootfs, join(repoRoot, t.source));
+    images.push({ config, layer: tarLayer(rootfs, work) });
+    rmSync(rootfs, { recursive: true, force: true });
+  }
 
   const archive = join(imagesDir, 'images.tar');
   writeArchive(archive, work, images);

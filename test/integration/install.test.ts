@@ -214,10 +214,14 @@ describe('least privilege', () => {
 });
 
 describe('examples pass kubectl apply --dry-run=server', () => {
-  const files = readdirSync('examples/count-app').filter((f) => f.endsWith('.yaml'));
+  const files = ['count-app', 'go-app', 'python-app'].flatMap((dir) =>
+    readdirSync(join('examples', dir))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => `examples/${dir}/${f}`),
+  );
 
-  it.each(files)('examples/count-app/%s', async (file) => {
-    const out = await dryRun('-n', ns, '-f', `examples/count-app/${file}`);
+  it.each(files)('%s', async (file) => {
+    const out = await dryRun('-n', ns, '-f', file);
     expect(out).toMatch(/\(server dry run\)/);
   });
 

@@ -44,10 +44,12 @@ ENTRYPOINT ["/nodejs/bin/node", "dist/src/main.js"]
 CMD ["--help"]
 
 # The Go example app: one static binary.
-FROM golang:1.26-bookworm AS go-app-build
+# Built on the build machine's platform for the target's: Go cross-compiles, no emulation needed.
+FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS go-app-build
+ARG TARGETOS TARGETARCH
 WORKDIR /src
 COPY examples/go-app/ ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /go-app .
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags=-s -o /go-app .
 
 FROM gcr.io/distroless/static-debian12:nonroot AS go-app
 COPY --from=go-app-build /go-app /app/go-app

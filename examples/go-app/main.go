@@ -27,6 +27,11 @@ type state struct {
 	Count int64 `json:"count"`
 }
 
+// restoreBody is what POST /state takes: a count that must be there (not null, not missing).
+type restoreBody struct {
+	Count *int64 `json:"count"`
+}
+
 type app struct {
 	mu       sync.Mutex
 	state    state
@@ -62,13 +67,18 @@ func (a *app) serveState(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	case http.MethodPost:
-		var s state
+		var body restoreBody
 		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil || s.Count < 0 {
+		err := dec.Decode(&body)
+		if err == nil && dec.Decode(&struct{}{}) != io.EOF {
+			err = errors.New("trailing data")
+		}
+		if err != nil || body.Count == nil || *body.Count < 0 {
 			http.Error(w, `body must be JSON {"count": <whole number >= 0>}`, http.StatusBadRequest)
 			return
 		}
+		s := state{Count: *body.Count}
 		a.mu.Lock()
 		a.state = s
 		a.restores++
@@ -155,7 +165,10 @@ func main() {
 	}()
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	// main returns only once Shutdown has let the answers in flight (the last pull's) finish.
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-stop
 		a.mu.Lock()
 		a.counting = false
@@ -172,4 +185,5 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("fatal: %v", err)
 	}
+	<-done
 }

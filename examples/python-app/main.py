@@ -57,6 +57,8 @@ def log(**fields):
 def handler_for(app):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # An idle kept-alive connection closes after this: shutdown waits for every connection's thread.
+        timeout = 2
 
         def log_message(self, *args):  # one JSON line per restore is enough
             pass
@@ -144,7 +146,9 @@ def main():
     drain = env_int("DRAIN_SECONDS", 5, 0, 300)
     app = App()
     server = ThreadingHTTPServer(("", port), handler_for(app))
-    server.daemon_threads = True
+    # Answers in flight (the last pull's) finish before the process exits: server_close() waits for them.
+    server.daemon_threads = False
+    server.block_on_close = True
 
     def on_sigterm(_signum, _frame):
         with app.lock:
@@ -158,6 +162,7 @@ def main():
     threading.Thread(target=app.tick, args=(tick_ms / 1000,), daemon=True).start()
     log(msg="python-app listening", port=port, instance=app.instance)
     server.serve_forever()
+    server.server_close()
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ export const CONTROLLER_FLAGS = {
     default: '',
     env: 'POD_UID',
     pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
-    help: "UID of this Pod (named by --identity): the helper tokens are bound to it and die with it; without it (outside a Pod) the kubeconfig's token is sent",
+    help: 'UID of this Pod (named by --identity): the helper tokens are bound to it and die with it; required unless --helper-token-audience is empty',
   },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
   'helper-service-account': {
@@ -134,6 +134,11 @@ export async function runController(args: string[]): Promise<void> {
   const unsafe = leaderElectionTimingsError(timings);
   if (unsafe)
     throw new UsageError(`--lease-duration-seconds, --renew-deadline-ms, --retry-period-ms: ${unsafe}`);
+  // Never a silent fallback to the kubeconfig's token: that one opens the API server, not just the helpers.
+  if (flags['helper-token-audience'] && !flags['pod-uid'])
+    throw new UsageError(
+      "--pod-uid (POD_UID) is needed: helper tokens are bound to this Pod; outside a Pod, set --helper-token-audience '' (and the helpers' --token-audience '')",
+    );
   const log = createLogger('controller');
   handleProcessErrors(log);
   const metrics = createControllerMetrics();
@@ -168,23 +173,16 @@ export async function runController(args: string[]): Promise<void> {
     await elector.release();
     await app.close();
   });
-  const podUID = flags['pod-uid'];
-  if (!podUID || !flags['helper-token-audience'])
-    log.warn(
-      "calling the helpers with the kubeconfig's token: helpers that require their audience refuse it",
-      {
-        ...(podUID ? {} : { missing: '--pod-uid (POD_UID)' }),
-        audience: flags['helper-token-audience'],
-      },
-    );
+  if (!flags['helper-token-audience'])
+    log.warn("calling the helpers with the kubeconfig's token: only helpers without an audience accept it");
   const credentials = helperCredentials(
     kc,
     flags['helper-token-audience'],
-    podUID
+    flags['helper-token-audience']
       ? {
           namespace: flags.namespace,
           serviceAccount: flags['service-account'],
-          pod: { name: flags.identity, uid: podUID },
+          pod: { name: flags.identity, uid: flags['pod-uid'] },
         }
       : undefined,
   );

@@ -6,7 +6,7 @@ import { HELPER_AUDIENCE, HELPER_HEALTH_PORT, helperAudience, OPERATOR_NAMESPACE
 import { registerProbes } from '../runtime/probes.js';
 import { PeerTrust } from './peer-trust.js';
 import { ServingCertificate } from './serving-certificate.js';
-import { helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
+import { UsageError, helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
 import { createLogger } from '../runtime/logger.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { handleProcessErrors } from '../runtime/process-errors.js';
@@ -173,7 +173,7 @@ export const HELPER_FLAGS = {
     default: '',
     env: 'POD_UID',
     pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
-    help: "this helper's Pod UID: the tokens it sends to the other helpers are bound to its Pod (so they name its node); without it, and --pod-name, the kubeconfig's token is sent",
+    help: "this helper's Pod UID: the tokens it sends to the other helpers are bound to its Pod (so they name its node); required, with --pod-name, unless --token-audience is empty",
   },
   'token-audience': {
     kind: 'string',
@@ -211,6 +211,11 @@ export const HELPER_HELP = helpText(
 
 export async function runHelper(args: string[]): Promise<void> {
   const flags = parseFlags(args, HELPER_FLAGS, process.env);
+  // Never a silent fallback to the kubeconfig's token: that one opens the API server, not just the helpers.
+  if (flags['token-audience'] && (!flags['pod-name'] || !flags['pod-uid']))
+    throw new UsageError(
+      "--pod-name and --pod-uid (POD_NAME, POD_UID) are needed: the tokens sent to other helpers are bound to this Pod; outside a Pod, set --token-audience '' on every helper and --helper-token-audience '' on the controller",
+    );
   const log = createLogger('helper');
   handleProcessErrors(log);
   const kc = new PooledKubeConfig();
@@ -242,19 +247,18 @@ export async function runHelper(args: string[]): Promise<void> {
     graceMs: flags['token-grace-seconds'] * 1000,
   });
   const outbox = new ReportOutbox({ capacity: 10_000, batchMs: flags['report-batch-ms'] });
-  const podName = flags['pod-name'];
-  const podUID = flags['pod-uid'];
   const [peerNamespace, peerAccount] = flags['peer-service-account'].split(':') as [string, string];
-  if (!podName || !podUID || !audienceBase)
-    log.warn("sending copies with the kubeconfig's token: helpers that require their audience refuse it", {
-      ...(podName && podUID ? {} : { missing: '--pod-name and --pod-uid (POD_NAME, POD_UID)' }),
-      audience: audienceBase,
-    });
+  if (!audienceBase)
+    log.warn("sending copies with the kubeconfig's token: only helpers without an audience accept it");
   const credentials = helperCredentials(
     kc,
     audienceBase,
-    podName && podUID
-      ? { namespace: peerNamespace, serviceAccount: peerAccount, pod: { name: podName, uid: podUID } }
+    audienceBase
+      ? {
+          namespace: peerNamespace,
+          serviceAccount: peerAccount,
+          pod: { name: flags['pod-name'], uid: flags['pod-uid'] },
+        }
       : undefined,
   );
   // The metrics read the puller's assignments; the puller reports into the metrics (once pulls run).

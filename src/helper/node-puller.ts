@@ -231,7 +231,13 @@ export class NodePuller {
       if (answer.status === 'fulfilled') authorization[t.node] = answer.value;
       else problem = errorMessage(answer.reason);
     });
-    return { targets: all.filter((t) => t.node in authorization), authorization, problem };
+    const targets = all.filter((t) => t.node in authorization);
+    if (problem && targets.length > 0)
+      this.o.log.warn('no token for some target helpers: their copies are skipped this time', {
+        skipped: all.filter((t) => !(t.node in authorization)).map((t) => t.node),
+        error: problem,
+      });
+    return { targets, authorization, problem };
   }
 
   private async pullOnce(item: Item, oneOff: boolean): Promise<PullReport> {

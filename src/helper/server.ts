@@ -319,7 +319,6 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
   const holds = o.holds ?? new CopyHolds();
   /** Who sent each request (after TokenReview): a peer's copies are checked against the holds. */
   const callers = new WeakMap<FastifyRequest, Extract<Verdict, { ok: true }>>();
-  let warnedNoNode = false;
 
   app.register(
     async (api) => {
@@ -576,11 +575,15 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           const implausible = sequenceProblem(req.query.sequence, (o.now ?? Date.now)());
           if (implausible) return reply.header('connection', 'close').code(400).send({ error: implausible });
           const caller = callers.get(req);
-          if (caller?.user === o.peerUser && caller?.node === undefined && !warnedNoNode) {
-            warnedNoNode = true;
-            o.log.warn(
-              "a helper's token names no node (not bound to its Pod, or Kubernetes before 1.30): copies are checked against the holds without their node",
-            );
+          // Where a copy comes from is what custody checks: a peer token that names no node (not bound to a
+          // helper Pod, or Kubernetes before 1.30) could come from any node, so it stores nothing.
+          if (caller?.user === o.peerUser && caller?.node === undefined) {
+            o.metrics?.uploadsRefused.inc({ namespace: '', reason: 'NoNode' });
+            return reply.header('connection', 'close').code(403).send({
+              error:
+                "the sender's token names no node; allowed: a helper token bound to the helper's Pod (Kubernetes 1.30+ names its node)",
+              reason: 'NoNode',
+            });
           }
           const unheld =
             caller?.user === o.peerUser

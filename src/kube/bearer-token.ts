@@ -43,12 +43,18 @@ export interface AudienceTokensOptions {
   now?: () => number;
   /** Nodes whose token is remembered at once (the oldest are dropped first). */
   maxEntries?: number;
+  /** Longest wait for one TokenRequest (default 5 s): a caller without a usable token waits at most this. */
+  timeoutMs?: number;
 }
 
 /** A token is renewed after this part of its lifetime, as the kubelet does for projected tokens. */
 const RENEW_AT = 0.8;
 /** A token this close to its expiry is not sent any more (clocks differ a little). */
 const EXPIRY_MARGIN_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 5000;
+/** After a failed TokenRequest, the next one waits 1 s, doubling up to a minute. */
+const RETRY_MS = 1000;
+const MAX_RETRY_MS = 60_000;
 
 interface Kept {
   value: string;
@@ -59,12 +65,15 @@ interface Kept {
 /**
  * One token per target helper, each for an audience that only that helper accepts: a token captured at one
  * helper (a compromised node reads what is sent to it) is refused by every other helper and by the API server.
- * Tokens are kept until 80 % of their lifetime, concurrent requests for one node share one TokenRequest, and
- * while the API server cannot issue a new one a kept token is used until shortly before it expires.
+ * A token is renewed in the background from 80 % of its lifetime, so callers wait for the API server only when
+ * they have no usable token, and then at most `timeoutMs`; concurrent requests for one node share one
+ * TokenRequest, and after a failure the next waits (1 s, doubling to a minute), so an unreachable API server
+ * is not asked once per call.
  */
 export class AudienceTokens implements HelperCredentials {
   private kept = new Map<string, Kept>();
   private inflight = new Map<string, Promise<string>>();
+  private failed = new Map<string, { error: Error; retryAt: number; failures: number }>();
   private readonly now: () => number;
 
   constructor(private readonly o: AudienceTokensOptions) {
@@ -74,24 +83,47 @@ export class AudienceTokens implements HelperCredentials {
   async header(node: string): Promise<string> {
     const audience = this.o.audience(node);
     const kept = this.kept.get(audience);
-    if (kept && this.now() < kept.renewAt) return kept.value;
-    let pending = this.inflight.get(audience);
-    if (!pending) {
-      pending = this.issue(audience, kept).finally(() => this.inflight.delete(audience));
-      this.inflight.set(audience, pending);
+    const now = this.now();
+    if (kept && now < kept.renewAt) return kept.value;
+    const failed = this.failed.get(audience);
+    const waiting = failed !== undefined && now < failed.retryAt;
+    if (kept && now < kept.expiresAt - EXPIRY_MARGIN_MS) {
+      if (!waiting) this.renew(audience).catch(() => undefined);
+      return kept.value;
     }
-    return await pending;
+    if (waiting) throw failed.error;
+    return await this.renew(audience);
   }
 
-  private async issue(audience: string, kept: Kept | undefined): Promise<string> {
+  private renew(audience: string): Promise<string> {
+    let pending = this.inflight.get(audience);
+    if (!pending) {
+      pending = this.issue(audience).finally(() => this.inflight.delete(audience));
+      this.inflight.set(audience, pending);
+    }
+    return pending;
+  }
+
+  private async issue(audience: string): Promise<string> {
     const issuedAt = this.now();
     let issued: IssuedToken;
     try {
-      issued = await this.o.request(audience);
+      issued = await withTimeout(this.o.request(audience), this.o.timeoutMs ?? REQUEST_TIMEOUT_MS);
     } catch (err) {
-      if (kept && this.now() < kept.expiresAt - EXPIRY_MARGIN_MS) return kept.value;
-      throw new Error(`could not get a token for the audience ${audience}: ${(err as Error).message}`);
+      const failures = (this.failed.get(audience)?.failures ?? 0) + 1;
+      const error = new Error(
+        `could not get a token for the audience ${audience}: ${(err as Error).message}`,
+      );
+      this.failed.set(audience, {
+        error,
+        failures,
+        retryAt: this.now() + Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1)),
+      });
+      while (this.failed.size > (this.o.maxEntries ?? 10_000))
+        this.failed.delete(this.failed.keys().next().value!);
+      throw error;
     }
+    this.failed.delete(audience);
     const value = `Bearer ${issued.token}`;
     this.kept.delete(audience);
     this.kept.set(audience, {
@@ -103,6 +135,16 @@ export class AudienceTokens implements HelperCredentials {
     while (this.kept.size > max) this.kept.delete(this.kept.keys().next().value!);
     return value;
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
+    );
+  });
 }
 
 /** The ServiceAccount and Pod a process runs as: its tokens are bound to the Pod and die with it. */

@@ -11,7 +11,7 @@ export function buildVersion(): string {
   }
 }
 
-/** `<prefix>_build_info{version,node}` = 1: which build runs where (dashboards join on it). */
+/** `<prefix>_build_info{version,nodejs}` = 1: which build runs where (dashboards join on it). */
 export function registerBuildInfo(registry: Registry, name: string): void {
   new Gauge({
     name,

@@ -3,6 +3,8 @@
 // and only from the helper of the node each Pod runs on, so a compromised node cannot plant a copy of a Pod
 // on another node (which would be restored into it), nor of a Pod the target does not hold, nor one with a
 // sequence that would block the Pod's later copies. The victim's checkpoints go on.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { helperFetch } from '../../harness/helper-https.js';
 import { HELPER_API, OPERATOR_NAMESPACE, helperAudience } from '../../src/api/index.js';
 import { core, createNamespace, eventually, kc } from './cluster.js';
@@ -116,3 +118,54 @@ it("refuses a helper's copy of a Pod on another node, of a Pod it does not hold,
   expect(copy.status).toBe(200);
   expect(await copy.text()).not.toContain('planted');
 }, 180_000);
+
+it("a helper's credential mints tokens bound to its own Pod only: none naming no node, nor another node's helper", async () => {
+  const [a, b] = await helperPods();
+  // What a compromised node reads from its helper's Pod: that Pod's token for the API server.
+  const stolen = (
+    await core.createNamespacedServiceAccountToken({
+      name: 'pull-state-helper',
+      namespace: OPERATOR_NAMESPACE,
+      body: {
+        spec: {
+          audiences: [],
+          expirationSeconds: 600,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: a!.metadata!.name!, uid: a!.metadata!.uid! },
+        },
+      },
+    })
+  ).status!.token;
+  const mint = async (...args: string[]) => {
+    try {
+      await promisify(execFile)('kubectl', [
+        '--kubeconfig',
+        '.local/kubeconfig',
+        '--token',
+        stolen,
+        'create',
+        'token',
+        'pull-state-helper',
+        '-n',
+        OPERATOR_NAMESPACE,
+        ...args,
+      ]);
+      return 'issued';
+    } catch (err) {
+      return String((err as { stderr?: string }).stderr);
+    }
+  };
+  const boundTo = (p: typeof a) => [
+    '--bound-object-kind',
+    'Pod',
+    '--bound-object-name',
+    p!.metadata!.name!,
+    '--bound-object-uid',
+    p!.metadata!.uid!,
+  ];
+  const denied = "ValidatingAdmissionPolicy 'pull-state-operator-own-pod-tokens'";
+  expect(await mint('--duration', '1h')).toContain(denied);
+  expect(await mint('--duration', '1h', ...boundTo(b))).toContain(denied);
+  expect(await mint('--duration', '2h', ...boundTo(a))).toContain(denied);
+  // What the helper itself asks for: bound to its own Pod, an hour.
+  expect(await mint('--duration', '1h', ...boundTo(a))).toBe('issued');
+});

@@ -63,7 +63,7 @@ async function failedPulls(ip: string): Promise<number> {
   for (const m of text.matchAll(
     /^pullstate_helper_pulls_total\{namespace="[^"]*",result="([^"]+)"\} (\d+)/gm,
   ))
-    if (m[1] !== 'success') n += Number(m[2]);
+    if (m[1] !== 'Succeeded') n += Number(m[2]);
   return n;
 }
 

@@ -58,7 +58,8 @@ afterAll(() => {
 
 describe('npm run check-app', () => {
   it('passes an app that follows the contract, POST included', async () => {
-    const { code, out } = await checkApp(good.url, '--write');
+    // The URL after a flag with a value, as users type it.
+    const { code, out } = await checkApp('--interval-seconds', '5', good.url, '--write');
     expect(out).toContain('PASS  Pull-State-Instance header: a1b2, the same in 5 answers');
     expect(out).toContain('PASS  POST replaces the state');
     expect(out).toContain('0 failed, 0 warnings');

@@ -1,6 +1,6 @@
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../../src/cli/flags.js';
-import { HELPER_FLAGS } from '../../src/helper/main.js';
-import { CONTROLLER_FLAGS } from '../../src/controller/main.js';
+import { HELPER_FLAGS, runHelper } from '../../src/helper/main.js';
+import { CONTROLLER_FLAGS, runController } from '../../src/controller/main.js';
 
 const specs = {
   port: { kind: 'int', min: 1, max: 65535, default: 9500, env: 'PORT', help: 'port' },
@@ -96,5 +96,16 @@ describe('the credentials flags', () => {
       'service-account': 'ctl',
       'helper-token-audience': 'pullstate.hitachienergy.com/helper',
     });
+  });
+});
+
+describe('starting without a Pod identity', () => {
+  it('is refused while an audience is set: never the API server token to a helper', async () => {
+    await expect(runController([])).rejects.toThrow(
+      "--pod-uid (POD_UID) is needed: helper tokens are bound to this Pod; outside a Pod, set --helper-token-audience ''",
+    );
+    await expect(
+      runHelper(['--pod-ip', '10.0.0.1', '--node-ip', '10.0.0.2', '--node-name', 'n1', '--pod-name', 'h']),
+    ).rejects.toThrow('--pod-name and --pod-uid (POD_NAME, POD_UID) are needed');
   });
 });

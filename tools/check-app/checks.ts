@@ -15,7 +15,7 @@ export interface Answer {
   status: number;
   bytes: Buffer;
   contentType?: string;
-  instance?: string | string[];
+  instance?: string;
   ms: number;
 }
 

@@ -36,7 +36,12 @@ const HELP = helpText(
 
 async function get(url: string, timeoutMs: number): Promise<Answer> {
   const started = performance.now();
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  // As the helper calls: no redirects followed, no compression asked for.
+  const res = await fetch(url, {
+    signal: AbortSignal.timeout(timeoutMs),
+    redirect: 'manual',
+    headers: { 'accept-encoding': 'identity' },
+  });
   const bytes = Buffer.from(await res.arrayBuffer());
   const instance = res.headers.get(INSTANCE_HEADER) ?? undefined;
   return {
@@ -44,9 +49,7 @@ async function get(url: string, timeoutMs: number): Promise<Answer> {
     bytes,
     ms: performance.now() - started,
     ...(res.headers.get('content-type') ? { contentType: res.headers.get('content-type')! } : {}),
-    ...(instance !== undefined
-      ? { instance: instance.includes(',') ? instance.split(/,\s*/) : instance }
-      : {}),
+    ...(instance !== undefined ? { instance } : {}),
   };
 }
 
@@ -102,7 +105,18 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const url = args.find((a) => !a.startsWith('--'));
+  // The one argument that is neither a flag nor a flag's value.
+  const positional: number[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([a-z-]+)(=.*)?$/.exec(args[i]!);
+    if (!m) positional.push(i);
+    else if (!m[2] && FLAGS[m[1] as keyof typeof FLAGS]?.kind !== 'bool') i++;
+  }
+  if (positional.length > 1)
+    throw new UsageError(
+      `one URL is needed, got ${positional.map((i) => JSON.stringify(args[i])).join(', ')}`,
+    );
+  const url = positional.length === 1 ? args[positional[0]!]! : undefined;
   if (url === undefined)
     throw new UsageError("the app's state URL is needed, e.g. http://10.0.0.5:8080/state");
   let parsed: URL;
@@ -115,7 +129,7 @@ async function main(args: string[]): Promise<number> {
     throw new UsageError(
       `${url}: the helper pulls over plain HTTP (the Pod network); allowed: http://<host>:<port>/<path>`,
     );
-  const rest = args.filter((a, i) => i !== args.indexOf(url));
+  const rest = args.filter((_, i) => i !== positional[0]);
   const flags = parseFlags(rest, FLAGS);
   const { fails, warns, text } = summary(await check(url, flags));
   process.stdout.write(

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       a === GOOD
         ? { ok: true, user: 'controller' }
         : a === 'Bearer peer'
-          ? { ok: true, user: 'peer' }
+          ? { ok: true, user: 'peer', node: 'fuzz-peer' }
           : { ok: false, status: 401, message: 'token rejected' },
     puller,
     outbox,

@@ -64,7 +64,7 @@ function render(version: string): void {
   } catch (err) {
     fail(`kubectl kustomize . failed (kubectl is needed to render install.yaml): ${(err as Error).message}`);
   }
-  if (!rendered.includes(`pull-state-operator:${version}`))
+  if (!new RegExp(`pull-state-operator:${version.replace(/\./g, '\\.')}\\s`).test(rendered))
     fail(`the rendered install does not name the image tag ${version}: check kustomization.yaml`);
   mkdirSync(join(root, 'dist'), { recursive: true });
   writeFileSync(join(root, 'dist', 'install.yaml'), installHeader(version) + rendered);

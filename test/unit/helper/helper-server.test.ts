@@ -78,7 +78,7 @@ beforeEach(async () => {
       a === 'Bearer good'
         ? { ok: true, user: 'controller' }
         : a === 'Bearer peer'
-          ? { ok: true, user: 'peer' }
+          ? { ok: true, user: 'peer', node: 'n1' }
           : a
             ? { ok: false, status: 403, message: 'other may not use the helper' }
             : { ok: false, status: 401, message: 'missing "Authorization: Bearer <token>" header' },
@@ -540,7 +540,9 @@ describe('helper API taking copies only of the Pods it holds', () => {
             ? { ok: true, user: 'peer', node: 'n1' }
             : a === 'Bearer peer-n2'
               ? { ok: true, user: 'peer', node: 'n2' }
-              : { ok: false, status: 401, message: 'no' },
+              : a === 'Bearer peer-nowhere'
+                ? { ok: true, user: 'peer' }
+                : { ok: false, status: 401, message: 'no' },
     });
     holdingBase = await holding.listen({ host: '127.0.0.1', port: 0 });
   });
@@ -574,6 +576,13 @@ describe('helper API taking copies only of the Pods it holds', () => {
       error: `this helper was not told to keep copies of Pod apps/${other}`,
     });
     expect((await copy(uid, 'peer-n1')).status).toBe(201);
+    // A helper token that names no node (not bound to a helper Pod) could come from anywhere: nothing stored.
+    const nowhere = await copy(uid, 'peer-nowhere');
+    expect(nowhere.status).toBe(403);
+    expect(await nowhere.json()).toEqual({
+      error: expect.stringContaining("the sender's token names no node; allowed: a helper token bound to"),
+      reason: 'NoNode',
+    });
     const list = await fetch(`${holdingBase}/v1/holds`, { headers: auth });
     expect(await list.json()).toEqual({ holds: [{ namespace: 'apps', podUID: uid, node: 'n1' }] });
     // Only the controller sets them.

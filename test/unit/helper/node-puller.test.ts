@@ -22,7 +22,7 @@ const review = async (a: string | undefined) =>
   a === controller.authorization
     ? { ok: true as const, user: 'system:serviceaccount:ops:controller' }
     : a === peer.authorization
-      ? { ok: true as const, user: 'system:serviceaccount:ops:helper' }
+      ? { ok: true as const, user: 'system:serviceaccount:ops:helper', node: 'n1' }
       : { ok: false as const, status: 401 as const, message: 'token rejected' };
 
 interface Node {
@@ -182,7 +182,7 @@ describe('a node helper pulling its Pods', () => {
       {
         review: async (a) =>
           a === 'Bearer peer@n2'
-            ? { ok: true as const, user: 'system:serviceaccount:ops:helper' }
+            ? { ok: true as const, user: 'system:serviceaccount:ops:helper', node: 'n1' }
             : await review(a === peer.authorization ? 'refused' : a),
       },
     );

@@ -33,7 +33,7 @@ beforeEach(async () => {
   target = buildHelperServer({
     store: await BlobStore.open(dir, { maxBlobBytes: 1000, quotaBytes: 1_000_000 }),
     nodeName: 'n2',
-    review: async () => ({ ok: true, user: 'peer' }),
+    review: async () => ({ ok: true, user: 'peer', node: 'n1' }),
     peerUser: 'peer',
     log,
   });

@@ -39,14 +39,38 @@ describe('AudienceTokens', () => {
     expect(api.asked).toEqual([helperAudience('n1'), helperAudience('n2')]);
   });
 
-  it('keeps a token until 80 % of its lifetime, then asks for a new one', async () => {
+  it('keeps a token until 80 % of its lifetime, then renews it without making a caller wait', async () => {
     const api = issuer(now);
     const tokens = make(api);
     const first = await tokens.header('n1');
     now.t += 0.79 * 3_600_000;
     expect(await tokens.header('n1')).toBe(first);
+    expect(api.asked).toHaveLength(1);
     now.t += 0.02 * 3_600_000;
+    // Still valid: this caller gets it, and the renewal runs behind it.
+    expect(await tokens.header('n1')).toBe(first);
+    await new Promise((r) => setImmediate(r));
+    expect(api.asked).toHaveLength(2);
     expect(await tokens.header('n1')).not.toBe(first);
+  });
+
+  it('waits at most its timeout for the API server, then backs off instead of asking per call', async () => {
+    const api = issuer(now);
+    api.hold(new Promise<void>(() => undefined)); // the API server never answers
+    const tokens = new AudienceTokens({
+      audience: (node) => helperAudience(node),
+      request: api.request,
+      now: () => now.t,
+      timeoutMs: 50,
+    });
+    await expect(tokens.header('n1')).rejects.toThrow(
+      `could not get a token for the audience ${helperAudience('n1')}: no answer within 50 ms`,
+    );
+    await expect(tokens.header('n1')).rejects.toThrow('no answer within 50 ms');
+    expect(api.asked).toHaveLength(1);
+    now.t += 1001;
+    api.hold(undefined);
+    expect(await tokens.header('n1')).toBe(`Bearer ${helperAudience('n1')}#1`);
     expect(api.asked).toHaveLength(2);
   });
 
@@ -69,12 +93,14 @@ describe('AudienceTokens', () => {
     api.setDown(true);
     now.t += 0.9 * 3_600_000;
     expect(await tokens.header('n1')).toBe(kept);
+    await new Promise((r) => setImmediate(r));
     now.t += 0.1 * 3_600_000 - 5_000; // 5 s before its expiry: too close to send
     await expect(tokens.header('n1')).rejects.toThrow(
       `could not get a token for the audience ${helperAudience('n1')}: connect ECONNREFUSED`,
     );
     await expect(tokens.header('n2')).rejects.toThrow('ECONNREFUSED');
     api.setDown(false);
+    now.t += 2_000; // past the back-off of the last failure
     expect(await tokens.header('n1')).not.toBe(kept);
   });
 

@@ -273,6 +273,18 @@ async function checkpointLatency(trials: number) {
         env: { STATE_PADDING_BYTES: String(bytes) },
       }),
     });
+    // A policy, so the helpers hold the Pod's copies (they refuse copies of Pods the operator does not
+    // protect); its own pulls come once within seconds, then hourly, so they rarely meet a measured one.
+    await policy(name, { intervalSeconds: 3600, maxStateBytes: 64 * 1024 ** 2 });
+    const policyUID = (
+      (await custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: PLURAL,
+        name,
+      })) as { metadata: { uid: string } }
+    ).metadata.uid;
     const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`));
     const helpers = (
       await core.listNamespacedPod({
@@ -292,6 +304,7 @@ async function checkpointLatency(trials: number) {
     // The first pulls (connections, JIT warm-up) are not measured. Operator and raw copies alternate, so
     // both meet the same machine load.
     const warmUp = 10;
+    const heldBy = Date.now() + 60_000;
     for (let i = 0; i < warmUp + Math.max(trials * 5, 30); i++) {
       const res = await helperFetch(kubeconfig, `https://${puller.status!.podIP}:9500${HELPER_API}/pulls`, {
         method: 'POST',
@@ -301,8 +314,8 @@ async function checkpointLatency(trials: number) {
         },
         body: JSON.stringify({
           namespace: NS,
-          policy: 'bench',
-          policyUID: 'bench',
+          policy: name,
+          policyUID,
           pod: pod.metadata!.name!,
           podUID: pod.metadata!.uid!,
           podIP: pod.status!.podIP!,
@@ -318,6 +331,12 @@ async function checkpointLatency(trials: number) {
       });
       if (!res.ok) throw new Error(`helper answered ${res.status}: ${await res.text()}`);
       const r = (await res.json()) as PullReport;
+      // Until the controller has told the target to hold the new Pod, the target refuses its copies.
+      if (!r.ok && i < warmUp && Date.now() < heldBy && /NotHeld/.test(r.message)) {
+        i--;
+        await new Promise((res) => setTimeout(res, 500));
+        continue;
+      }
       if (!r.ok) throw new Error(`pull failed: ${r.message}`);
       const rawMs = await rawCopy(source, `${sink.url}/copy-${i % 3}`);
       const rawTlsMs = await rawCopy(source, `${sink.tlsUrl}/tls-${i % 3}`, sink.tls);

@@ -7,8 +7,8 @@ import { parseAllDocuments } from 'yaml';
 import { aheadAllowed, failoverTrial, stats } from '../../harness/failover.js';
 import { GO_APP_IMAGE, PYTHON_APP_IMAGE } from '../../harness/images.js';
 import { BRIDGE_IP } from '../../tools/localcluster/src/addressing.js';
-import { core, createNamespace, eventually, readyPods } from './cluster.js';
-import { installOperator, policy } from './operator.js';
+import { core, createNamespace } from './cluster.js';
+import { checkpointedPod, installOperator, policy } from './operator.js';
 
 /** One interval of updates (10 per second at 1 s), plus one for the test's own sampling. */
 const MAX_LOST = 11;
@@ -24,20 +24,7 @@ function kubectlApply(ns: string, docs: object[]): void {
   });
 }
 
-async function checkpointed(ns: string, name: string): Promise<void> {
-  const [pod] = await eventually(
-    `${name} Ready`,
-    async () => {
-      const p = await readyPods(ns, `app=${name}`);
-      return p.length === 1 ? p : undefined;
-    },
-    120_000,
-  );
-  await eventually('a checkpoint of the Pod', async () =>
-    (await policy(ns, name)).status?.checkpoints?.some((c) => c.podUID === pod!.metadata!.uid && !c.orphaned),
-  );
-  await new Promise((r) => setTimeout(r, 1500));
-}
+const checkpointed = (ns: string, name: string) => checkpointedPod(ns, `app=${name}`, name, 120_000);
 
 beforeAll(async () => {
   await installOperator();

@@ -4,9 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { aheadAllowed, failoverTrial, PARTITION_MAX_LOST, stats } from '../../harness/failover.js';
-import { core, createNamespace, eventually, kc, readyPods } from './cluster.js';
+import { core, createNamespace, eventually, kc } from './cluster.js';
 import { placeBesideLeader } from '../../harness/leader-placement.js';
-import { installOperator, leader, policy } from './operator.js';
+import { checkpointedPod, installOperator, leader, policy } from './operator.js';
 import { FENCE_TAINT, OPERATOR_NAMESPACE } from '../../src/api/index.js';
 
 const ns = 'it-failover';
@@ -25,20 +25,7 @@ async function applyExample(file: string, edit: (doc: Doc) => void = () => undef
   });
 }
 
-async function checkpointed(selector: string, name: string): Promise<void> {
-  const [pod] = await eventually(
-    `${selector} Ready`,
-    async () => {
-      const p = await readyPods(ns, selector);
-      return p.length === 1 ? p : undefined;
-    },
-    90_000,
-  );
-  await eventually('a checkpoint of the Pod', async () =>
-    (await policy(ns, name)).status?.checkpoints?.some((c) => c.podUID === pod!.metadata!.uid && !c.orphaned),
-  );
-  await new Promise((r) => setTimeout(r, 1500));
-}
+const checkpointed = (selector: string, name: string) => checkpointedPod(ns, selector, name);
 
 beforeAll(async () => {
   await installOperator();

@@ -261,3 +261,29 @@ export async function warningEvents(namespace: string, name: string): Promise<st
   });
   return list.items.map((e) => `${e.reason}: ${e.message}`);
 }
+
+/**
+ * Waits for the one Ready Pod `selector` selects in `namespace` and a checkpoint of it in `policyName`'s status,
+ * then a little more: a trial starts from a Pod whose state is being kept.
+ */
+export async function checkpointedPod(
+  namespace: string,
+  selector: string,
+  policyName: string,
+  readyTimeoutMs = 90_000,
+): Promise<void> {
+  const [pod] = await eventually(
+    `${selector} Ready`,
+    async () => {
+      const p = await readyPods(namespace, selector);
+      return p.length === 1 ? p : undefined;
+    },
+    readyTimeoutMs,
+  );
+  await eventually('a checkpoint of the Pod', async () =>
+    (await policy(namespace, policyName)).status?.checkpoints?.some(
+      (c) => c.podUID === pod!.metadata!.uid && !c.orphaned,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+}

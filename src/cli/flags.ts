@@ -9,7 +9,7 @@ export interface FlagSpec {
   min?: number;
   max?: number;
   /** For strings: a check and the wording of what is allowed. */
-  pattern?: { test: RegExp; allowed: string };
+  pattern?: { test: { test(value: string): boolean }; allowed: string };
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;

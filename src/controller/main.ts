@@ -6,6 +6,7 @@ import { helperCredentials } from '../kube/bearer-token.js';
 import { helpText, parseFlags, UsageError, type FlagSpecs } from '../cli/flags.js';
 import { createLogger, errorMessage } from '../runtime/logger.js';
 import { registerProbes } from '../runtime/probes.js';
+import { IP_ADDRESS, wildcardAddress } from '../runtime/ip-address.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { handleProcessErrors } from '../runtime/process-errors.js';
 import {
@@ -92,6 +93,16 @@ export const CONTROLLER_FLAGS = {
     pattern: { test: /^[0-9a-f-]{36}$/, allowed: 'a Pod UID' },
     help: 'UID of this Pod (named by --identity): the helper tokens are bound to it and die with it; required unless --helper-token-audience is empty',
   },
+  'pod-ip': {
+    kind: 'string',
+    default: '',
+    env: 'POD_IP',
+    pattern: {
+      test: { test: (v: string) => v === '' || IP_ADDRESS.test(v) },
+      allowed: 'an IPv4 or IPv6 address',
+    },
+    help: "this Pod's IP (status.podIP): its family decides whether the metrics port listens on IPv4 or IPv6 (IPv4 when empty)",
+  },
   workers: { kind: 'int', min: 1, max: 100, default: 4, help: 'reconciles running at once' },
   'helper-service-account': {
     kind: 'string',
@@ -153,7 +164,7 @@ export async function runController(args: string[]): Promise<void> {
     // A standby is ready (it serves probes and waits); a leader once its caches are synced.
     notReadyBecause: () => (state.leading && !state.manager?.synced ? 'caches are syncing' : undefined),
   });
-  await app.listen({ host: '0.0.0.0', port: flags['metrics-port'] });
+  await app.listen({ host: wildcardAddress(flags['pod-ip'] || undefined), port: flags['metrics-port'] });
   log.info('controller started', {
     identity: flags.identity,
     namespace: flags.namespace,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import { HELPER_AUDIENCE, HELPER_HEALTH_PORT, helperAudience, OPERATOR_NAMESPACE } from '../api/constants.js';
 import { registerProbes } from '../runtime/probes.js';
+import { IP_ADDRESS, wildcardAddress } from '../runtime/ip-address.js';
 import { PeerTrust } from './peer-trust.js';
 import { ServingCertificate } from './serving-certificate.js';
 import { UsageError, helpText, parseFlags, type FlagSpecs } from '../cli/flags.js';
@@ -42,13 +43,13 @@ export const HELPER_FLAGS = {
   'pod-ip': {
     kind: 'string',
     env: 'POD_IP',
-    pattern: { test: /^\d{1,3}(\.\d{1,3}){3}$/, allowed: 'an IPv4 address (the downward API status.podIP)' },
+    pattern: { test: IP_ADDRESS, allowed: 'an IPv4 or IPv6 address (the downward API status.podIP)' },
     help: "this helper Pod's IP, the one name in its serving certificate",
   },
   'node-ip': {
     kind: 'string',
     env: 'NODE_IP',
-    pattern: { test: /^\d{1,3}(\.\d{1,3}){3}$/, allowed: 'an IPv4 address (the downward API status.hostIP)' },
+    pattern: { test: IP_ADDRESS, allowed: 'an IPv4 or IPv6 address (the downward API status.hostIP)' },
     help: "this node's IP: pulls and restores there are refused unless the Pod is a hostNetwork Pod its policy allows",
   },
   namespace: {
@@ -284,7 +285,7 @@ export async function runHelper(args: string[]): Promise<void> {
   let notReady: string | undefined = 'waiting for the helper CA';
   const health = Fastify({ logger: false });
   registerProbes(health, metrics.registry, { healthy: () => true, notReadyBecause: () => notReady });
-  await health.listen({ host: '0.0.0.0', port: flags['health-port'] });
+  await health.listen({ host: wildcardAddress(flags['pod-ip']), port: flags['health-port'] });
   const trust = new PeerTrust(kc, flags.namespace, log);
   // Set once the first certificate is issued; renewals and the shutdown hook reach the server through it.
   const api: { app?: ReturnType<typeof buildHelperServer> } = {};
@@ -335,7 +336,7 @@ export async function runHelper(args: string[]): Promise<void> {
     log,
   });
   api.app = app;
-  await app.listen({ host: '0.0.0.0', port: flags.port });
+  await app.listen({ host: wildcardAddress(flags['pod-ip']), port: flags.port });
   notReady = undefined;
   log.info('helper started', {
     node: flags['node-name'],

@@ -7,6 +7,7 @@ import { requestPath } from '../runtime/request-path.js';
 import { FairSlots } from './fair-slots.js';
 import type { PullRequest } from './pull-state.js';
 import type { ReportOutbox } from './report-outbox.js';
+import { httpURL } from '../runtime/ip-address.js';
 
 export interface NodePullerOptions {
   outbox: ReportOutbox;
@@ -83,7 +84,7 @@ export function pullDelayMs(intervalMs: number, failures: number): number {
 /** The state's URL, checked once when the assignment arrives rather than at every pull. */
 function sourceOf(a: PullAssignment): Item['source'] {
   const path = requestPath(a.path);
-  return path.ok ? { ok: true, url: `http://${a.podIP}:${a.port}${path.path}` } : path;
+  return path.ok ? { ok: true, url: httpURL('http', a.podIP, a.port, path.path) } : path;
 }
 
 /** ±5 % so Pods with the same interval drift apart instead of pulling in lockstep. */

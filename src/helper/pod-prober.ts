@@ -2,6 +2,7 @@ import { probe as httpProbe, type ProbeOutcome } from '../runtime/http-probe.js'
 import type { PodFault, PullAssignment } from '../api/index.js';
 import { errorMessage, type Logger } from '../runtime/logger.js';
 import { requestPath } from '../runtime/request-path.js';
+import { hostPort } from '../runtime/ip-address.js';
 
 export interface ProbeState {
   failures: number;
@@ -154,7 +155,7 @@ export class PodProber {
         podUID: p.a.podUID,
         failures: p.failures,
         restartCount: p.a.restartCount,
-        message: `${p.failures} probes in a row of ${p.a.podIP}:${spec.port}${p.sent ?? ''} failed`,
+        message: `${p.failures} probes in a row of ${hostPort(p.a.podIP, spec.port)}${p.sent ?? ''} failed`,
       });
     }
     this.arm(p, Math.max(0, spec.periodMs - (Date.now() - started)));

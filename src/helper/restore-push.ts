@@ -5,6 +5,7 @@ import { INSTANCE_HEADER, INSTANCE_PATTERN, type PushResult } from '../api/index
 import { pipeline } from 'node:stream/promises';
 import { contentTypeOr } from '../runtime/header-value.js';
 import { requestPath } from '../runtime/request-path.js';
+import { hostPort } from '../runtime/ip-address.js';
 
 const CONNECT_TIMEOUT_MS = 300;
 
@@ -51,7 +52,9 @@ export async function pushState(
         timeout: target.timeoutMs,
       });
     } catch (err) {
-      return resolve(notSent(`cannot send to ${target.podIP}:${target.port}: ${(err as Error).message}`));
+      return resolve(
+        notSent(`cannot send to ${hostPort(target.podIP, target.port)}: ${(err as Error).message}`),
+      );
     }
     let settled = false;
     const done = (r: PushResult) => {

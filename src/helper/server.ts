@@ -25,6 +25,7 @@ import { pushState } from './restore-push.js';
 import { RestoreLedger, ledgerKey } from './restore-ledger.js';
 import type { Verdict } from './token-reviewer.js';
 import { probe as httpProbe, type ProbeOutcome } from '../runtime/http-probe.js';
+import { canonicalIP, hostPort, isLoopback, notAPodIP, sameIP } from '../runtime/ip-address.js';
 
 export interface HelperServerOptions {
   store: BlobStore;
@@ -75,15 +76,6 @@ export interface PeerProbeOptions {
 const MAX_PEER_PROBES = 32;
 
 /**
- * Addresses no helper Pod has: loopback, "this network", link-local (the clouds' metadata service) and
- * multicast, reserved and broadcast. A peer probe never goes there, whoever asks.
- */
-export function notAPodIP(ip: string): boolean {
-  const [a, b] = ip.split('.').map(Number) as [number, number];
-  return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224;
-}
-
-/**
  * Why a pull or restore must not go to `ip` (undefined: it may). The controller's refusal of hostNetwork
  * Pods is the rule; this is the second line. Even a caller replaying the controller's credential gets no
  * loopback, link-local (the clouds' metadata service) or reserved target. The own-node rule keeps a mistaken
@@ -95,10 +87,10 @@ export function targetProblem(
   hostNetwork: boolean | undefined,
   o: { nodeIP?: string; allowLoopbackTargets?: boolean } = {},
 ): string | undefined {
-  const loopbackAllowed = o.allowLoopbackTargets === true && ip.startsWith('127.');
+  const loopbackAllowed = o.allowLoopbackTargets === true && isLoopback(ip);
   if (notAPodIP(ip) && !loopbackAllowed)
     return `podIP ${ip} is not a Pod address (loopback, link-local, multicast or reserved); allowed: the IP of a Pod`;
-  if (ip === o.nodeIP && !hostNetwork)
+  if (sameIP(ip, o.nodeIP) && !hostNetwork)
     return `podIP ${ip} is this helper's node; allowed: a Pod IP, or the node's for a hostNetwork Pod whose policy sets allowHostNetwork`;
   return undefined;
 }
@@ -109,7 +101,7 @@ const peerProbeSchema = {
   required: ['node', 'ip'],
   properties: {
     node: { type: 'string', minLength: 1, maxLength: 253 },
-    ip: { type: 'string', format: 'ipv4' },
+    ip: { type: 'string', format: 'ip-address' },
     timeoutMs: { type: 'integer', minimum: 100, maximum: 2000, default: 400 },
   },
 } as const;
@@ -127,7 +119,7 @@ const restoreSchema = {
   additionalProperties: false,
   required: ['podIP', 'port', 'path'],
   properties: {
-    podIP: { type: 'string', format: 'ipv4' },
+    podIP: { type: 'string', format: 'ip-address' },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
     timeoutMs: { type: 'integer', minimum: 100, maximum: MAX_RESTORE_TIMEOUT_MS, default: 5000 },
@@ -175,7 +167,7 @@ export const assignmentSchema = {
     pod: dnsName,
     podUID: { type: 'string', pattern: uidPattern },
     workload: { type: 'string', pattern: WORKLOAD_PATTERN.source },
-    podIP: { type: 'string', format: 'ipv4' },
+    podIP: { type: 'string', format: 'ip-address' },
     hostNetwork: { type: 'boolean' },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     path: { type: 'string', pattern: '^/[^\\s?#]*$', maxLength: 1024 },
@@ -302,7 +294,13 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
   const options = {
     logger: false,
     forceCloseConnections: true,
-    ajv: { customOptions: { removeAdditional: false } },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        // Pod and node addresses of IPv4, IPv6 and dual-stack clusters (zones and non-addresses refused).
+        formats: { 'ip-address': (s: string) => canonicalIP(s) !== undefined },
+      },
+    },
   } as const;
   // One instance type for both: the routes do not care which transport carries them.
   const app = (o.tls
@@ -423,7 +421,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           { schema: { body: peerProbeSchema } },
           async (req, reply): Promise<PeerProbeAnswer | FastifyReply> => {
             const { node, ip, timeoutMs = 400 } = req.body;
-            if (node === o.nodeName || ip === peerProbe.podIP)
+            if (node === o.nodeName || sameIP(ip, peerProbe.podIP))
               return reply.code(400).send({ error: 'a helper is no second opinion on itself' });
             if (notAPodIP(ip))
               return reply.code(403).send({ error: `${ip} cannot be a helper Pod's IP: not probed` });
@@ -537,7 +535,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             o.log[level]('restore', {
               blob: found.meta.id,
               sequence: found.meta.sequence,
-              target: `${req.body.podIP}:${req.body.port}`,
+              target: hostPort(req.body.podIP, req.body.port),
               ...outcome,
               ...(detail ? { detail } : {}),
             });

@@ -145,7 +145,10 @@ export class ServingCertificate {
       const cert = new X509Certificate(certPem);
       const info = certificateInfo(certPem);
       const good =
-        cert.subjectAltName === `IP Address:${this.o.podIP}` &&
+        // One name, this Pod's IP (`checkIP` compares IPv6 addresses by value, not by spelling).
+        cert.subjectAltName?.startsWith('IP Address:') === true &&
+        !cert.subjectAltName.includes(',') &&
+        cert.checkIP(this.o.podIP) !== undefined &&
         cert.verify(new X509Certificate(ca).publicKey) &&
         renewalTime(info).getTime() > Date.now();
       return good ? { keyPem, certPem, info, receivedAt: info.notBefore.getTime() } : undefined;

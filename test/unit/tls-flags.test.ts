@@ -10,7 +10,24 @@ describe('flags of the helper TLS', () => {
     expect(parseFlags(node, HELPER_FLAGS, { POD_IP: '10.244.1.6' })['pod-ip']).toBe('10.244.1.6');
     expect(() => parseFlags([...node, '--pod-ip', 'helper-1'], HELPER_FLAGS, {})).toThrow(UsageError);
     expect(() => parseFlags(node, HELPER_FLAGS, {})).toThrow(/--pod-ip is required \(or set POD_IP\)/);
-    expect(() => parseFlags([...node, '--pod-ip', 'helper-1'], HELPER_FLAGS, {})).toThrow(/an IPv4 address/);
+    expect(() => parseFlags([...node, '--pod-ip', 'helper-1'], HELPER_FLAGS, {})).toThrow(
+      /an IPv4 or IPv6 address/,
+    );
+    // IPv6 and dual-stack clusters: the primary address of either family; a zone is no Pod address.
+    expect(parseFlags([...node, '--pod-ip', 'fd00:10:244:1::5'], HELPER_FLAGS, {})['pod-ip']).toBe(
+      'fd00:10:244:1::5',
+    );
+    expect(() => parseFlags([...node, '--pod-ip', 'fe80::5%eth0'], HELPER_FLAGS, {})).toThrow(UsageError);
+    expect(
+      parseFlags(['--node-name', 'n1', '--node-ip', 'fd00::fe', '--pod-ip', '10.0.0.1'], HELPER_FLAGS, {})[
+        'node-ip'
+      ],
+    ).toBe('fd00::fe');
+    expect(parseFlags([], CONTROLLER_FLAGS, { POD_IP: 'fd00::7' })['pod-ip']).toBe('fd00::7');
+    expect(parseFlags([], CONTROLLER_FLAGS, {})['pod-ip']).toBe('');
+    expect(() => parseFlags(['--pod-ip', '10.0.0'], CONTROLLER_FLAGS, {})).toThrow(
+      /--pod-ip "10.0.0" is not valid; allowed: an IPv4 or IPv6 address/,
+    );
     expect(() =>
       parseFlags([...node, '--pod-ip', '10.0.0.1', '--health-port', '0'], HELPER_FLAGS, {}),
     ).toThrow(/1 to 65535/);

@@ -1,6 +1,7 @@
 import type { V1CertificateSigningRequest, V1Pod } from '@kubernetes/client-node';
 import { HELPER_SIGNER_NAME } from '../../api/constants.js';
 import type { ParsedRequest } from '../../tls/pki.js';
+import { sameIP } from '../../runtime/ip-address.js';
 
 /** What the API server records of a requester with a bound ServiceAccount token (its Pod). */
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
@@ -67,7 +68,7 @@ export function reviewHelperRequest(
   if (!req.signatureValid) return deny('BadSignature', 'the request is not signed by its own key');
   if (!ALLOWED_KEYS.has(req.keyAlgorithm))
     return deny('BadKey', `key ${req.keyAlgorithm}; allowed: ${[...ALLOWED_KEYS].join(', ')}`);
-  if (req.otherNames.length > 0 || req.ips.length !== 1 || req.ips[0] !== podIP)
+  if (req.otherNames.length > 0 || req.ips.length !== 1 || !sameIP(req.ips[0], podIP))
     return deny(
       'BadNames',
       `names ${JSON.stringify([...req.ips, ...req.otherNames])}; allowed: the Pod's own IP ${podIP}, nothing else`,

@@ -1,6 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { HELPER_COMPONENT, HELPER_HEALTH_PORT, LABELS, MANAGED_BY_VALUE } from '../../api/constants.js';
 import type { Informer } from './informer.js';
+import { httpURL } from '../../runtime/ip-address.js';
 
 export const DEFAULT_HELPER_PORT = 9500;
 
@@ -43,8 +44,8 @@ export function helperEndpoint(pod: V1Pod): HelperEndpoint | undefined {
   return {
     node,
     pod: pod.metadata?.name ?? '',
-    url: `https://${ip}:${port}`,
-    healthUrl: `http://${ip}:${health}`,
+    url: httpURL('https', ip, port),
+    healthUrl: httpURL('http', ip, health),
     ready: isPodReady(pod),
   };
 }

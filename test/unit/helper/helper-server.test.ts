@@ -236,6 +236,19 @@ describe('helper API', () => {
     expect(targetProblem('127.0.0.1', false)).toContain('not a Pod address');
     expect(targetProblem('127.0.0.1', false, { allowLoopbackTargets: true })).toBeUndefined();
     expect(targetProblem('10.244.1.7', false, { nodeIP: '10.0.0.254' })).toBeUndefined();
+    // IPv6: the same rules, and the node's address recognised however it is spelled.
+    for (const ip of ['fe80::1', '::ffff:a9fe:a9fe', '64:ff9b::a9fe:a9fe', 'fd00:ec2::254', 'ff02::1']) {
+      const answer = await restore({ podIP: ip, port: 8080, path: '/state' });
+      expect({ ip, status: answer.statusCode }).toEqual({ ip, status: 400 });
+      expect(answer.json().error).toContain(`podIP ${ip} is not a Pod address`);
+    }
+    const zoned = await restore({ podIP: 'fe80::1%eth0', port: 8080, path: '/state' });
+    expect(zoned.statusCode).toBe(400);
+    expect(zoned.json().error).toContain('podIP');
+    expect(targetProblem('fd00:10:244::7', false, { nodeIP: 'fd00::fe' })).toBeUndefined();
+    expect(targetProblem('FD00:0::FE', false, { nodeIP: 'fd00::fe' })).toContain("this helper's node");
+    expect(targetProblem('::1', false)).toContain('not a Pod address');
+    expect(targetProblem('::1', false, { allowLoopbackTargets: true })).toBeUndefined();
   });
 
   it('restores a chosen generation once per process: a repeated or concurrent request for it is not pushed again', async () => {
@@ -408,11 +421,13 @@ describe('peer probe (POST /v1/probe)', () => {
       expect(JSON.parse(r.body)).toEqual({ outcome });
     }
     await probe({ node: 'n2', ip: '10.0.2.7' });
+    expect((await probe({ node: 'n3', ip: 'fd00:10:244:2::7' })).statusCode).toBe(200);
     expect(peerProbes).toEqual([
       '10.0.2.7:9501/readyz 300',
       '10.0.2.7:9501/readyz 300',
       '10.0.2.7:9501/readyz 300',
       '10.0.2.7:9501/readyz 400',
+      'fd00:10:244:2::7:9501/readyz 400',
     ]);
   });
 
@@ -439,6 +454,11 @@ describe('peer probe (POST /v1/probe)', () => {
       [{ node: 'n2', ip: '0.0.0.0' }, 403],
       [{ node: 'n2', ip: '224.0.0.1' }, 403],
       [{ node: 'n2', ip: '255.255.255.255' }, 403],
+      [{ node: 'n2', ip: '::1' }, 403],
+      [{ node: 'n2', ip: 'fe80::a9fe' }, 403],
+      [{ node: 'n2', ip: '64:ff9b::a9fe:a9fe' }, 403],
+      [{ node: 'n2', ip: 'fe80::1%eth0' }, 400],
+      [{ node: 'n2', ip: '[fd00::7]' }, 400],
       // Probing itself would be no second vantage point.
       [{ node: 'n1', ip: '10.0.2.7' }, 400],
       [{ node: 'n2', ip: '10.0.0.1' }, 400],

@@ -50,6 +50,16 @@ describe('reviewHelperRequest', () => {
     expect(reviewHelperRequest(csr(), req(), ctx())).toEqual({ approve: true });
   });
 
+  it("approves an IPv6 helper Pod's own address however the request spells it, and no other", () => {
+    const v6 = ctx({ pod: { ...helperPod, status: { podIP: 'fd00:10:244:1::5' } } });
+    expect(reviewHelperRequest(csr(), req({ ips: ['FD00:10:244:1:0:0:0:5'] }), v6)).toEqual({
+      approve: true,
+    });
+    expect(reviewHelperRequest(csr(), req({ ips: ['fd00:10:244:1::6'] }), v6)).toMatchObject({
+      approve: false,
+    });
+  });
+
   it.each<[string, V1CertificateSigningRequest, ParsedRequest, ReviewContext, RegExp]>([
     [
       'another identity',

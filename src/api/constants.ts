@@ -58,7 +58,10 @@ export const REASONS = {
   stateTooLarge: 'StateTooLarge',
   /** Every target helper refused the copy for lack of space: the node's quota or the namespace's share. */
   storageFull: 'StorageFull',
+  /** No node but the Pod's own has a Ready helper: nothing is checkpointed (policy sameNodeCopy: Never). */
   noTargetNode: 'NoTargetNode',
+  /** Checkpoints kept on their Pod's own node (sameNodeCopy: WhenNoOtherNode): lost with that node. */
+  sameNodeCopy: 'SameNodeCopy',
   helperUnavailable: 'HelperUnavailable',
   restoreFailed: 'RestoreFailed',
   /** Several containers and none named or listing the state port: the first is taken as the app. */

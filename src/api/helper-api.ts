@@ -128,7 +128,13 @@ export type PushResult =
  * StorageFull: every target helper refused the copy for lack of space (its quota or the namespace's share).
  */
 export type PullFailureReason =
-  'PullFailed' | 'StateTooLarge' | 'HelperUnavailable' | 'StorageFull' | 'Restarted';
+  | 'PullFailed'
+  | 'StateTooLarge'
+  | 'HelperUnavailable'
+  /** The assignment names no helper to hold the copy: no node but the Pod's own has a Ready one. */
+  | 'NoTargetNode'
+  | 'StorageFull'
+  | 'Restarted';
 
 /** A helper of another node that receives a copy. */
 export interface CopyTarget {

@@ -252,33 +252,35 @@ export class NodePuller {
       : { targets: [], authorization: {}, problem: undefined };
     const outcome: PullOutcome = !source.ok
       ? { ok: false, reason: 'PullFailed', message: source.problem, durationMs: 0 }
-      : targets.length === 0
-        ? {
-            ok: false,
-            reason: 'HelperUnavailable',
-            message: problem ?? 'no other node has a Ready helper to hold the copy',
-            durationMs: 0,
-          }
-        : await this.o.pull({
-            source: source.url,
-            timeoutMs: a.timeoutMs,
-            maxBytes: a.maxBytes,
-            targets,
-            blob: {
-              namespace: a.namespace,
-              policy: a.policy,
-              policyUID: a.policyUID,
-              pod: a.pod,
-              podUID: a.podUID,
-              ...(a.workload !== undefined ? { workload: a.workload } : {}),
-              sequence,
-              restartCount: a.restartCount,
-            },
-            authorization,
-            ...(this.o.peerAgent?.() ? { peerAgent: this.o.peerAgent()! } : {}),
-            pulledAt,
-            ...(item.expected !== undefined ? { expectedInstance: item.expected } : {}),
-          });
+      : a.targets.length === 0
+        ? { ok: false, reason: 'NoTargetNode', message: 'no node was named to hold the copy', durationMs: 0 }
+        : targets.length === 0
+          ? {
+              ok: false,
+              reason: 'HelperUnavailable',
+              message: problem ?? 'no token for any helper that is to hold the copy',
+              durationMs: 0,
+            }
+          : await this.o.pull({
+              source: source.url,
+              timeoutMs: a.timeoutMs,
+              maxBytes: a.maxBytes,
+              targets,
+              blob: {
+                namespace: a.namespace,
+                policy: a.policy,
+                policyUID: a.policyUID,
+                pod: a.pod,
+                podUID: a.podUID,
+                ...(a.workload !== undefined ? { workload: a.workload } : {}),
+                sequence,
+                restartCount: a.restartCount,
+              },
+              authorization,
+              ...(this.o.peerAgent?.() ? { peerAgent: this.o.peerAgent()! } : {}),
+              pulledAt,
+              ...(item.expected !== undefined ? { expectedInstance: item.expected } : {}),
+            });
     if (outcome.ok) {
       item.expected = outcome.instance;
       item.heldSince = undefined;

@@ -84,6 +84,10 @@ export interface IPullStatePolicy {
      */
     copies?: number;
     /**
+     * What to do when no node but the Pod's own has a Ready helper (a single-node cluster, or the others down). Never (default): nothing is checkpointed and the policy says Degraded NoTargetNode. WhenNoOtherNode: the copy is kept on the Pod's own node, which survives a crash or a deletion of the Pod but not the loss of the node; the policy says Degraded SameNodeCopy, and the copy moves to another node as soon as one has a Ready helper.
+     */
+    sameNodeCopy?: 'Never' | 'WhenNoOtherNode';
+    /**
      * Whether selected Pods with hostNetwork true are pulled from and restored into. Off by default: such a Pod's address is its node's, so the state port may belong to the node (the kubelet, an exporter, another tenant's host-network Pod). Refused Pods stay unprotected, each with a Warning Event, and their readiness gate is opened.
      */
     allowHostNetwork?: boolean;

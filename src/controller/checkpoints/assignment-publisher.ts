@@ -112,7 +112,8 @@ export class AssignmentPublisher {
   private build(): void {
     const wanted = this.d.build();
     const holds = this.d.holds ? this.d.holds() : holdsOf(wanted);
-    // Compared as one digest: the per-node lists differ only by leaving out the node's own Pods.
+    // Compared as one digest: the per-node lists differ only by leaving out the node's own Pods (but those
+    // whose copies it keeps itself).
     const holdsKey = createHash('sha256').update(JSON.stringify(holds)).digest('hex');
     const endpoints = this.d.endpoints();
     for (const node of this.sent.keys()) if (!endpoints.has(node)) this.sent.delete(node);
@@ -122,22 +123,27 @@ export class AssignmentPublisher {
       if (!ep.ready) continue;
       const pods = wanted.get(node) ?? [];
       const body = changeKey(pods);
+      // Copies a helper keeps of its own node's Pods: only where the policy allows it and no other node can.
+      const own = new Set(pods.filter((a) => a.targets.some((t) => t.node === node)).map((a) => a.podUID));
+      const nodeHoldsKey = own.size === 0 ? holdsKey : `${holdsKey}+${[...own].sort().join(',')}`;
       // Each part goes out only when it changed for this node: a new Pod changes every helper's holds but
       // only its own node's assignments.
       const needAssign = this.sent.get(node) !== body;
-      const needHolds = !this.noHolds.has(node) && this.sentHolds.get(node) !== holdsKey;
+      const needHolds = !this.noHolds.has(node) && this.sentHolds.get(node) !== nodeHoldsKey;
       if (!needAssign && !needHolds) {
         this.pending.delete(node);
         continue;
       }
       const p = this.pending.get(node);
-      if (p && p.body === body && p.holdsKey === holdsKey) continue;
+      if (p && p.body === body && p.holdsKey === nodeHoldsKey) continue;
       this.pending.set(node, {
         url: ep.url,
         pods,
         body,
         ...(needAssign ? { assign: true } : {}),
-        ...(needHolds ? { holds: holds.filter((h) => h.node !== node), holdsKey } : { holdsKey }),
+        ...(needHolds
+          ? { holds: holds.filter((h) => h.node !== node || own.has(h.podUID)), holdsKey: nodeHoldsKey }
+          : { holdsKey: nodeHoldsKey }),
       });
       this.queue.add(nodeKey(node));
     }

@@ -29,6 +29,15 @@ import { chooseTargets } from './target-nodes.js';
 import { hostNetworkMark } from '../policies/host-network.js';
 
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
+/** Why nothing is checkpointed, and what the user can do about it. */
+function noTargetMessage(e: ProtectedPod): string {
+  const node = e.pod.spec?.nodeName ?? '';
+  return e.spec.sameNodeCopy === 'WhenNoOtherNode'
+    ? `no node has a Ready helper to hold a copy, not even ${node}`
+    : `no node but the Pod's own (${node}) has a Ready helper, and a copy there would die with it; ` +
+        `set sameNodeCopy: WhenNoOtherNode to keep one there (a single-node cluster), or add a node`;
+}
+
 const FINAL_PULL_GAP_MS = 100;
 const FINAL_PULLS_MAX_MS = 30_000;
 /** A copy pulled within this many intervals means the Pod's helper is pulling it, whatever the API shows. */
@@ -229,8 +238,10 @@ export class Checkpointer {
     for (const [uid, s] of this.schedules) {
       const r = this.d.book.get(uid);
       if (!r || s.busy) continue;
-      const valid = [...r.copies.keys()].filter((n) => usable.has(n)).length;
-      if (r.copies.size > 0 && valid < Math.min(s.entry.spec.copies, usable.size)) void this.run(uid, s);
+      const valid = [...r.copies.keys()].filter((n) => usable.has(n) && n !== r.podNode).length;
+      const others = [...usable.keys()].filter((n) => n !== r.podNode).length;
+      // A copy on the Pod's own node (sameNodeCopy) counts for nothing once another node can hold one.
+      if (r.copies.size > 0 && valid < Math.min(s.entry.spec.copies, others)) void this.run(uid, s);
     }
     this.d.onAssignmentsChange?.();
   }
@@ -249,6 +260,7 @@ export class Checkpointer {
       current,
       candidates: [...usable.keys()].map((node) => ({ node, load: load.get(node) ?? 0 })),
       key: r.podUID,
+      sameNodeWhenAlone: e.spec.sameNodeCopy === 'WhenNoOtherNode',
     });
     return {
       namespace: r.namespace,
@@ -376,7 +388,9 @@ export class Checkpointer {
             ? REASONS.storageFull
             : report.reason === 'HelperUnavailable'
               ? REASONS.helperUnavailable
-              : REASONS.pullFailed;
+              : report.reason === 'NoTargetNode'
+                ? REASONS.noTargetNode
+                : REASONS.pullFailed;
       // An app that has not answered since it (re)started is starting, not failing: a JVM or an app that
       // loads data may need minutes. Its first good pull starts the clock; the kubelet judges its start-up.
       const starting =
@@ -385,7 +399,8 @@ export class Checkpointer {
       if (starting) {
         this.d.metrics.pulls.inc(r, 'Failed');
         this.d.log.debug('app not answering yet since its start', { pod: r.pod, namespace: r.namespace });
-      } else if (!quiet) this.failed(e, r, reason, report.message);
+      } else if (!quiet)
+        this.failed(e, r, reason, reason === REASONS.noTargetNode ? noTargetMessage(e) : report.message);
       return false;
     }
     if (pastSeal(r, report.sequence)) {

@@ -16,6 +16,8 @@ export interface TargetChoice {
   candidates: readonly TargetCandidate[];
   /** Stable per-Pod key that spreads Pods with equal loads over different nodes. */
   key: string;
+  /** The policy's `sameNodeCopy: WhenNoOtherNode`: with no other candidate, the Pod's own node holds the copy. */
+  sameNodeWhenAlone?: boolean;
 }
 
 function spread(key: string, node: string): string {
@@ -23,11 +25,14 @@ function spread(key: string, node: string): string {
 }
 
 /**
- * Where a Pod's copies go: never its own node, valid current targets first (sticky), then the least-loaded
- * candidates; ties broken by a per-Pod hash. Returns fewer than `copies` nodes when there are not enough.
+ * Where a Pod's copies go: never its own node (unless it is the only candidate and the policy allows that),
+ * valid current targets first (sticky), then the least-loaded candidates; ties broken by a per-Pod hash.
+ * Returns fewer than `copies` nodes when there are not enough.
  */
 export function chooseTargets(c: TargetChoice): string[] {
   const eligible = new Map(c.candidates.filter((x) => x.node !== c.podNode).map((x) => [x.node, x]));
+  if (eligible.size === 0)
+    return c.sameNodeWhenAlone === true && c.candidates.some((x) => x.node === c.podNode) ? [c.podNode] : [];
   const chosen = c.current.filter((n) => eligible.has(n)).slice(0, c.copies);
   const rest = [...eligible.values()]
     .filter((x) => !chosen.includes(x.node))

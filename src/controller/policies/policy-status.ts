@@ -66,6 +66,16 @@ function checkpointOf(r: CheckpointRecord, orphaned: boolean): PullStatePolicyCh
   };
 }
 
+/** Every copy of the newest checkpoint is on the Pod's own node (sameNodeCopy: WhenNoOtherNode). */
+function onOwnNodeOnly(r: CheckpointRecord): boolean {
+  const newest = newestCopy(r);
+  return (
+    newest !== undefined &&
+    r.podNode !== undefined &&
+    [...r.copies.values()].filter((c) => c.sequence === newest.sequence).every((c) => c.node === r.podNode)
+  );
+}
+
 /** The status a policy should have, from what the controller knows now (pure, so it is easy to test). */
 export function buildStatus(i: StatusInput): PullStatePolicyStatus {
   const withCopies = i.records.filter((r) => newestCopy(r));
@@ -78,6 +88,7 @@ export function buildStatus(i: StatusInput): PullStatePolicyStatus {
   const total = i.protectedUIDs.size;
   const failures = protectedRecords.filter((r) => r.lastFailure).sort((a, b) => a.pod.localeCompare(b.pod));
   const orphaned = withCopies.filter((r) => !i.protectedUIDs.has(r.podUID)).length;
+  const sameNode = protectedRecords.filter(onOwnNodeOnly).sort((a, b) => a.pod.localeCompare(b.pod));
 
   let conditions = i.previous?.conditions ?? [];
   const set = (type: string, status: 'True' | 'False', reason: string, message: string) => {
@@ -115,6 +126,17 @@ export function buildStatus(i: StatusInput): PullStatePolicyStatus {
       'True',
       failures[0]!.lastFailure!.reason,
       `${listed.join('; ')}${more}; last good checkpoints are kept`,
+    );
+  } else if (sameNode.length > 0) {
+    const names = sameNode.slice(0, MAX_LISTED_FAILURES).map((r) => `${r.pod} on ${r.podNode}`);
+    const more =
+      sameNode.length > MAX_LISTED_FAILURES ? ` and ${sameNode.length - MAX_LISTED_FAILURES} more` : '';
+    set(
+      CONDITION_TYPES.degraded,
+      'True',
+      REASONS.sameNodeCopy,
+      `${sameNode.length} of ${total} Pods have their checkpoint on their own node only (${names.join(', ')}${more}): ` +
+        'no other node has a Ready helper; a crash or deletion of the Pod is restored, the loss of its node is not',
     );
   } else set(CONDITION_TYPES.degraded, 'False', REASONS.asExpected, 'every checkpoint is current');
 

@@ -326,7 +326,8 @@ describe('a node helper pulling its Pods', () => {
   it('pulls a Pod that waited for a target node soon after one is assigned, not after its interval', async () => {
     const [n1, n2] = nodes as [Node, Node];
     const slow = { intervalMs: 60_000 };
-    const skipped = collect(n1, (all) => all.some((r) => !r.ok && r.reason === 'HelperUnavailable'), 15_000);
+    // No target named: the report says so (the controller turns it into NoTargetNode with what to do).
+    const skipped = collect(n1, (all) => all.some((r) => !r.ok && r.reason === 'NoTargetNode'), 15_000);
     await send(n1, 'PUT', '/v1/assignments', { pods: [assignment(n2, { ...slow, targets: [] })] });
     await skipped;
     const started = Date.now();

@@ -205,6 +205,25 @@ describe('AssignmentPublisher', () => {
     expect(calls.filter((c) => c.includes('n2:'))).toEqual([]);
     expect(calls).toEqual(['holds https://n1:9500 ', 'assign https://n1:9500 1']);
   });
+
+  it("lets a helper hold its own node's Pod only while that Pod's copy is assigned to it (sameNodeCopy)", async () => {
+    const self = { targets: [{ node: 'n1', url: 'https://n1:9500' }] };
+    wanted = new Map([
+      ['n1', [pod('a', self), pod('b', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]],
+    ]);
+    publisher.start();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls.filter((c) => c.startsWith('holds'))).toEqual([
+      'holds https://n1:9500 a@n1',
+      'holds https://n2:9500 a@n1,b@n1',
+    ]);
+    // Another node can hold a's copy now: n1 no longer takes copies of its own Pod.
+    calls = [];
+    wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] }), pod('b')]]]);
+    publisher.poke();
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls.filter((c) => c.startsWith('holds'))).toEqual(['holds https://n1:9500 ']);
+  });
 });
 
 describe('holds of assignments', () => {

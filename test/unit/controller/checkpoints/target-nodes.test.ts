@@ -34,4 +34,42 @@ describe('chooseTargets', () => {
     );
     expect(picks.size).toBeGreaterThan(2);
   });
+
+  it("keeps the copy on the Pod's own node only when the policy allows it and no other node can", () => {
+    const alone = [{ node: 'a', load: 0 }];
+    expect(chooseTargets({ podNode: 'a', copies: 1, current: [], candidates: alone, key: 'x' })).toEqual([]);
+    expect(
+      chooseTargets({
+        podNode: 'a',
+        copies: 2,
+        current: [],
+        candidates: alone,
+        key: 'x',
+        sameNodeWhenAlone: true,
+      }),
+    ).toEqual(['a']);
+    // The own node's helper is not usable either: nowhere.
+    expect(
+      chooseTargets({
+        podNode: 'a',
+        copies: 1,
+        current: [],
+        candidates: [],
+        key: 'x',
+        sameNodeWhenAlone: true,
+      }),
+    ).toEqual([]);
+    // Once another node can hold it, the copy leaves the Pod's node, even if it was there before.
+    const two = [...alone, { node: 'b', load: 5 }];
+    expect(
+      chooseTargets({
+        podNode: 'a',
+        copies: 1,
+        current: ['a'],
+        candidates: two,
+        key: 'x',
+        sameNodeWhenAlone: true,
+      }),
+    ).toEqual(['b']);
+  });
 });

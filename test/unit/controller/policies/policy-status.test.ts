@@ -55,6 +55,45 @@ describe('status', () => {
     expect(degraded.message).toContain('Pod b: GET answered 500');
   });
 
+  it("says Degraded SameNodeCopy, naming the Pods, while checkpoints are on their Pod's own node only", () => {
+    const alone = record('a', [['n1', 2000]], { podNode: 'n1' });
+    const elsewhere = record('b', [['n2', 2000]], { podNode: 'n1' });
+    const status = (records: ReturnType<typeof record>[]) =>
+      buildStatus({
+        generation: 1,
+        previous: undefined,
+        protectedUIDs: new Set(records.map((r) => r.podUID)),
+        records,
+        now,
+      });
+    const s = status([alone, elsewhere]);
+    const degraded = s.conditions!.find((c) => c.type === 'Degraded')!;
+    expect([degraded.status, degraded.reason]).toEqual(['True', 'SameNodeCopy']);
+    expect(degraded.message).toContain('1 of 2 Pods have their checkpoint on their own node only (a on n1)');
+    expect(degraded.message).toContain('the loss of its node is not');
+    expect(s.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+    // A copy on another node as well: protected against the node's loss.
+    const both = record(
+      'a',
+      [
+        ['n1', 2000],
+        ['n2', 2000],
+      ],
+      { podNode: 'n1' },
+    );
+    expect(status([both, elsewhere]).conditions!.find((c) => c.type === 'Degraded')!.reason).toBe(
+      'AsExpected',
+    );
+    // A failure says more than where the copies are.
+    const failing = record('c', [['n1', 2000]], {
+      podNode: 'n1',
+      lastFailure: { reason: 'NoTargetNode', message: 'no node but the Pod', at: 0 },
+    });
+    expect(status([alone, failing]).conditions!.find((c) => c.type === 'Degraded')!.reason).toBe(
+      'NoTargetNode',
+    );
+  });
+
   it('stays under 64 KiB for a policy over 2,000 Pods: counts for all, the 50 most worth a look listed', () => {
     const records = Array.from({ length: 2000 }, (_, n) =>
       record(`app-${String(n).padStart(4, '0')}-7d9f8b6c5d-x2k4q`, [[`node-${n % 7}`, 1_000_000 + n]], {

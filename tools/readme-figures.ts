@@ -16,7 +16,7 @@ const README = 'README.md';
 const START = '<!-- figures:start -->';
 const END = '<!-- figures:end -->';
 
-/** The faults bench/run.ts knows, in its order, as a reader would name them. */
+/** The faults bench/results.ts knows, in its order, as a reader would name them. */
 const FAULTS = {
   crash: 'container crash (SIGKILL)',
   delete: 'Pod deleted (`kubectl delete pod`)',

@@ -150,10 +150,15 @@ function baseDirs(rootfs: string): void {
 }
 
 /** A Go program as the Dockerfile's Go stages build it: static, at /app/<directory name>. */
+/** The Dockerfile's Go build (stage go-app-build), with CGO_ENABLED=0: a unit test holds the two together. */
+export const GO_BUILD_FLAGS = ['-trimpath', '-ldflags=-s'];
+/** The Dockerfile's production install (stage deps): the same flags, so the same node_modules. */
+export const PRODUCTION_INSTALL_FLAGS = ['--omit=dev', '--no-audit', '--no-fund', '--ignore-scripts'];
+
 function goProgram(rootfs: string, source: string): void {
   const out = join(rootfs, 'app', basename(source));
   mkdirSync(dirname(out), { recursive: true });
-  execFileSync('go', ['build', '-trimpath', '-ldflags=-s', '-o', out, '.'], {
+  execFileSync('go', ['build', ...GO_BUILD_FLAGS, '-o', out, '.'], {
     cwd: source,
     env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -217,14 +222,10 @@ function productionModules(log: (line: string) => void): string {
   mkdirSync(staging, { recursive: true });
   copyFileSync(join(repoRoot, 'package.json'), join(staging, 'package.json'));
   copyFileSync(join(repoRoot, 'package-lock.json'), join(staging, 'package-lock.json'));
-  execFileSync(
-    'npm',
-    ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
-    {
-      cwd: staging,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
+  execFileSync('npm', ['ci', ...PRODUCTION_INSTALL_FLAGS, '--loglevel=error'], {
+    cwd: staging,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   renameSync(staging, dir);
   return dir;
 }

@@ -15,7 +15,7 @@ export interface AssignmentPublisherDeps {
    * Every Pod whose copies the helpers may take, with its node (default: the Pods of `build`); each helper
    * gets all but its own node's.
    */
-  holds?: () => CopyHold[];
+  holds?: () => Hold[];
   log: Logger;
   /** Changes within this window go out together. */
   debounceMs?: number;
@@ -37,12 +37,32 @@ const nodeKey = (node: string) => `node/${node}`;
  */
 const changeKey = (pods: PullAssignment[]) =>
   JSON.stringify(pods.map(({ lastSequence: _sequence, ...rest }) => rest));
+/**
+ * A Pod whose copies the helpers may take, from the helper of `node`. `selfHeld`: its policy lets that helper
+ * keep the copy itself when no other node can (sameNodeCopy), also for its final pull, when the Pod is no
+ * longer assigned.
+ */
+export type Hold = CopyHold & { selfHeld?: boolean };
+
 /** The Pods of `wanted` with the node each is pulled on (pure; the holds when no other list is given). */
-export function holdsOf(wanted: ReadonlyMap<string, PullAssignment[]>): CopyHold[] {
-  const holds: CopyHold[] = [];
+export function holdsOf(wanted: ReadonlyMap<string, PullAssignment[]>): Hold[] {
+  const holds: Hold[] = [];
   for (const [node, pods] of wanted)
-    for (const a of pods) holds.push({ namespace: a.namespace, podUID: a.podUID, node });
+    for (const a of pods)
+      holds.push({
+        namespace: a.namespace,
+        podUID: a.podUID,
+        node,
+        ...(a.targets.some((t) => t.node === node) ? { selfHeld: true } : {}),
+      });
   return holds.sort((a, b) => (a.podUID < b.podUID ? -1 : a.podUID > b.podUID ? 1 : 0));
+}
+
+/** What the helper of `node` may take: every Pod of the other nodes, and its own node's it keeps itself. */
+export function holdsFor(holds: readonly Hold[], node: string): CopyHold[] {
+  return holds
+    .filter((h) => h.node !== node || h.selfHeld === true)
+    .map(({ namespace, podUID, node: from }) => ({ namespace, podUID, node: from }));
 }
 
 /** A send that failed is tried again this soon (the next resync would find it unsent anyway). */
@@ -112,8 +132,7 @@ export class AssignmentPublisher {
   private build(): void {
     const wanted = this.d.build();
     const holds = this.d.holds ? this.d.holds() : holdsOf(wanted);
-    // Compared as one digest: the per-node lists differ only by leaving out the node's own Pods (but those
-    // whose copies it keeps itself).
+    // Compared as one digest: the per-node lists differ only by leaving out the node's own Pods.
     const holdsKey = createHash('sha256').update(JSON.stringify(holds)).digest('hex');
     const endpoints = this.d.endpoints();
     for (const node of this.sent.keys()) if (!endpoints.has(node)) this.sent.delete(node);
@@ -123,27 +142,22 @@ export class AssignmentPublisher {
       if (!ep.ready) continue;
       const pods = wanted.get(node) ?? [];
       const body = changeKey(pods);
-      // Copies a helper keeps of its own node's Pods: only where the policy allows it and no other node can.
-      const own = new Set(pods.filter((a) => a.targets.some((t) => t.node === node)).map((a) => a.podUID));
-      const nodeHoldsKey = own.size === 0 ? holdsKey : `${holdsKey}+${[...own].sort().join(',')}`;
       // Each part goes out only when it changed for this node: a new Pod changes every helper's holds but
       // only its own node's assignments.
       const needAssign = this.sent.get(node) !== body;
-      const needHolds = !this.noHolds.has(node) && this.sentHolds.get(node) !== nodeHoldsKey;
+      const needHolds = !this.noHolds.has(node) && this.sentHolds.get(node) !== holdsKey;
       if (!needAssign && !needHolds) {
         this.pending.delete(node);
         continue;
       }
       const p = this.pending.get(node);
-      if (p && p.body === body && p.holdsKey === nodeHoldsKey) continue;
+      if (p && p.body === body && p.holdsKey === holdsKey) continue;
       this.pending.set(node, {
         url: ep.url,
         pods,
         body,
         ...(needAssign ? { assign: true } : {}),
-        ...(needHolds
-          ? { holds: holds.filter((h) => h.node !== node || own.has(h.podUID)), holdsKey: nodeHoldsKey }
-          : { holdsKey: nodeHoldsKey }),
+        ...(needHolds ? { holds: holdsFor(holds, node), holdsKey } : { holdsKey }),
       });
       this.queue.add(nodeKey(node));
     }

@@ -4,11 +4,11 @@ import {
   KIND,
   REASONS,
   type PullAssignment,
-  type CopyHold,
   type PullReport,
   type ResolvedSpec,
 } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
+import type { Hold } from './assignment-publisher.js';
 import {
   addCopy,
   copyOf,
@@ -199,11 +199,17 @@ export class Checkpointer {
    * takeover, before the first reconciles). Each helper gets all of them but its own node's, so a change of
    * targets, a new target or a final pull never waits for the list to reach the target first.
    */
-  holds(): CopyHold[] {
-    const found = new Map<string, CopyHold>();
+  holds(): Hold[] {
+    const found = new Map<string, Hold>();
     for (const [uid, s] of this.schedules) {
       const node = s.entry.pod.spec?.nodeName;
-      if (node) found.set(uid, { namespace: s.entry.pod.metadata!.namespace!, podUID: uid, node });
+      if (node)
+        found.set(uid, {
+          namespace: s.entry.pod.metadata!.namespace!,
+          podUID: uid,
+          node,
+          ...(s.entry.spec.sameNodeCopy === 'WhenNoOtherNode' ? { selfHeld: true } : {}),
+        });
     }
     let podNodes: Map<string, string> | undefined;
     for (const r of this.d.book.all()) {

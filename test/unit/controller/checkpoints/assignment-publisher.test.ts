@@ -1,7 +1,11 @@
 // What the leader sends to helpers, and when, on a fake clock with a recording helper client.
 import { jest } from '@jest/globals';
 import type { AssignmentSet, HoldSet, PullAssignment } from '../../../../src/api/index.js';
-import { AssignmentPublisher, holdsOf } from '../../../../src/controller/checkpoints/assignment-publisher.js';
+import {
+  AssignmentPublisher,
+  holdsFor,
+  holdsOf,
+} from '../../../../src/controller/checkpoints/assignment-publisher.js';
 import type { HelperEndpoint } from '../../../../src/controller/kube/cluster-view.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 
@@ -222,7 +226,20 @@ describe('AssignmentPublisher', () => {
     wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] }), pod('b')]]]);
     publisher.poke();
     await jest.advanceTimersByTimeAsync(100);
-    expect(calls.filter((c) => c.startsWith('holds'))).toEqual(['holds https://n1:9500 ']);
+    expect(calls.filter((c) => c.startsWith('holds https://n1'))).toEqual(['holds https://n1:9500 ']);
+  });
+
+  it("keeps a Pod's own-node hold while the Pod is no longer assigned (its final pull), as its policy allows", () => {
+    const holds = [
+      { namespace: 'apps', podUID: 'a', node: 'n1', selfHeld: true },
+      { namespace: 'apps', podUID: 'b', node: 'n1' },
+      { namespace: 'apps', podUID: 'c', node: 'n2' },
+    ];
+    expect(holdsFor(holds, 'n1')).toEqual([
+      { namespace: 'apps', podUID: 'a', node: 'n1' },
+      { namespace: 'apps', podUID: 'c', node: 'n2' },
+    ]);
+    expect(holdsFor(holds, 'n2').map((h) => h.podUID)).toEqual(['a', 'b']);
   });
 });
 

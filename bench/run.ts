@@ -359,7 +359,7 @@ async function checkpointLatency(trials: number) {
     };
     sink.tls.destroy();
     log(
-      `checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label]!.ratio}), raw over TLS ${rawTlsP50Ms} ms (x${out[label]!.ratioTls})`,
+      `checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label].ratio}), raw over TLS ${rawTlsP50Ms} ms (x${out[label].ratioTls})`,
     );
     await appsApi.deleteNamespacedDeployment({ name, namespace: NS });
     await core.deleteNamespacedPod({ name: 'raw-sink', namespace: NS, gracePeriodSeconds: 0 });
@@ -395,7 +395,7 @@ async function failover(
       if (fault === 'leader-partition') await placeBesideLeader(kubeconfig, NS, name, `app=${name}`, log);
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
-      const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : (fault as TrialFault), {
+      const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : fault, {
         timeoutMs: withOperator ? 120_000 : 400_000,
         plain: !withOperator,
       });
@@ -706,11 +706,9 @@ async function main(): Promise<void> {
         .filter((l) => / 1\/1 /.test(l)).length >= 5,
   );
   await fresh();
-  const out: Record<string, unknown> = {
-    date: new Date().toISOString(),
-    machine: `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}`,
-    trials,
-  };
+  const date = new Date().toISOString();
+  const machine = `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}`;
+  const out: Record<string, unknown> = { date, machine, trials };
   if (only.has('race')) out.race = await restartRace(5);
   if (only.has('checkpoint')) out.checkpoint = await checkpointLatency(trials);
   if (only.has('failover')) out.failover = await failover(trials, true, faults);
@@ -802,7 +800,7 @@ async function main(): Promise<void> {
     rows.push('', 'Chart: .local/bench/failover.svg');
   }
   process.stdout.write(
-    `Benchmark ${out.date} on ${out.machine}, ${trials} trials${out.carriedOver ? ` (kept from earlier runs: ${JSON.stringify(out.carriedOver)})` : ''}\n\n${rows.join('\n')}\n\nJSON: ${LATEST}\n`,
+    `Benchmark ${date} on ${machine}, ${trials} trials${out.carriedOver ? ` (kept from earlier runs: ${JSON.stringify(out.carriedOver)})` : ''}\n\n${rows.join('\n')}\n\nJSON: ${LATEST}\n`,
   );
 }
 

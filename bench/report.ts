@@ -92,5 +92,5 @@ export function markdown(out: BenchJson, files: { json: string; chart?: string }
     );
   }
   if (files.chart) rows.push('', `Chart: ${files.chart}`);
-  return `Benchmark ${out.date} on ${out.machine}, ${out.trials} trials${out.carriedOver ? ` (kept from earlier runs: ${JSON.stringify(out.carriedOver)})` : ''}\n\n${rows.join('\n')}\n\nJSON: ${files.json}\n`;
+  return `Benchmark ${String(out.date)} on ${String(out.machine)}, ${String(out.trials)} trials${out.carriedOver ? ` (kept from earlier runs: ${JSON.stringify(out.carriedOver)})` : ''}\n\n${rows.join('\n')}\n\nJSON: ${files.json}\n`;
 }

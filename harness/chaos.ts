@@ -418,7 +418,7 @@ export class Chaos {
     for (const [i, p] of pods.entries()) {
       if (this.deleted.has(p.metadata!.uid!)) continue; // reported by the caller for the other Pod
       const after = await stats(p.status!.podIP!, 2000);
-      if (before[i] && after && after.restores !== before[i]!.restores)
+      if (before[i] && after && after.restores !== before[i].restores)
         violations.push(`state restored into ${p.metadata!.name} after the ${kind} was deleted`);
     }
     for (const p of pods)

@@ -8,18 +8,17 @@ export async function eventually<T>(
   intervalMs = 250,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: string | undefined;
   for (;;) {
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
-      last = err;
+      const text = String(err);
+      last = err ? text : undefined; // a thrown undefined (or other falsy value) says nothing
     }
     if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
-      );
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -137,7 +137,7 @@ export async function checkpointLatency(ctx: BenchContext, trials: number): Prom
     };
     sink.tls.destroy();
     log(
-      `checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label]!.ratio}), raw over TLS ${rawTlsP50Ms} ms (x${out[label]!.ratioTls})`,
+      `checkpoint ${label}: p50 ${p50Ms} ms, raw baseline p50 ${rawP50Ms} ms (x${out[label].ratio}), raw over TLS ${rawTlsP50Ms} ms (x${out[label].ratioTls})`,
     );
     await apps.deleteNamespacedDeployment({ name, namespace: NS });
     await core.deleteNamespacedPod({ name: 'raw-sink', namespace: NS, gracePeriodSeconds: 0 });

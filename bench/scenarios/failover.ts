@@ -1,5 +1,5 @@
 // Fault to Ready per fault, with the operator (failover) or without it (baseline: plain Kubernetes).
-import { failoverTrial, nodesHealed, readyPod, type Fault as TrialFault } from '../../harness/failover.js';
+import { failoverTrial, nodesHealed, readyPod } from '../../harness/failover.js';
 import { COUNT_APP_IMAGE } from '../../harness/images.js';
 import { placeBesideLeader } from '../../harness/leader-placement.js';
 import { deployment, NS, policy, sleep, until, type BenchContext } from '../cluster.js';
@@ -33,7 +33,7 @@ export async function failover(
       if (fault === 'leader-partition') await placeBesideLeader(kubeconfig, NS, name, `app=${name}`, log);
       const pod = await until(`${name} Ready`, () => readyPod(NS, `app=${name}`), 300_000);
       await sleep(2500); // at least one checkpoint of this Pod
-      const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : (fault as TrialFault), {
+      const r = await failoverTrial(NS, `app=${name}`, partition ? 'partition' : fault, {
         timeoutMs: withOperator ? 120_000 : 400_000,
         plain: !withOperator,
       });

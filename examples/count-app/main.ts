@@ -123,7 +123,17 @@ async function main(): Promise<void> {
         drainSeconds: flags['drain-seconds'],
       }),
     );
-    setTimeout(() => void app.close().then(() => process.exit(0)), flags['drain-seconds'] * 1000);
+    setTimeout(
+      () =>
+        void app.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+            process.exit(1);
+          },
+        ),
+      flags['drain-seconds'] * 1000,
+    );
   });
 }
 

@@ -261,7 +261,7 @@ export class Manager {
       refresh: (r) => this.refreshRecord(r.podUID),
       livePodByUID: (uid) => {
         const owner = this.checkpointer.protectedPods().find((e) => e.pod.metadata?.uid === uid)?.pod;
-        const pod = owner && this.pods.get(owner.metadata!.name!, owner.metadata!.namespace!);
+        const pod = owner && this.pods.get(owner.metadata!.name!, owner.metadata!.namespace);
         return pod?.metadata?.uid === uid && !pod.metadata.deletionTimestamp ? pod : undefined;
       },
       faultDetectedAt: (key) => {
@@ -507,20 +507,19 @@ export class Manager {
 
   private async learnInventories(): Promise<void> {
     await Promise.all(
-      [...this.view.helpers()].map(([node, ep]) => {
+      [...this.view.helpers()].map(async ([node, ep]) => {
         // Silent to this replica's probes while it stood by: most likely lost with its node (a new leader is
         // often elected because of that, and the API shows a lost node NotReady only after its grace
         // period). Not waited for: the Pods of that node are deleted only after the first reconcile.
         if (this.detector.isSuspect(node)) {
           this.o.log.info('helper silent: its inventory is read once it is ready', { node });
           this.unread.add(node);
-          return undefined;
+          return;
         }
         // A helper shown not Ready, or on a NotReady node: one short try, not 16 s of a failover. An
         // inventory not read is read again every few seconds once its helper is ready ('inventories').
-        return ep.ready && this.view.nodeReady(node)
-          ? this.learnInventory(ep)
-          : this.learnInventory(ep, 1, 1000);
+        if (ep.ready && this.view.nodeReady(node)) await this.learnInventory(ep);
+        else await this.learnInventory(ep, 1, 1000);
       }),
     );
   }
@@ -564,10 +563,10 @@ export class Manager {
         return;
       case 'inventories':
         await Promise.all(
-          [...this.unread].map((node) => {
+          [...this.unread].map(async (node) => {
             const ep = this.view.helpers().get(node);
             if (!ep) this.unread.delete(node); // no helper there any more: nothing to read
-            return ep?.ready ? this.learnInventory(ep, 1, 2000) : undefined;
+            if (ep?.ready) await this.learnInventory(ep, 1, 2000);
           }),
         );
         return { requeueAfterMs: INVENTORY_RETRY_MS };

@@ -84,7 +84,9 @@ function startUpload(
   if (r.blob.restartCount !== undefined) q.set('restartCount', String(r.blob.restartCount));
   if (r.blob.workload !== undefined) q.set('workload', r.blob.workload);
   if (answer.instance !== undefined) q.set('instance', answer.instance);
-  const url = new URL(`${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q}`);
+  const url = new URL(
+    `${target.url}${HELPER_API}/blobs/${r.blob.namespace}/${r.blob.podUID}?${q.toString()}`,
+  );
   const headers = { 'content-type': contentType, authorization: r.authorization[target.node] ?? '' };
   // A bearer token never goes to a helper over plain HTTP when the helpers speak HTTPS, nor unverified.
   const req =

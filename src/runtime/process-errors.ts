@@ -51,7 +51,11 @@ export function handleProcessErrors(log: Logger, o: ProcessErrorOptions = {}): (
     if (exiting) return;
     exiting = true;
     log.error('uncaught exception; exiting so the process restarts clean', { ...details(err), origin });
-    void flushed(log, o.flushMs ?? 2000).then(() => exit(1));
+    // Exits whether or not the logs could be flushed.
+    void flushed(log, o.flushMs ?? 2000).then(
+      () => exit(1),
+      () => exit(1),
+    );
   };
   proc.on('unhandledRejection', onRejection);
   proc.on('uncaughtException', onException);

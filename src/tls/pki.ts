@@ -22,7 +22,7 @@ export interface CertificateAuthority {
 }
 
 export async function generateKeyPair(): Promise<KeyPair> {
-  return (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as KeyPair;
+  return await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
 }
 
 export async function privateKeyPem(key: CryptoKey): Promise<string> {
@@ -92,8 +92,7 @@ export interface ParsedRequest {
 
 export async function parseRequest(pem: string): Promise<ParsedRequest> {
   const request = new x509.Pkcs10CertificateRequest(pem);
-  const san = request.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension) as
-    x509.SubjectAlternativeNameExtension | undefined;
+  const san = request.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension);
   const names = san?.names.toJSON() ?? [];
   const cn = request.subjectName.getField('CN')[0] ?? '';
   const alg = request.publicKey.algorithm as { name: string; namedCurve?: string };

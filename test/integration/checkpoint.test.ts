@@ -95,7 +95,7 @@ describe('checkpoint pipeline', () => {
 
   it("stores exactly the bytes the app served, readable only with the controller's token", async () => {
     const pod = pods[0]!;
-    const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
+    const c = await eventually('checkpoint', () => checkpointOf(pod));
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
     const res = await hfetch(url, { headers: { authorization: `Bearer ${await controllerToken(c.node)}` } });
     expect(res.status).toBe(200);
@@ -123,7 +123,7 @@ describe('checkpoint pipeline', () => {
 
   it("admits only tokens for the helper's own node, which the API server and the other helpers refuse", async () => {
     const pod = pods[0]!;
-    const c = (await eventually('checkpoint', () => checkpointOf(pod)))!;
+    const c = await eventually('checkpoint', () => checkpointOf(pod));
     const url = `${await helperUrlOn(c.node)}/v1/blobs/${ns}/${pod.metadata!.uid}`;
     // The controller's own identity with the API server's audience (what a stolen API token would be): 401.
     const apiToken = await controllerToken();
@@ -176,7 +176,7 @@ describe('checkpoint pipeline', () => {
     '%s: Degraded with a reason and a Warning Event, the good checkpoint kept',
     async (_what, mode, reason, text) => {
       const pod = pods[1]!;
-      const good = (await eventually('a checkpoint', () => checkpointOf(pod)))!;
+      const good = await eventually('a checkpoint', () => checkpointOf(pod));
       await control(pod, mode);
       const degraded = await eventually(`Degraded ${reason}`, async () => {
         const c = condition(await policy(ns, 'app'), 'Degraded');
@@ -209,7 +209,7 @@ describe('checkpoint pipeline', () => {
 
   it('keeps checkpointing after the helper holding a copy restarts, and the helper kept its copy on disk', async () => {
     const pod = pods[0]!;
-    const before = (await eventually('a checkpoint', () => checkpointOf(pod)))!;
+    const before = await eventually('a checkpoint', () => checkpointOf(pod));
     const helper = (await readyPods(OPERATOR_NAMESPACE, 'app.kubernetes.io/component=helper')).find(
       (h) => h.spec!.nodeName === before.node,
     )!;
@@ -245,7 +245,7 @@ describe('checkpoint pipeline', () => {
   });
 
   it('keeps checkpointing after the leader Pod is deleted: the standby takes over', async () => {
-    const old = (await eventually('a leader', () => leader()))!;
+    const old = await eventually('a leader', () => leader());
     const since = Date.parse((await policy(ns, 'app')).status!.lastCheckpointTime!);
     await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE });
     const next = await eventually(
@@ -276,7 +276,7 @@ describe('checkpoint pipeline', () => {
 
   it('moves a copy to another node when its helper is unreachable, never losing the last good one', async () => {
     const pod = pods[0]!;
-    const before = (await eventually('a checkpoint', () => checkpointOf(pod)))!;
+    const before = await eventually('a checkpoint', () => checkpointOf(pod));
     await cluster('fault', 'partition', before.node);
     try {
       let lowest = before.sequence;
@@ -316,7 +316,7 @@ describe('checkpoint pipeline', () => {
     for (const pod of await readyPods(ns, 'app=app')) {
       const own = helpers.find((h) => h.spec!.nodeName === pod.spec!.nodeName)!;
       const res = await hfetch(`https://${own.status!.podIP}:9500/v1/assignments`, {
-        headers: { authorization: `Bearer ${await controllerToken(own.spec!.nodeName!)}` },
+        headers: { authorization: `Bearer ${await controllerToken(own.spec!.nodeName)}` },
       });
       const { pods: assigned } = (await res.json()) as {
         pods: { podUID: string; intervalMs: number; targets: { node: string }[]; paused?: boolean }[];

@@ -43,7 +43,7 @@ async function plant(target: string, podUID: string, token: string, sequence: nu
   });
   const res = await helperFetch(
     kc,
-    `https://${helper.status!.podIP}:9500${HELPER_API}/blobs/${ns}/${podUID}?${q}`,
+    `https://${helper.status!.podIP}:9500${HELPER_API}/blobs/${ns}/${podUID}?${q.toString()}`,
     {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },

@@ -60,7 +60,7 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     '%s with the controller leader killed right after: the new leader restores the counter',
     async (fault) => {
       await checkpointed('app=count-app', 'count-app');
-      const old = (await eventually('a leader', () => leader()))!;
+      const old = await eventually('a leader', () => leader());
       const r = await failoverTrial(ns, 'app=count-app', fault, {
         hook: async () => {
           await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
@@ -103,7 +103,7 @@ describe('failover with the count app (interval 1 s, http-sf)', () => {
     await checkpointed('app=count-app', 'count-app');
     const node = await placeBesideLeader(kc, ns, 'count-app', 'app=count-app');
     await checkpointed('app=count-app', 'count-app');
-    const old = (await eventually('a leader', () => leader()))!;
+    const old = await eventually('a leader', () => leader());
     const r = await failoverTrial(ns, 'app=count-app', 'partition');
     expect(r.nodeBefore).toBe(node);
     expect(r.nodeAfter).not.toBe(node);

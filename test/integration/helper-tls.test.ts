@@ -180,7 +180,7 @@ describe('helper API over TLS', () => {
         return c.status?.conditions?.find((x) => x.type === 'Denied' || x.type === 'Approved');
       });
       expect(denied).toMatchObject({ type: 'Denied', reason: 'NotAHelper' });
-      expect(denied!.message).toMatch(
+      expect(denied.message).toMatch(
         /only system:serviceaccount:pull-state-operator-system:pull-state-helper may/,
       );
       expect((await certificates.readCertificateSigningRequest({ name })).status?.certificate).toBeFalsy();
@@ -213,7 +213,7 @@ describe('helper API over TLS', () => {
         return c.status?.conditions?.find((x) => x.type === 'Failed');
       });
       expect(failed).toMatchObject({ status: 'True', reason: 'NotAHelper' });
-      expect(failed!.message).toMatch(/^approved, but not signed: /);
+      expect(failed.message).toMatch(/^approved, but not signed: /);
       expect((await certificates.readCertificateSigningRequest({ name })).status?.certificate).toBeFalsy();
       const events = await eventually('a Warning Event on the request', async () => {
         const list = await core.listNamespacedEvent({

@@ -23,8 +23,10 @@ export const coordination = kc.makeApiClient(CoordinationV1Api);
 
 async function kubectlApply(object: object): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const child = execFile('kubectl', ['--kubeconfig', '.local/kubeconfig', 'apply', '-f', '-'], (err) =>
-      err ? reject(err) : resolve(),
+    const child = execFile(
+      'kubectl',
+      ['--kubeconfig', '.local/kubeconfig', 'apply', '-f', '-'],
+      (err: Error | null) => (err ? reject(err) : resolve()),
     );
     child.stdin!.end(JSON.stringify(object));
   });

@@ -170,7 +170,7 @@ describe('two policies selecting the same Pod', () => {
       fieldSelector: 'involvedObject.name=shared-new',
     });
     expect(events.items.some((e) => e.reason === 'Conflict' && e.type === 'Warning')).toBe(true);
-    const old = (await eventually('a leader', () => leader()))!;
+    const old = await eventually('a leader', () => leader());
     await core.deleteNamespacedPod({ name: old, namespace: OPERATOR_NAMESPACE, gracePeriodSeconds: 0 });
     await eventually(
       'a new leader',

@@ -42,7 +42,7 @@ describe('one build of a cache directory at a time', () => {
   it('takes over the lock of a build whose process is gone', async () => {
     const cache = join(dir, 'argocd');
     // The pid of a process that has exited.
-    const gone = spawnSync('true').pid!;
+    const gone = spawnSync('true').pid;
     mkdirSync(`${cache}.lock`);
     writeFileSync(`${cache}.lock/owner`, `${gone} 12345\n`);
     expect(await withBuildLock(cache, 'x', quiet, async () => 'built')).toBe('built');

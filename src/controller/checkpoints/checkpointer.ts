@@ -214,7 +214,7 @@ export class Checkpointer {
     let podNodes: Map<string, string> | undefined;
     for (const r of this.d.book.all()) {
       if (found.has(r.podUID)) continue;
-      const node = r.podNode ?? (podNodes ??= this.d.podNodes?.() ?? new Map()).get(r.podUID);
+      const node = r.podNode ?? (podNodes ??= this.d.podNodes?.() ?? new Map<string, string>()).get(r.podUID);
       if (node) found.set(r.podUID, { namespace: r.namespace, podUID: r.podUID, node });
     }
     return [...found.values()].sort((a, b) => (a.podUID < b.podUID ? -1 : a.podUID > b.podUID ? 1 : 0));

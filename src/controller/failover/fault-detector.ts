@@ -241,7 +241,8 @@ export class FaultDetector {
         silentToPeers: s.silentReports,
       });
       this.judge(node);
-      if (s.inFlight === 0 && !this.failing.has(node)) void this.askPeers(node, ep, s);
+      if (s.inFlight === 0 && !this.failing.has(node))
+        void this.askPeers(node, ep, s).catch(this.crashed('indirect probes', { node }));
     }
   }
 
@@ -287,7 +288,9 @@ export class FaultDetector {
     if (appRestartCount(entry.pod, entry.spec) !== fault.restartCount || !appStarted(entry.pod, entry.spec))
       return;
     if (this.d.restoring(fault.podUID)) return;
-    void this.deletePod(entry, `${fault.message}, seen by the helper of node ${node}`);
+    void this.deletePod(entry, `${fault.message}, seen by the helper of node ${node}`).catch(
+      this.crashed('deleting a failed Pod', { node, pod: entry.pod.metadata?.name }),
+    );
   }
 
   /** A node whose helper's silence counts: its Pods are probed from here meanwhile, for an answer. */
@@ -407,7 +410,8 @@ export class FaultDetector {
     // A fresh round each time the last one is done, started after judging: the decision does not wait for it.
     // A node fenced and emptied needs no more opinions until it answers again.
     const settled = this.isFenced(node) && this.podsOn(node).length === 0;
-    if (s.inFlight === 0 && !this.failing.has(node) && !settled) void this.askPeers(node, ep, s);
+    if (s.inFlight === 0 && !this.failing.has(node) && !settled)
+      void this.askPeers(node, ep, s).catch(this.crashed('indirect probes', { node }));
   }
 
   /** Helpers that can give a second opinion now: answering, on other Ready unfenced nodes than both. */
@@ -485,7 +489,12 @@ export class FaultDetector {
       }
       why = `its helper was silent to ${w.silent} probes and the API shows it NotReady (no other helper could probe it)`;
     }
-    void this.nodeFailed(node, why, s);
+    void this.nodeFailed(node, why, s).catch(this.crashed('fencing and evacuating a lost node', { node }));
+  }
+
+  /** A rejection handler for work not awaited: its own errors are handled inside, so this is a bug. */
+  private crashed(what: string, fields: Record<string, unknown>): (err: unknown) => void {
+    return (err) => this.d.log.error(`${what} crashed`, { ...fields, error: errorMessage(err) });
   }
 
   /** Starts probing a node's Pods from the leader, for an answer while its helper is silent. */

@@ -149,7 +149,7 @@ export class HelperClient {
   ): Promise<ReportBatch> {
     const q = new URLSearchParams({ after: String(after), waitMs: String(waitMs) });
     if (boot) q.set('boot', boot);
-    const res = await this.call(helper, `/reports?${q}`, { timeoutMs: waitMs + 10_000, abort });
+    const res = await this.call(helper, `/reports?${q.toString()}`, { timeoutMs: waitMs + 10_000, abort });
     return this.json(helper, res);
   }
 

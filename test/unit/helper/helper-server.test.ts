@@ -260,7 +260,7 @@ describe('helper API', () => {
     const received: string[] = [];
     const target = createServer((req, res) => {
       let body = '';
-      req.on('data', (c: Buffer) => (body += c));
+      req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         received.push(body);
         setTimeout(() => res.writeHead(200, { 'pull-state-instance': 'proc-7' }).end('{}'), 300);

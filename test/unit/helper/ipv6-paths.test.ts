@@ -66,7 +66,7 @@ beforeAll(async () => {
   app = createServer((req, res) => {
     if (req.method === 'GET') return res.writeHead(200, { 'pull-state-instance': 'p1' }).end('{"count":41}');
     let body = '';
-    req.on('data', (c: Buffer) => (body += c));
+    req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       received.push(body);
       res.writeHead(200, { 'pull-state-instance': 'p2' }).end('{}');

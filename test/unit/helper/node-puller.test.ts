@@ -97,7 +97,7 @@ async function send(node: Node, method: string, path: string, body?: unknown, he
     headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  return { status: res.status, body: (await res.json().catch(() => undefined)) as unknown };
+  return { status: res.status, body: await res.json().catch(() => undefined) };
 }
 
 /** Reports of `node` until `enough` says so (long polls, as the controller does). */

@@ -11,7 +11,9 @@ function issuer(now: { t: number }) {
   return {
     asked,
     setDown: (v: boolean) => (down = v),
-    hold: (p: Promise<void> | undefined) => (gate = p),
+    hold: (p: Promise<void> | undefined) => {
+      gate = p;
+    },
     request: async (audience: string): Promise<IssuedToken> => {
       asked.push(audience);
       if (gate) await gate;

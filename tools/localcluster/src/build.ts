@@ -141,7 +141,7 @@ export async function goBuild(b: GoBuild, out: string, log: (line: string) => vo
   let done = 0;
   let lastReport = Date.now();
   const errors: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => {
+  createInterface({ input: child.stderr }).on('line', (line) => {
     // `go build -v` prints each package as it is compiled; anything with a space is an error or a note.
     if (/^\S+$/.test(line)) done++;
     else errors.push(line);

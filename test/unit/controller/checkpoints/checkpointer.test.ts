@@ -2,12 +2,7 @@
 // terminating Pod, on jest's fake clock with a scripted helper client.
 import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import {
-  parseSpec,
-  type PullAssignment,
-  type PullReport,
-  type ResolvedSpec,
-} from '../../../../src/api/index.js';
+import { parseSpec, type PullAssignment, type PullReport } from '../../../../src/api/index.js';
 import { CheckpointBook, newestCopy } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { Checkpointer, type ProtectedPod } from '../../../../src/controller/checkpoints/checkpointer.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
@@ -16,7 +11,7 @@ import type { HelperTarget } from '../../../../src/controller/kube/helper-client
 const spec = (() => {
   const r = parseSpec({ selector: { matchLabels: { app: 'a' } }, port: 8080, copies: 1 });
   if (!r.ok) throw new Error(r.errors.join());
-  return r.value as ResolvedSpec;
+  return r.value;
 })();
 
 const pod = (name: string, node: string): V1Pod => ({

@@ -1,7 +1,7 @@
 // Fault detection rules: probe targets, verdicts, fences and the Lease observer; the detector on a fake clock.
 import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import { parseSpec, type ResolvedSpec } from '../../../../src/api/index.js';
+import { parseSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
 import type { ProbeOutcome } from '../../../../src/runtime/http-probe.js';
 import {
@@ -93,7 +93,7 @@ describe('FaultDetector', () => {
       failover: { periodMilliseconds: 200, failureThreshold: 10 },
     });
     if (!r.ok) throw new Error(r.errors.join());
-    return r.value as ResolvedSpec;
+    return r.value;
   })();
   const NODES = ['n1', 'n2', 'n3'];
   const pod = (name: string, node: string, ip: string): V1Pod => ({
@@ -192,7 +192,7 @@ describe('FaultDetector', () => {
           readyTo[node] = ready;
           return changed;
         },
-      } as never,
+      },
       nodes: {
         list: () => NODES.map(nodeObject),
         get: (name: string) => (NODES.includes(name) ? nodeObject(name) : undefined),

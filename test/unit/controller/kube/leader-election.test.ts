@@ -50,7 +50,7 @@ function elector(
       error: () => undefined,
     } as never,
     clock: () => Date.now(),
-    api: calls as never,
+    api: calls,
   });
 }
 

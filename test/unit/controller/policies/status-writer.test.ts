@@ -18,7 +18,7 @@ const ready = (s: 'True' | 'False') => [
 
 beforeEach(() => {
   jest.useFakeTimers({ now: t0 });
-  status = { protectedPods: 1, conditions: ready('True') } as PullStatePolicyStatus;
+  status = { protectedPods: 1, conditions: ready('True') };
   computed = 0;
   writes = [];
   fail = undefined;

@@ -13,7 +13,7 @@ import { record } from '../records.js';
 const spec = (() => {
   const r = parseSpec({ selector: { matchLabels: { app: 'a' } }, port: 8080 });
   if (!r.ok) throw new Error(r.errors.join());
-  return r.value as ResolvedSpec;
+  return r.value;
 })();
 
 const pod: V1Pod = {

@@ -20,6 +20,15 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
+      // The controller in-process against etcd and kube-apiserver only (no nodes): `npm run test:apiserver`.
+      ...common,
+      displayName: 'apiserver',
+      testMatch: ['<rootDir>/test/apiserver/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/apiserver/global-setup.ts',
+      globalTeardown: '<rootDir>/test/apiserver/global-teardown.ts',
+      slowTestThreshold: 20,
+    },
+    {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's whole test run: unit tests, then integration tests against the local cluster (built on
-# first use). Dependencies come from `npm cit`/`npm ci`; this script installs them itself if missing.
+# The project's whole test run: unit tests, then API-server tests (etcd and kube-apiserver alone), then
+# integration tests against the local cluster (built on first use). Dependencies come from `npm cit`/`npm ci`;
+# this script installs them itself if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/with-deps.sh
@@ -25,6 +26,11 @@ fi
 npx jest --selectProjects unit "$@"
 # A short fuzz run (the long one: npm run fuzz -- --seconds 600).
 npx tsx tools/fuzz/main.ts --seconds "${FUZZ_SECONDS:-20}"
+# The controller in-process against etcd and kube-apiserver alone (about a minute); its setup waits for the
+# background build of the binaries (the same lock). Before the integration tests, never beside them.
+if compgen -G "test/apiserver/*.test.ts" >/dev/null; then
+  npx jest --selectProjects apiserver --runInBand "$@"
+fi
 if compgen -G "test/integration/*.test.ts" >/dev/null; then
   npx jest --selectProjects integration --runInBand "$@"
 fi

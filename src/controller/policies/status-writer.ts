@@ -5,9 +5,12 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { conditionsKey } from '../kube/conditions.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 
-/** Changes written at once: conditions and the last restore (users wait for those). */
+/**
+ * Changes written at once: conditions, the last restore and the generation observed (users, `kubectl wait` and
+ * Argo CD's health check wait for those; a new generation alone once waited up to intervalSeconds).
+ */
 const urgentKey = (s: PullStatePolicyStatus) =>
-  `${conditionsKey(s.conditions)}|${JSON.stringify(s.lastRestore ?? null)}`;
+  `${conditionsKey(s.conditions)}|${s.observedGeneration ?? 0}|${JSON.stringify(s.lastRestore ?? null)}`;
 import type { ControllerMetrics } from '../metrics.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);

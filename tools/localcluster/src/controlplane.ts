@@ -16,6 +16,16 @@ export interface ControlPlaneOptions {
   nodeMonitorGracePeriodSeconds: number;
   tolerationSeconds: number;
   log: (line: string) => void;
+  /**
+   * 'apiserver': etcd and kube-apiserver only (the API-server test tier: no controllers, scheduler or
+   * nodes). Default 'all'.
+   */
+  components?: 'all' | 'apiserver';
+  /**
+   * Where the binaries are run from (default: the cache). The API-server tier runs them through links in
+   * its own directory, so the cluster's `down`, which kills whatever runs from the cache, leaves it alone.
+   */
+  binDir?: string;
 }
 
 export interface ControlPlane {
@@ -37,9 +47,14 @@ type Component = (typeof CONTROL_PLANE_PROCESSES)[number];
 const pidFile = (dir: string, c: Component) => join(dir, 'pids', `${c}.pid`);
 
 /** Starts a component detached from the CLI, logging to `<dir>/<name>.log`. */
-function start(dir: string, c: Component, args: string[]): number {
+function start(
+  { dir, binDir }: Pick<ControlPlaneOptions, 'dir' | 'binDir'>,
+  c: Component,
+  args: string[],
+): number {
   mkdirSync(join(dir, 'pids'), { recursive: true });
-  return spawnDetached(binaryPath(c), args, join(dir, `${c}.log`), pidFile(dir, c));
+  const binary = binDir ? join(binDir, c) : binaryPath(c);
+  return spawnDetached(binary, args, join(dir, `${c}.log`), pidFile(dir, c));
 }
 
 export function controlPlaneAlive(dir: string): Component[] {
@@ -165,7 +180,10 @@ function kubeletClientCertificate(pki: string): { ca: string; cert: string; key:
   return { ca, cert, key };
 }
 
-/** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler, each waiting for the last. */
+/**
+ * Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler, each waiting for the last (only the
+ * first two with `components: 'apiserver'`).
+ */
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const pki = join(o.dir, 'pki');
   rmSync(join(o.dir, 'etcd'), { recursive: true, force: true });
@@ -181,7 +199,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const etcdPort = await freePort();
   const peerPort = await freePort();
   o.log('localcluster: starting etcd');
-  const etcd = start(o.dir, 'etcd', [
+  const etcd = start(o, 'etcd', [
     '--name=local',
     `--data-dir=${join(o.dir, 'etcd')}`,
     `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
@@ -198,7 +216,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const apiPort = await freePort(o.address);
   const server = `https://${o.address}:${apiPort}`;
   o.log(`localcluster: starting kube-apiserver on ${server}`);
-  const apiserver = start(o.dir, 'kube-apiserver', [
+  const apiserver = start(o, 'kube-apiserver', [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--bind-address=${o.address}`,
     `--advertise-address=${o.address}`,
@@ -230,8 +248,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
 
   const kubeconfig = join(o.dir, 'admin.kubeconfig');
   writeFileSync(kubeconfig, kubeconfigYaml(server, readFileSync(caFile), token), { mode: 0o600 });
+  if (o.components === 'apiserver') return { server, caFile, token, kubeletClientCa: kubeletClient.ca };
   o.log('localcluster: starting kube-controller-manager and kube-scheduler');
-  start(o.dir, 'kube-controller-manager', [
+  start(o, 'kube-controller-manager', [
     `--kubeconfig=${kubeconfig}`,
     '--leader-elect=false',
     '--controllers=*',
@@ -243,7 +262,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     '--secure-port=0',
     '--v=1',
   ]);
-  start(o.dir, 'kube-scheduler', [
+  start(o, 'kube-scheduler', [
     `--kubeconfig=${kubeconfig}`,
     '--leader-elect=false',
     '--secure-port=0',

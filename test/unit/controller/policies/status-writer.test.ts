@@ -65,6 +65,19 @@ describe('StatusWriter', () => {
     expect(writes).toHaveLength(3); // nothing changed: nothing written
   });
 
+  it('writes a new observedGeneration at once (a spec edit the conditions do not show)', async () => {
+    status = { ...status, observedGeneration: 1 };
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    status = { ...status, observedGeneration: 2 };
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    expect(writes.map((w) => [w.at, w.status.observedGeneration])).toEqual([
+      [100, 1],
+      [250, 2],
+    ]);
+  });
+
   it('writes a new condition message alone (the failing Pods named) only with the routine writes', async () => {
     writer.request('ns/p');
     await jest.advanceTimersByTimeAsync(150);

@@ -15,6 +15,7 @@ import {
   installOperator,
   kubectl,
   leader,
+  leaderLog,
   policy,
   protectedStateApp,
   scaleControllers,
@@ -296,6 +297,9 @@ describe('helper API over TLS', () => {
       const p = await policy(ns, 'app');
       expect(p.status?.checkpointSummary?.failing ?? 0).toBe(0);
       expect(p.status?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('False');
+      // Every issue and renewal signed once: a request queued again by its own approval was signed twice,
+      // and the API refused the second certificate (422) with a warning per helper.
+      expect(await leaderLog('may not modify existing certificate content')).toBe('');
     } finally {
       await setCertSeconds(undefined);
       await restartHelpers();

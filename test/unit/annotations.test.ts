@@ -27,6 +27,7 @@ describe('mapAnnotations', () => {
         port: 8080,
         maxStateBytes: 16 * 1024 * 1024,
         copies: 1,
+        sameNodeCopy: 'Never',
         allowHostNetwork: false,
         failover: { periodMilliseconds: 1000, failureThreshold: 3 },
       },

@@ -17,6 +17,7 @@ describe('parseSpec (ajv compiled from the CRD)', () => {
         timeoutSeconds: 5,
         maxStateBytes: 16777216,
         copies: 1,
+        sameNodeCopy: 'Never',
         allowHostNetwork: false,
         failover: { periodMilliseconds: 1000, failureThreshold: 3 },
       },

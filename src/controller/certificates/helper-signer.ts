@@ -124,8 +124,11 @@ export class HelperCertificateSigner {
     const now = this.now();
     const requested = csr.spec.expirationSeconds ? csr.spec.expirationSeconds * 1000 : Infinity;
     const notAfter = new Date(now.getTime() + Math.min(this.o.validityMs, requested));
-    const pem = await signServingCertificate(this.o.ca, req, new Date(now.getTime() - BACKDATE_MS), notAfter);
+    // From the API, not the cache: an event of the approval queued this request again while it was being
+    // signed, and the cache may not show the certificate yet (the API refuses to replace one: 422).
     const fresh = await this.api.readCertificateSigningRequest({ name });
+    if (fresh.status?.certificate) return;
+    const pem = await signServingCertificate(this.o.ca, req, new Date(now.getTime() - BACKDATE_MS), notAfter);
     fresh.status = { ...fresh.status, certificate: Buffer.from(pem).toString('base64') };
     await this.api.replaceCertificateSigningRequestStatus({ name, body: fresh });
     this.o.log.info('helper certificate issued', {

@@ -215,7 +215,15 @@ export class Checkpointer {
     for (const r of this.d.book.all()) {
       if (found.has(r.podUID)) continue;
       const node = r.podNode ?? (podNodes ??= this.d.podNodes?.() ?? new Map<string, string>()).get(r.podUID);
-      if (node) found.set(r.podUID, { namespace: r.namespace, podUID: r.podUID, node });
+      // A Pod no longer scheduled (being deleted: its final pulls) whose copies are on its own node keeps its
+      // own node's helper as their holder.
+      if (node)
+        found.set(r.podUID, {
+          namespace: r.namespace,
+          podUID: r.podUID,
+          node,
+          ...(r.copies.has(node) ? { selfHeld: true } : {}),
+        });
     }
     return [...found.values()].sort((a, b) => (a.podUID < b.podUID ? -1 : a.podUID > b.podUID ? 1 : 0));
   }

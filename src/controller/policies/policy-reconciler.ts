@@ -99,7 +99,7 @@ export class PolicyReconciler {
       this.hostNetwork.delete(key);
       return;
     }
-    this.d.status.seed(key, policy.status);
+    this.d.status.observe(key, policy.status);
     const parsed = parseSpec(policy.spec);
     if (!parsed.ok) {
       const message = `invalid spec: ${parsed.errors.join('; ')}`;

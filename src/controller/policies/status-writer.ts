@@ -38,11 +38,35 @@ interface Written {
   json: string;
   conditions: string;
   at: number;
+  status: PullStatePolicyStatus;
+}
+
+/** JSON with object keys sorted: the API server returns a custom resource's fields in its own order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * Whether the stored status still holds what was written (pure). Objects are merged by the patch, so fields
+ * the controller never wrote (or stopped writing) do not count; arrays and values must be equal.
+ */
+export function holdsWritten(stored: unknown, wrote: unknown): boolean {
+  if (wrote !== null && typeof wrote === 'object' && !Array.isArray(wrote)) {
+    if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return false;
+    return Object.entries(wrote).every(([k, w]) => holdsWritten((stored as Record<string, unknown>)[k], w));
+  }
+  return canonical(stored) === canonical(wrote);
 }
 
 /** When the next write may happen (pure): now for condition changes, else once the period has passed. */
 export function nextWriteAt(
-  previous: Written | undefined,
+  previous: Pick<Written, 'json' | 'conditions' | 'at'> | undefined,
   desired: { json: string; conditions: string },
   periodMs: number,
 ): number | undefined {
@@ -90,13 +114,27 @@ export class StatusWriter {
 
   private readonly now: () => number;
 
-  /** Seeds what the API already holds (after a takeover), so an unchanged status is not rewritten. */
-  seed(key: string, status: PullStatePolicyStatus | undefined): void {
-    if (!status || this.written.has(key)) return;
+  /**
+   * The status the API holds now (each reconcile of the policy). The first time (after a takeover) it is what
+   * was written, so an unchanged status is not rewritten. Later, a stored status that no longer holds what this
+   * writer wrote was replaced by someone else (`kubectl edit --subresource=status`, an older controller): it is
+   * written again at once, level-based, rather than when the computed status happens to change.
+   */
+  observe(key: string, status: PullStatePolicyStatus | undefined): void {
+    const written = this.written.get(key);
+    if (written) {
+      if (!holdsWritten(status ?? {}, written.status)) {
+        this.written.delete(key);
+        this.request(key);
+      }
+      return;
+    }
+    if (!status) return;
     this.written.set(key, {
       json: JSON.stringify(status),
       conditions: urgentKey(status),
       at: this.now(),
+      status,
     });
   }
 
@@ -136,6 +174,6 @@ export class StatusWriter {
       throw err;
     }
     this.metrics.statusWrites.inc();
-    this.written.set(key, { json, conditions, at: this.now() });
+    this.written.set(key, { json, conditions, at: this.now(), status: desired.status });
   }
 }

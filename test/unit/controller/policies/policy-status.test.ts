@@ -1,7 +1,7 @@
 // A policy's status: conditions, checkpoints, bounded size, write pacing.
 import { setCondition } from '../../../../src/controller/kube/conditions.js';
 import { MAX_LISTED_CHECKPOINTS, buildStatus } from '../../../../src/controller/policies/policy-status.js';
-import { nextWriteAt } from '../../../../src/controller/policies/status-writer.js';
+import { holdsWritten, nextWriteAt } from '../../../../src/controller/policies/status-writer.js';
 import { record } from '../records.js';
 
 describe('status', () => {
@@ -150,5 +150,25 @@ describe('status', () => {
     expect(nextWriteAt(prev, { json: 'b', conditions: 'd' }, 5000)).toBe(0);
     expect(nextWriteAt(prev, { json: 'b', conditions: 'c' }, 5000)).toBe(6000);
     expect(nextWriteAt(undefined, { json: 'b', conditions: 'c' }, 5000)).toBe(0);
+  });
+
+  it('tells a status someone replaced from one the API merely spells its own way', () => {
+    const wrote = {
+      protectedPods: 1,
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Checkpointing' }],
+      checkpointSummary: { pods: 1, current: 1 },
+    };
+    // Other key order, and fields the writer never sent (merge patches keep them): still what was written.
+    const stored = {
+      checkpointSummary: { current: 1, pods: 1, legacy: 3 },
+      conditions: [{ reason: 'Checkpointing', status: 'True', type: 'Ready' }],
+      lastCheckpointTime: 'x',
+      protectedPods: 1,
+    };
+    expect(holdsWritten(stored, wrote)).toBe(true);
+    expect(holdsWritten({ ...stored, protectedPods: 7 }, wrote)).toBe(false);
+    expect(holdsWritten({ ...stored, conditions: [] }, wrote)).toBe(false);
+    expect(holdsWritten({ ...stored, checkpointSummary: undefined }, wrote)).toBe(false);
+    expect(holdsWritten({}, wrote)).toBe(false);
   });
 });

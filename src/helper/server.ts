@@ -599,7 +599,10 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
           // A sender that stops sending mid-body (its node lost, no FIN) must not keep its upload slot and
           // disk reservation for as long as TCP takes to notice.
           const socket = req.raw.socket;
-          socket.setTimeout(UPLOAD_IDLE_MS, () => socket.destroy(new Error('upload idle')));
+          // Removed again after the upload: a kept-alive connection carries many uploads, and a listener left
+          // per upload piled up on it (Node's MaxListenersExceededWarning after ten).
+          const idle = () => socket.destroy(new Error('upload idle'));
+          socket.setTimeout(UPLOAD_IDLE_MS, idle);
           try {
             const digest = req.headers['x-checkpoint-digest'];
             const meta = await o.store.put(
@@ -631,6 +634,7 @@ export function buildHelperServer(o: HelperServerOptions): FastifyInstance {
             return sendStoreError(reply, err);
           } finally {
             socket.setTimeout(0);
+            socket.off('timeout', idle);
           }
         });
       });

@@ -121,6 +121,17 @@ describe('helper API', () => {
     expect(got.headers['x-checkpoint-sequence']).toBe('5');
   });
 
+  it('leaves no listener behind on a kept-alive connection after each upload', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    app.server.on('connection', (s: import('node:net').Socket) => sockets.push(s));
+    for (let n = 1; n <= 15; n++)
+      expect((await put(`policy=p&policyUID=u&pod=c-0&sequence=${n}`, `{"n":${n}}`)).statusCode).toBe(201);
+    expect(sockets.length).toBeGreaterThan(0);
+    // Fifteen uploads over few connections: each one's idle timer was removed after it.
+    expect(sockets.length).toBeLessThan(15);
+    for (const s of sockets) expect(s.listenerCount('timeout')).toBeLessThanOrEqual(2);
+  });
+
   it("keeps the Pod's restart count with the copy and lists it in the inventory", async () => {
     expect((await put('policy=p&policyUID=u&pod=c-0&sequence=5&restartCount=2', '{}')).statusCode).toBe(201);
     const inv = JSON.parse((await call({ method: 'GET', url: '/v1/blobs', headers: auth })).body) as {

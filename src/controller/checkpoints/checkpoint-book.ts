@@ -46,6 +46,11 @@ export interface CheckpointRecord {
   finalizing?: boolean;
   /** Settles when the final pull running (or about to run) is done. */
   finalPull?: Promise<void>;
+  /**
+   * The final pulls found the state still (two in a row alike: the app got SIGTERM and stopped changing it),
+   * or a replacement waited for that long enough: its restore takes the newest copy now.
+   */
+  finalSettled?: boolean;
   /** The new Pod this orphan is being restored into, so no second Pod takes it. */
   claimedBy?: string;
   /**

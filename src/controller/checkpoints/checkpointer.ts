@@ -39,6 +39,8 @@ function noTargetMessage(e: ProtectedPod): string {
 }
 
 const FINAL_PULL_GAP_MS = 100;
+/** A claimed final copy is restored after this long even if the app still changes its state (not at SIGTERM). */
+const FINAL_SETTLE_MAX_MS = 2000;
 const FINAL_PULLS_MAX_MS = 30_000;
 /** A copy pulled within this many intervals means the Pod's helper is pulling it, whatever the API shows. */
 const STILL_PULLED_INTERVALS = 3;
@@ -504,6 +506,8 @@ export class Checkpointer {
       r.finalPull = new Promise<void>((resolve) => (pullDone = resolve));
     };
     nextPull();
+    let claimedAt: number | undefined;
+    let lastDigest: string | undefined;
     try {
       while (s.busy && s.running) await s.running;
       s.busy = true;
@@ -515,12 +519,29 @@ export class Checkpointer {
           ok = await this.pullOnce(s.entry, !first);
         } finally {
           r.finalizing = false;
-          pullDone();
         }
-        if (!ok || r.claimedBy || this.stopped || Date.now() > deadline) break;
+        // A replacement may claim the copy before the kubelet delivered SIGTERM (it starts within a second on
+        // the same node): its restore waits until the state stopped changing, briefly, not for the first copy.
+        const digest = ok ? newestCopy(r)?.digest : undefined;
+        if (r.claimedBy) claimedAt ??= Date.now();
+        if (
+          (digest !== undefined && digest === lastDigest) ||
+          (claimedAt !== undefined && Date.now() - claimedAt >= FINAL_SETTLE_MAX_MS)
+        )
+          r.finalSettled = true;
+        lastDigest = digest;
+        const done =
+          !ok ||
+          this.stopped ||
+          Date.now() > deadline ||
+          (r.claimedBy !== undefined && r.finalSettled === true);
+        // The next pull's promise before this one settles: a restore waiting in between never spins.
+        const settled = pullDone;
+        if (!done) nextPull();
+        settled();
+        if (done) break;
         await new Promise((res) => setTimeout(res, FINAL_PULL_GAP_MS));
-        if (r.claimedBy) break;
-        nextPull();
+        if (r.claimedBy !== undefined && r.finalSettled === true) break;
       }
     } catch (err) {
       this.d.log.warn('final checkpoint failed; the previous one will be restored', {

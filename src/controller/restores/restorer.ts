@@ -394,8 +394,9 @@ export class Restorer {
       await this.d.refresh?.(from).catch(() => undefined);
       job.refreshed = true;
     }
-    // The final checkpoint of a terminating Pod is on its way: restore that one.
-    while (from.finalizing && from.finalPull) await from.finalPull;
+    // The final checkpoint of a terminating Pod is on its way: restore that one, once the state stopped
+    // changing (the app got SIGTERM) or briefly after the claim (see Checkpointer.finalize).
+    while (from.finalPull && (from.finalizing || !from.finalSettled)) await from.finalPull;
     const attempt = ++job.attempts;
     const live = this.d.livePod(pod.metadata!.namespace!, name, uid);
     if (!live) {

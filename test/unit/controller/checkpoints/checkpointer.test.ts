@@ -28,6 +28,9 @@ const helper = (node: string, ready = true) => ({
   ready,
 });
 
+/** The app's state as the final pulls find it: one digest per pull while it still changes. */
+let stateDigest: (pull: number) => string;
+
 function stored(a: PullAssignment, sequence: number): PullReport {
   const meta = {
     id: `ns_${a.podUID}`,
@@ -39,7 +42,7 @@ function stored(a: PullAssignment, sequence: number): PullReport {
     sequence,
     restartCount: 0,
     pulledAt: Date.now(),
-    digest: `sha256:${'b'.repeat(64)}`,
+    digest: stateDigest(pulls),
     sizeBytes: 42,
     contentType: 'application/json',
     storedAt: new Date().toISOString(),
@@ -75,6 +78,7 @@ beforeEach(() => {
   helpers = new Map(['n1', 'n2', 'n3'].map((n) => [n, helper(n)]));
   events = [];
   pulls = 0;
+  stateDigest = () => `sha256:${'b'.repeat(64)}`;
   deletes = [];
   paused = new Set();
   term = new AbortController();
@@ -192,6 +196,37 @@ describe('Checkpointer', () => {
     await done;
     expect(pulls).toBe(final);
     expect(newestCopy(book.get('uid-a')!)?.sequence).toBe(final);
+  });
+
+  it('keeps pulling a claimed Pod until its state stopped changing (SIGTERM came after the claim)', async () => {
+    // The state changes with every pull until the 15th (the app got SIGTERM), then stays.
+    stateDigest = (n) => `sha256:${String(Math.min(n, 15)).padStart(64, '0')}`;
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const done = checkpointer.finalize('uid-a');
+    await jest.advanceTimersByTimeAsync(500);
+    book.get('uid-a')!.claimedBy = 'uid-new';
+    const r = book.get('uid-a')!;
+    expect(r.finalSettled).toBeUndefined();
+    await jest.advanceTimersByTimeAsync(5000);
+    await done;
+    // Two alike pulls (15 and 16) settle it: the copy restored has the state after SIGTERM.
+    expect(pulls).toBe(16);
+    expect(r.finalSettled).toBe(true);
+    expect(newestCopy(r)?.digest).toBe(stateDigest(15));
+  });
+
+  it('restores a claimed copy after 2 s even if the app never stops changing its state', async () => {
+    stateDigest = (n) => `sha256:${String(n).padStart(64, '0')}`;
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const done = checkpointer.finalize('uid-a');
+    await jest.advanceTimersByTimeAsync(300);
+    book.get('uid-a')!.claimedBy = 'uid-new';
+    await jest.advanceTimersByTimeAsync(10_000);
+    await done;
+    expect(book.get('uid-a')!.finalSettled).toBe(true);
+    // About 2 s of pulls after the claim at 100 ms apart, not the 30 s of the grace period.
+    expect(pulls).toBeGreaterThanOrEqual(20);
+    expect(pulls).toBeLessThanOrEqual(26);
   });
 
   it('ends the final pulls when the term ends', async () => {

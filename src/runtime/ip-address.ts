@@ -46,17 +46,27 @@ export function isLoopback(ip: string): boolean {
   return family === 6 && canonicalIP(ip) === '::1';
 }
 
+/** Cloud metadata and host services outside the link-local range: AWS, GCP and Oracle (IPv6), Alibaba, Azure. */
+const METADATA = new Set([
+  'fd00:ec2::254',
+  'fd20:ce::254',
+  'fd00:c1::a9fe:a9fe',
+  '100.100.100.200',
+  '168.63.129.16',
+]);
+
 /**
  * Addresses no Pod has and no pull or probe may reach, whoever asks: unspecified, loopback, link-local (the
  * clouds' metadata service), multicast, broadcast and reserved. For IPv6 also the ranges that lead to IPv4
  * (mapped, compatible, NAT64, 6to4: 64:ff9b::a9fe:a9fe is 169.254.169.254 behind a NAT64 gateway), the
- * deprecated site-local range and AWS's IPv6 metadata address. Not an IP address at all counts as one too.
+ * deprecated site-local range, and the clouds' metadata addresses outside link-local. Not an IP address at
+ * all counts as one too.
  */
 export function notAPodIP(ip: string): boolean {
   const family = isIP(ip);
   if (family === 4) {
     const [a, b] = ip.split('.').map(Number) as [number, number];
-    return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224;
+    return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224 || METADATA.has(ip);
   }
   if (family !== 6 || canonicalIP(ip) === undefined) return true;
   const g = ipv6Groups(ip);
@@ -69,7 +79,7 @@ export function notAPodIP(ip: string): boolean {
     (g0 & 0xff00) === 0xff00 || // multicast
     (g0 === 0x64 && g1 === 0xff9b) || // NAT64, well-known and local-use (64:ff9b:1::/48)
     g0 === 0x2002 || // 6to4
-    canonicalIP(ip) === 'fd00:ec2::254' // AWS instance metadata over IPv6
+    METADATA.has(canonicalIP(ip)!)
   );
 }
 

@@ -127,7 +127,8 @@ export class HelperCertificateSigner {
     // From the API, not the cache: an event of the approval queued this request again while it was being
     // signed, and the cache may not show the certificate yet (the API refuses to replace one: 422).
     const fresh = await this.api.readCertificateSigningRequest({ name });
-    if (fresh.status?.certificate) return;
+    // Signed already, or another request of the same name now (deleted and created again meanwhile).
+    if (fresh.status?.certificate || fresh.metadata?.uid !== csr.metadata?.uid) return;
     const pem = await signServingCertificate(this.o.ca, req, new Date(now.getTime() - BACKDATE_MS), notAfter);
     fresh.status = { ...fresh.status, certificate: Buffer.from(pem).toString('base64') };
     await this.api.replaceCertificateSigningRequestStatus({ name, body: fresh });

@@ -28,7 +28,6 @@ import { probeTarget } from '../failover/probe-target.js';
 import { chooseTargets } from './target-nodes.js';
 import { hostNetworkMark } from '../policies/host-network.js';
 
-/** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
 /** Why nothing is checkpointed, and what the user can do about it. */
 function noTargetMessage(e: ProtectedPod): string {
   const node = e.pod.spec?.nodeName ?? '';
@@ -38,6 +37,7 @@ function noTargetMessage(e: ProtectedPod): string {
         `set sameNodeCopy: WhenNoOtherNode to keep one there (a single-node cluster), or add a node`;
 }
 
+/** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
 const FINAL_PULL_GAP_MS = 100;
 /** A claimed final copy is restored after this long even if the app still changes its state (not at SIGTERM). */
 const FINAL_SETTLE_MAX_MS = 2000;
@@ -494,7 +494,9 @@ export class Checkpointer {
   async finalize(podUID: string): Promise<void> {
     const s = this.schedules.get(podUID);
     const r = this.d.book.get(podUID);
-    if (!s || !r || r.finalizing) return;
+    // `s.finalizing` stays set until the Pod is unscheduled (`r.finalizing` drops between pulls): every update
+    // of the terminating Pod calls this again, and a second loop doubled the pulls and broke the settling.
+    if (!s || !r || s.finalizing) return;
     r.finalizing = true;
     s.finalizing = true;
     this.d.onAssignmentsChange?.();
@@ -524,11 +526,11 @@ export class Checkpointer {
         // the same node): its restore waits until the state stopped changing, briefly, not for the first copy.
         const digest = ok ? newestCopy(r)?.digest : undefined;
         if (r.claimedBy) claimedAt ??= Date.now();
-        if (
-          (digest !== undefined && digest === lastDigest) ||
-          (claimedAt !== undefined && Date.now() - claimedAt >= FINAL_SETTLE_MAX_MS)
-        )
-          r.finalSettled = true;
+        // Judged once claimed, from the pulls around the claim: an app idle for a moment right after the
+        // deletion may still change its state until SIGTERM.
+        r.finalSettled =
+          claimedAt !== undefined &&
+          ((digest !== undefined && digest === lastDigest) || Date.now() - claimedAt >= FINAL_SETTLE_MAX_MS);
         lastDigest = digest;
         const done =
           !ok ||

@@ -46,6 +46,8 @@ function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object')
     return `{${Object.keys(v)
+      // As JSON and the API server do: an undefined field is no field.
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
       .sort()
       .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
@@ -124,7 +126,11 @@ export class StatusWriter {
     const written = this.written.get(key);
     if (written) {
       if (!holdsWritten(status ?? {}, written.status)) {
-        this.written.delete(key);
+        // Written again within the routine period, at once only if the conditions differ: right after a
+        // write the cache still shows the status before it, and rewriting at once each time kept the window
+        // open (a write per Pod event).
+        written.json = '';
+        if (urgentKey(status ?? {}) !== written.conditions) written.conditions = '';
         this.request(key);
       }
       return;

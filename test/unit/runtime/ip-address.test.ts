@@ -62,6 +62,10 @@ describe('IP addresses of IPv4, IPv6 and dual-stack clusters', () => {
       '2002:a9fe:a9fe::1', // 6to4
       'fd00:ec2::254', // AWS metadata
       'FD00:EC2:0::254',
+      'fd20:ce::254', // GCP metadata
+      'fd00:c1::a9fe:a9fe', // Oracle metadata
+      '100.100.100.200', // Alibaba metadata
+      '168.63.129.16', // Azure host services
       'not-an-ip',
       'fe80::1%eth0',
     ];

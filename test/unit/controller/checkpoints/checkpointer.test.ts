@@ -206,13 +206,29 @@ describe('Checkpointer', () => {
     await jest.advanceTimersByTimeAsync(500);
     book.get('uid-a')!.claimedBy = 'uid-new';
     const r = book.get('uid-a')!;
-    expect(r.finalSettled).toBeUndefined();
+    expect(r.finalSettled).not.toBe(true);
     await jest.advanceTimersByTimeAsync(5000);
     await done;
     // Two alike pulls (15 and 16) settle it: the copy restored has the state after SIGTERM.
     expect(pulls).toBe(16);
     expect(r.finalSettled).toBe(true);
     expect(newestCopy(r)?.digest).toBe(stateDigest(15));
+  });
+
+  it('judges the state still only around the claim: a pause right after the deletion is not SIGTERM', async () => {
+    // Alike for the first pulls (the app idle a moment), then changing until the 12th pull, then still.
+    stateDigest = (n) => `sha256:${String(n <= 3 ? 0 : Math.min(n, 12)).padStart(64, '0')}`;
+    checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
+    const done = checkpointer.finalize('uid-a');
+    // Every update of the terminating Pod asks again: one loop of pulls, not two.
+    void checkpointer.finalize('uid-a');
+    await jest.advanceTimersByTimeAsync(450);
+    expect(pulls).toBeLessThanOrEqual(5);
+    book.get('uid-a')!.claimedBy = 'uid-new';
+    await jest.advanceTimersByTimeAsync(5000);
+    await done;
+    expect(pulls).toBe(13);
+    expect(newestCopy(book.get('uid-a')!)?.digest).toBe(stateDigest(12));
   });
 
   it('restores a claimed copy after 2 s even if the app never stops changing its state', async () => {

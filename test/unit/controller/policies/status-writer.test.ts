@@ -123,4 +123,26 @@ describe('StatusWriter', () => {
     await jest.advanceTimersByTimeAsync(60_000);
     expect(writes).toHaveLength(0);
   });
+
+  it('writes again a status someone replaced, within the period, and at once only for other conditions', async () => {
+    writer.request('ns/p');
+    await jest.advanceTimersByTimeAsync(150);
+    expect(writes).toHaveLength(1);
+    // The cache still shows the status before the write (or someone replaced a count): not rewritten at once.
+    writer.observe('ns/p', { protectedPods: 7, conditions: ready('True') });
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(writes).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(4500);
+    expect(writes.map((w) => w.at)).toEqual([100, 5100]);
+    expect(writes[1]!.status.protectedPods).toBe(1);
+    // What was written, spelled the API's way (keys in its order): nothing to do.
+    writer.observe('ns/p', { conditions: ready('True'), protectedPods: 1 });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(writes).toHaveLength(2);
+    // Conditions replaced: written again at once.
+    writer.observe('ns/p', { protectedPods: 1, conditions: ready('False') });
+    await jest.advanceTimersByTimeAsync(150);
+    expect(writes).toHaveLength(3);
+    expect(writes[2]!.status.conditions).toEqual(ready('True'));
+  });
 });

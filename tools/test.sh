@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The project's whole test run: unit tests, then API-server tests (etcd and kube-apiserver alone), then
+# The project's whole test run: lint first (a minute; a formatting slip fails at once, not after the 40-minute
+# integration run), then unit tests, then API-server tests (etcd and kube-apiserver alone), then
 # integration tests against the local cluster (built on first use). Dependencies come from `npm cit`/`npm ci`;
 # this script installs them itself if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/with-deps.sh
+npm run lint
 export NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}"
 # The local cluster's Go builds (cold: Kubernetes, containerd and kube-network-policies about 18 min of two
 # cores, Argo CD about 10 more) run in one background process at idle CPU priority, so they take only the CPU

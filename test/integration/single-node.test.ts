@@ -91,7 +91,7 @@ beforeAll(async () => {
   await helpersOnlyOn(undefined);
   await installOperator();
   await createNamespace(ns);
-  const lead = (await eventually('a leader', () => leader()));
+  const lead = await eventually('a leader', () => leader());
   const leaderNode = (await core.readNamespacedPod({ name: lead, namespace: OPERATOR_NAMESPACE })).spec!
     .nodeName;
   const nodes = await core.listNode();

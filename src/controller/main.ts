@@ -20,6 +20,13 @@ import { ensureCertificateAuthority, readCertificateAuthority } from './certific
 import type { CertificateAuthority } from '../tls/pki.js';
 import { createControllerMetrics } from './metrics.js';
 
+/**
+ * How long a stopping leader waits for its work in flight before it releases the Lease. Under the shutdown
+ * hook's own 20 s limit (runtime/shutdown.ts), itself under the Pod's 30 s termination grace period: a
+ * leader whose work did not end exits holding the Lease, which then expires by the standby's clock.
+ */
+const SHUTDOWN_DRAIN_MS = 15_000;
+
 export const CONTROLLER_FLAGS = {
   'metrics-port': {
     kind: 'int',
@@ -180,8 +187,12 @@ export async function runController(args: string[]): Promise<void> {
     ...timings,
   });
   onShutdown(log, async () => {
-    await state.manager?.stop();
-    await elector.release();
+    const drained = (await state.manager?.stop(SHUTDOWN_DRAIN_MS)) ?? true;
+    if (drained) await elector.release();
+    else
+      log.warn('work of this term still in flight: the Lease is left to expire, not released', {
+        waitedMs: SHUTDOWN_DRAIN_MS,
+      });
     await app.close();
   });
   if (!flags['helper-token-audience'])

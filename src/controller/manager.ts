@@ -31,6 +31,7 @@ import type { ControllerMetrics } from './metrics.js';
 import { collectOrphans } from './checkpoints/orphan-collector.js';
 import { PolicyReconciler } from './policies/policy-reconciler.js';
 import { StatusWriter } from './policies/status-writer.js';
+import { drainWork } from './kube/in-flight.js';
 import { WorkQueue, type ReconcileResult } from './kube/workqueue.js';
 import { FaultDetector, apiFaultActions } from './failover/fault-detector.js';
 import { Restorer } from './restores/restorer.js';
@@ -164,6 +165,7 @@ export class Manager {
       pod: (ns, name) => this.pods.get(name, ns),
       isHelperPod: (pod) => isHelperPod(pod, o.operatorNamespace),
       validityMs: o.helperCertValidityMs,
+      signal: this.term.signal,
       log,
       // Read when a request is handled, after the constructor set it.
       events: { record: (...args) => this.events.record(...args) },
@@ -182,6 +184,7 @@ export class Manager {
       record: (uid) => this.book.get(uid),
       refresh: (uid) => this.refreshRecord(uid),
       usableHelpers: () => this.view.usableHelpers(),
+      signal: this.term.signal,
     });
     this.checkpointer = new Checkpointer({
       book: this.book,
@@ -439,10 +442,16 @@ export class Manager {
     });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Ends the term and waits, at most `drainMs`, for its work in flight (restores, gate writes, deletions) to
+   * end. Resolves whether it did: only then may the Lease be released, else the next leader could start a
+   * restore while this one's still lands.
+   */
+  async stop(drainMs = 0): Promise<boolean> {
     // Every queue, probe, poll and retry of this term ends here. The helpers keep pulling what they were last
     // assigned until the next leader takes over.
     this.term.abort();
+    const drained = drainWork(this.term.signal, drainMs);
     await this.signer.stop();
     await this.restoreRequests.stop();
     await Promise.all([
@@ -452,7 +461,9 @@ export class Manager {
       this.workloads.Deployment.stop(),
       this.workloads.StatefulSet.stop(),
     ]);
+    const ended = await drained;
     await this.helpers.close();
+    return ended;
   }
 
   /** Per-policy checkpoint ages and helper availability, read at scrape time. */

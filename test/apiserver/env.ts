@@ -221,7 +221,10 @@ export class FakeHelpers {
   readonly blobs = new Map<string, BlobMeta[]>();
   readonly restores: { node: string; namespace: string; podUID: string; request: RestoreRequest }[] = [];
   readonly assignments = new Map<string, AssignmentSet>();
-  restoreAnswer: (node: string, request: RestoreRequest) => RestoreAnswer = (_node, request) => ({
+  restoreAnswer: (node: string, request: RestoreRequest) => RestoreAnswer | Promise<RestoreAnswer> = (
+    _node,
+    request,
+  ) => ({
     result: 'Succeeded',
     status: 200,
     durationMs: 3,
@@ -298,7 +301,8 @@ export interface Controller {
   manager: Manager;
   helpers: FakeHelpers;
   ca: CertificateAuthority;
-  stop: () => Promise<void>;
+  /** Ends the term; resolves whether its work in flight ended within `drainMs` (see Manager.stop). */
+  stop: (drainMs?: number) => Promise<boolean>;
 }
 
 /**
@@ -325,5 +329,5 @@ export async function startController(operatorNamespace: string): Promise<Contro
   for (const m of ['inventory', 'assign', 'holds', 'pull', 'reports', 'delete', 'probe', 'restore'] as const)
     client[m] = (helpers[m] as (...a: unknown[]) => unknown).bind(helpers);
   await manager.start();
-  return { manager, helpers, ca, stop: () => manager.stop() };
+  return { manager, helpers, ca, stop: (drainMs?: number) => manager.stop(drainMs) };
 }

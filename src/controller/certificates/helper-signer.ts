@@ -27,6 +27,8 @@ export interface HelperSignerOptions {
   /** Warning Events on requests approved by someone else that fail the review (left unsigned). */
   events?: Pick<EventRecorder, 'record'>;
   now?: () => Date;
+  /** The leadership term: a signing in progress is work in flight until it ends. */
+  signal?: AbortSignal;
 }
 
 /** Backdating absorbs clock skew between nodes, as kube-controller-manager's signer does. */
@@ -56,6 +58,7 @@ export class HelperCertificateSigner {
     this.queue = new WorkQueue((name) => this.handle(name), {
       concurrency: 2,
       paused: true,
+      signal: o.signal,
       onError: (key, err, retryInMs) =>
         o.log.warn('signing a helper certificate failed', { csr: key, error: errorMessage(err), retryInMs }),
     });

@@ -5,6 +5,7 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { probe as httpProbe, type ProbeOutcome } from '../../runtime/http-probe.js';
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
+import { trackWork } from '../kube/in-flight.js';
 import { appRestartCount, appStarted } from '../kube/app-container.js';
 import { isPodReady, type ClusterView, type HelperEndpoint } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -288,9 +289,10 @@ export class FaultDetector {
     if (appRestartCount(entry.pod, entry.spec) !== fault.restartCount || !appStarted(entry.pod, entry.spec))
       return;
     if (this.d.restoring(fault.podUID)) return;
-    void this.deletePod(entry, `${fault.message}, seen by the helper of node ${node}`).catch(
-      this.crashed('deleting a failed Pod', { node, pod: entry.pod.metadata?.name }),
-    );
+    void trackWork(
+      this.d.signal,
+      this.deletePod(entry, `${fault.message}, seen by the helper of node ${node}`),
+    ).catch(this.crashed('deleting a failed Pod', { node, pod: entry.pod.metadata?.name }));
   }
 
   /** A node whose helper's silence counts: its Pods are probed from here meanwhile, for an answer. */
@@ -489,7 +491,9 @@ export class FaultDetector {
       }
       why = `its helper was silent to ${w.silent} probes and the API shows it NotReady (no other helper could probe it)`;
     }
-    void this.nodeFailed(node, why, s).catch(this.crashed('fencing and evacuating a lost node', { node }));
+    void trackWork(this.d.signal, this.nodeFailed(node, why, s)).catch(
+      this.crashed('fencing and evacuating a lost node', { node }),
+    );
   }
 
   /** A rejection handler for work not awaited: its own errors are handled inside, so this is a bug. */

@@ -1,4 +1,5 @@
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../runtime/backoff.js';
+import { trackWork } from './in-flight.js';
 
 export type ReconcileResult = void | { requeueAfterMs: number };
 
@@ -10,7 +11,10 @@ export interface WorkQueueOptions {
   onError?: (key: string, err: unknown, retryInMs: number) => void;
   /** Collect keys but run nothing until `resume()`: reconcilers wait for the caches they read. */
   paused?: boolean;
-  /** Aborted, the queue stops for good (the leadership term or the process ended). */
+  /**
+   * Aborted, the queue stops for good (the leadership term or the process ended). Runs in progress count as
+   * the term's work in flight (see in-flight.ts) until they end.
+   */
   signal?: AbortSignal;
 }
 
@@ -105,7 +109,7 @@ export class WorkQueue {
       this.active.add(key);
       this.running++;
       this.o.onDepth?.(this.queue.length);
-      void this.process(key);
+      void trackWork(this.o.signal, this.process(key));
     }
   }
 

@@ -34,6 +34,8 @@ export interface RestoreRequestDeps {
   /** Reads one Pod's generations from the helpers (the book may lag their reports). */
   refresh: (podUID: string) => Promise<void>;
   usableHelpers: () => Map<string, HelperEndpoint>;
+  /** The leadership term: a push in progress is work in flight until it ends (see kube/in-flight.ts). */
+  signal?: AbortSignal;
   now?: () => Date;
 }
 
@@ -69,6 +71,7 @@ export class RestoreRequestReconciler {
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: 2,
       paused: true,
+      signal: d.signal,
       onError: (k, err, retryInMs) =>
         d.log.warn('PullStateRestore failed, will retry', {
           restore: k,

@@ -27,6 +27,7 @@ import {
   type RestartFacts,
 } from './restore-plan.js';
 import { hostNetworkMark } from '../policies/host-network.js';
+import { protectionStep, type ProtectionFacts } from './protection.js';
 
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
@@ -232,100 +233,57 @@ export class Restorer {
     const fresh: RestoreTarget[] = [];
     for (const t of targets) {
       const uid = t.pod.metadata!.uid!;
-      const restarts = appRestartCount(t.pod, t.spec);
       const own = this.d.book.get(uid);
-      const newest = own && newestCopy(own);
-      const container = appContainer(t.pod, t.spec).name;
-      const prev = this.restartsSeen.get(uid);
-      const seen = seenBaseline(prev, container, restarts);
-      if (prev && prev.container !== container)
-        this.d.log.info('the app container changed: its restarts count from here', {
-          pod: t.pod.metadata?.name,
-          from: prev.container,
-          to: container,
-          restarts,
-        });
-      const newInstance = this.instanceRestarts.get(uid);
-      this.instanceRestarts.delete(uid);
-      const restarted = restartedSinceSeen({
-        restarts,
-        seen,
-        newest,
-        startedAt: appStartedAt(t.pod, t.spec),
-      });
-      this.restartsSeen.set(uid, { container, restarts });
-      if (seen === undefined)
-        this.d.log.debug('first look at a protected Pod', {
-          pod: t.pod.metadata?.name,
-          restarts,
-          copyRestarts: newest?.restartCount,
-          copySequence: newest?.sequence,
-          restarted,
-          gate: gateTrue(t.pod),
-        });
-      if (this.jobs.has(uid)) continue;
-      const stuck = this.stuck.get(uid);
-      if (stuck) {
-        // Nothing changed since it failed for good: trying again would fail the same way, forever.
-        if (stuck.under === failedUnder(t)) continue;
-        this.stuck.delete(uid);
-        this.d.log.info('the policy or Pod changed since its restore failed; restoring again', {
-          pod: t.pod.metadata?.name,
-        });
-        this.start(t, stuck.from, stuck.restart);
-        continue;
+      const { facts, restarts, newInstance } = this.observe(t, own);
+      const next = protectionStep(facts);
+      switch (next.step) {
+        case 'wait':
+          break;
+        case 'retry-failed': {
+          const failed = this.stuck.get(uid)!;
+          this.stuck.delete(uid);
+          this.d.log.info('the policy or Pod changed since its restore failed; restoring again', {
+            pod: t.pod.metadata?.name,
+          });
+          this.start(t, failed.from, failed.restart);
+          break;
+        }
+        case 'restore-own':
+        case 'verify':
+          // A check under way goes on (verify keeps it); a new process seen by a pull ends it.
+          if (next.step === 'restore-own' && next.seenBy === 'pull') this.verifying.delete(uid);
+          this.settled.delete(uid); // no pull until its restore is done
+          if (next.closeGate)
+            void this.setGate(
+              t.pod,
+              'False',
+              'RestoreInProgress',
+              next.step === 'restore-own' && next.seenBy === 'pull'
+                ? 'the app restarted; restoring its last checkpoint'
+                : 'the container restarted; restoring its last checkpoint',
+            );
+          if (next.step === 'restore-own' && next.seenBy === 'pull') {
+            this.start(t, own!, { restarts, startedAt: 0, instance: newInstance });
+            break;
+          }
+          this.d.log.info('the API shows a container restart', {
+            pod: t.pod.metadata?.name,
+            restarts,
+            next: next.step === 'verify' ? 'pull to learn which process answers' : 'restore',
+            gateKept: !next.closeGate,
+          });
+          if (next.step === 'verify') this.verify(t);
+          else this.start(t, own!, { restarts, startedAt: appStartedAt(t.pod, t.spec) });
+          break;
+        case 'settle':
+          this.settled.add(uid);
+          if (next.openGate)
+            void this.setGate(t.pod, 'True', 'StateKept', 'the Pod has been checkpointed since it started');
+          break;
+        case 'restore-orphan':
+          fresh.push(t);
+          break;
       }
-      if (newInstance !== undefined && own && newest) {
-        // A pull met a new process: the copies are all of the old one (the new one's answer was not stored).
-        this.verifying.delete(uid);
-        this.settled.delete(uid);
-        void this.setGate(
-          t.pod,
-          'False',
-          'RestoreInProgress',
-          'the app restarted; restoring its last checkpoint',
-        );
-        this.start(t, own, { restarts, startedAt: 0, instance: newInstance });
-        continue;
-      }
-      if (restarted && own && newest) {
-        // Restarted in place: the container's memory is gone, its own checkpoint brings it back.
-        this.settled.delete(uid);
-        // After a takeover, a gate opened since the container started says a previous leader restored this
-        // process already; an app that names its process lets a pull confirm it without closing the gate.
-        const trusted =
-          seen === undefined &&
-          own.instance !== undefined &&
-          gateOpenedSince(t.pod, appStartedAt(t.pod, t.spec));
-        if (!trusted)
-          void this.setGate(
-            t.pod,
-            'False',
-            'RestoreInProgress',
-            'the container restarted; restoring its last checkpoint',
-          );
-        this.d.log.info('the API shows a container restart', {
-          pod: t.pod.metadata?.name,
-          restarts,
-          next: own.instance !== undefined ? 'pull to learn which process answers' : 'restore',
-          gateKept: trusted,
-        });
-        // An app that names its process tells whether this is a process not restored yet: ask it first.
-        if (own.instance !== undefined) this.verify(t);
-        else this.start(t, own, { restarts, startedAt: appStartedAt(t.pod, t.spec) });
-        continue;
-      }
-      if (this.verifying.has(uid)) continue;
-      if (this.settled.has(uid)) continue;
-      if ((own && newestCopy(own)) || own?.restoredFrom || gateTrue(t.pod)) {
-        // It has state already: a previous leader restored or checkpointed it, and may have died before
-        // opening the gate.
-        this.settled.add(uid);
-        if (!gateTrue(t.pod))
-          void this.setGate(t.pod, 'True', 'StateKept', 'the Pod has been checkpointed since it started');
-        continue;
-      }
-      fresh.push(t);
     }
     if (fresh.length === 0) return;
     // A policy deleted and created again under the same name (within the orphan retention) takes its
@@ -357,6 +315,56 @@ export class Restorer {
         );
       }
     }
+  }
+
+  /**
+   * What is observed of a protected Pod now, for `protectionStep`; records its restart count as seen, and
+   * takes the new process a pull met, if any.
+   */
+  private observe(t: RestoreTarget, own: CheckpointRecord | undefined) {
+    const uid = t.pod.metadata!.uid!;
+    const restarts = appRestartCount(t.pod, t.spec);
+    const newest = own && newestCopy(own);
+    const container = appContainer(t.pod, t.spec).name;
+    const prev = this.restartsSeen.get(uid);
+    const seen = seenBaseline(prev, container, restarts);
+    if (prev && prev.container !== container)
+      this.d.log.info('the app container changed: its restarts count from here', {
+        pod: t.pod.metadata?.name,
+        from: prev.container,
+        to: container,
+        restarts,
+      });
+    const newInstance = this.instanceRestarts.get(uid);
+    this.instanceRestarts.delete(uid);
+    const startedAt = appStartedAt(t.pod, t.spec);
+    const restarted = restartedSinceSeen({ restarts, seen, newest, startedAt });
+    this.restartsSeen.set(uid, { container, restarts });
+    if (seen === undefined)
+      this.d.log.debug('first look at a protected Pod', {
+        pod: t.pod.metadata?.name,
+        restarts,
+        copyRestarts: newest?.restartCount,
+        copySequence: newest?.sequence,
+        restarted,
+        gate: gateTrue(t.pod),
+      });
+    const stuck = this.stuck.get(uid);
+    const facts: ProtectionFacts = {
+      restoring: this.jobs.has(uid),
+      ...(stuck ? { failed: { changedSince: stuck.under !== failedUnder(t) } } : {}),
+      newProcessSeen: newInstance !== undefined,
+      restartedInPlace: restarted,
+      hasOwnCopy: Boolean(newest),
+      restoredBefore: Boolean(own?.restoredFrom),
+      namesProcess: own?.instance !== undefined,
+      firstLook: seen === undefined,
+      gateOpen: gateTrue(t.pod),
+      gateOpenedSinceStart: gateOpenedSince(t.pod, startedAt),
+      verifying: this.verifying.has(uid),
+      settled: this.settled.has(uid),
+    };
+    return { facts, restarts, newInstance };
   }
 
   /** Restores `from` into `t`: its own checkpoint after a restart in place (`restart` given), or an orphan's. */

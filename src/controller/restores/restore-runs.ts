@@ -14,7 +14,6 @@ import { appRestartCount } from '../kube/app-container.js';
 import type { ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
-import type { ControllerMetrics } from '../metrics.js';
 import type { GateWriter } from './readiness-gate.js';
 import { restorableCopies, type RestartFacts } from './restore-plan.js';
 import { hostNetworkMark } from '../policies/host-network.js';
@@ -38,6 +37,12 @@ const RESTORE_CONCURRENCY = 256;
 /** A Pod a policy protects, as the checkpointer knows it. */
 export type RestoreTarget = ProtectedPod;
 
+/** The metrics a restore records. */
+export interface RestoreMetrics {
+  restores: { inc(labels: { namespace: string; policy: string }, result: string): void };
+  failoverSeconds: { observe(seconds: number): void };
+}
+
 /** What carrying out restores needs. */
 export interface RestoreRunDeps {
   /** Shared with the gate keeper, so all gate writes to a Pod keep their order. */
@@ -45,8 +50,8 @@ export interface RestoreRunDeps {
   book: Pick<CheckpointBook, 'ensure'>;
   view: Pick<ClusterView, 'helpers' | 'usableHelpers'>;
   helpers: Pick<HelperClient, 'restore' | 'delete'>;
-  events: EventRecorder;
-  metrics: ControllerMetrics;
+  events: Pick<EventRecorder, 'record'>;
+  metrics: RestoreMetrics;
   log: Logger;
   onChange: (policyKey: string) => void;
   /** The Pod as the cache holds it now, if it still exists with this UID and is not terminating. */

@@ -48,22 +48,26 @@ beforeEach(() => {
   restorer = new Restorer({
     gate: {
       set: async (_p: V1Pod, status: string, reason: string) => void gates.push([status, reason]),
-    } as never,
+    },
     book,
     view: {
-      usableHelpers: () => new Map([['n2', { node: 'n2', pod: 'h2', url: 'http://n2:9500', ready: true }]]),
+      usableHelpers: () =>
+        new Map([
+          ['n2', { node: 'n2', pod: 'h2', url: 'http://n2:9500', healthUrl: 'http://n2:9501', ready: true }],
+        ]),
       helpers: () => new Map(),
-    } as never,
+    },
     helpers: {
       restore: async () => {
         restoreCalls++;
-        return answers.length > 1 ? answers.shift() : answers[0];
+        return (answers.length > 1 ? answers.shift() : answers[0])!;
       },
-    } as never,
+      delete: async () => undefined,
+    },
     events: {
       record: (_o: unknown, _t: string, _r: string, text: string) => void reports.push(text),
-    } as never,
-    metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } } as never,
+    },
+    metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } },
     log: createLogger('test', 'error'),
     onChange: () => undefined,
     livePod: () => pod,
@@ -79,6 +83,9 @@ beforeEach(() => {
     );
 });
 afterEach(() => jest.useRealTimers());
+
+/** What a helper answers that holds nothing (never asked in the test that uses it). */
+const noAnswer: RestoreAnswer = { result: 'Failed', reason: 'NotStored', message: 'not stored' };
 
 const rejected: RestoreResult = {
   result: 'Failed',
@@ -119,7 +126,7 @@ describe('Restorer', () => {
   });
 
   it('retries while the app is not listening, then restores', async () => {
-    const unreachable: RestoreResult = { ...rejected, reason: 'Unreachable', status: undefined } as never;
+    const unreachable: RestoreResult = { ...rejected, reason: 'Unreachable', status: undefined };
     answers = [
       unreachable,
       unreachable,
@@ -149,7 +156,7 @@ describe('Restorer', () => {
   });
 
   it('retries fast at first, then at a 2 s beat, and stops every retry when the term ends', async () => {
-    answers = [{ ...rejected, reason: 'Unreachable', status: undefined } as never];
+    answers = [{ ...rejected, reason: 'Unreachable', status: undefined }];
     begin();
     // 40 attempts at 50 ms doubling to a 250 ms ceiling: about 9.5 s.
     await jest.advanceTimersByTimeAsync(9_000);
@@ -217,12 +224,12 @@ describe('Restorer with a sidecar', () => {
     Object.assign(book.get(own.podUID)!, own);
     let calls = 0;
     const r = new Restorer({
-      gate: { set: async () => undefined } as never,
+      gate: { set: async () => undefined },
       book,
-      view: { usableHelpers: () => new Map(), helpers: () => new Map() } as never,
-      helpers: { restore: async () => void calls++ } as never,
-      events: { record: () => undefined } as never,
-      metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } } as never,
+      view: { usableHelpers: () => new Map(), helpers: () => new Map() },
+      helpers: { restore: async () => (calls++, noAnswer), delete: async () => undefined },
+      events: { record: () => undefined },
+      metrics: { restores: { inc: () => undefined }, failoverSeconds: { observe: () => undefined } },
       log: createLogger('test', 'error'),
       onChange: () => undefined,
       livePod: () => live,

@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE, REASONS } from '../../api/index.js';
 import type { Logger } from '../../runtime/logger.js';
-import { podRef } from '../checkpoints/checkpointer.js';
+import { podRef } from '../kube/object-refs.js';
 import type { EventRecorder } from '../kube/events.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import type { Refusal } from '../policies/host-network.js';

@@ -9,7 +9,7 @@ import {
 } from '../../api/index.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { CheckpointRecord } from '../checkpoints/checkpoint-book.js';
-import type { ProtectedPod } from '../checkpoints/checkpointer.js';
+import type { ProtectedPod } from '../checkpoints/protected-pod.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';

@@ -9,7 +9,8 @@ import {
   type CheckpointBook,
   type CheckpointRecord,
 } from '../checkpoints/checkpoint-book.js';
-import { podRef, policyRef, type ProtectedPod } from '../checkpoints/checkpointer.js';
+import type { ProtectedPod } from '../checkpoints/protected-pod.js';
+import { podRef, policyRef } from '../kube/object-refs.js';
 import { appRestartCount } from '../kube/app-container.js';
 import type { ClusterView } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';

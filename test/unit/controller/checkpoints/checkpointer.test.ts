@@ -17,7 +17,10 @@ const spec = (() => {
 const pod = (name: string, node: string): V1Pod => ({
   metadata: { name, namespace: 'ns', uid: `uid-${name}`, deletionGracePeriodSeconds: 30 },
   spec: { nodeName: node, containers: [{ name: 'app' }] },
-  status: { podIP: '10.0.1.5', containerStatuses: [{ name: 'app', restartCount: 0 } as never] },
+  status: {
+    podIP: '10.0.1.5',
+    containerStatuses: [{ name: 'app', restartCount: 0, image: 'a', imageID: 'a', ready: true }],
+  },
 });
 const entry = (p: V1Pod): ProtectedPod => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
 const helper = (node: string, ready = true) => ({
@@ -85,16 +88,22 @@ beforeEach(() => {
   const counter = { inc: () => undefined, set: () => undefined, observe: () => undefined };
   checkpointer = new Checkpointer({
     book,
-    view: { usableHelpers: () => helpers, helpers: () => helpers } as never,
+    view: { usableHelpers: () => helpers, helpers: () => helpers },
     helpers: {
       pull: async (_helper: HelperTarget, a: PullAssignment) => (pulls++, stored(a, a.lastSequence + 1)),
       delete: async ({ url }: HelperTarget, _ns: string, uid: string, newerThan?: number) =>
         void deletes.push(`${url} ${uid} newer than ${newerThan}`),
-    } as never,
-    metrics: new Proxy({}, { get: () => counter }) as never,
+    },
+    metrics: {
+      pulls: counter,
+      pullFailures: counter,
+      pullSeconds: counter,
+      pullBytes: counter,
+      protectedPods: counter,
+    },
     events: {
       record: (_o: unknown, type: string, reason: string) => void events.push(`${type} ${reason}`),
-    } as never,
+    },
     log: createLogger('test', 'error'),
     onChange: () => undefined,
     mayPull: (p) => !paused.has(p.metadata!.uid!),

@@ -1,11 +1,12 @@
 import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { FENCE_TAINT, type PodFault } from '../../api/index.js';
+import type { PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { probe as httpProbe, type ProbeOutcome } from '../../runtime/http-probe.js';
 import type { ProtectedPod } from '../checkpoints/checkpointer.js';
 import { podRef, policyRef } from '../checkpoints/checkpointer.js';
 import { trackWork } from '../kube/in-flight.js';
+import { FenceLedger } from './fence-ledger.js';
 import { appRestartCount, appStarted } from '../kube/app-container.js';
 import { isPodReady, type ClusterView, type HelperEndpoint } from '../kube/cluster-view.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -86,6 +87,8 @@ export interface FaultDetectorDeps {
   actions: FaultActions;
   view: Pick<ClusterView, 'helpers' | 'helperPod' | 'helperProbed' | 'nodeReady' | 'nodeReadyIgnoringFence'>;
   nodes: Informer<V1Node>;
+  /** Which nodes are fenced, shared with the cluster view (made from `nodes` if not given). */
+  fences?: FenceLedger;
   events: EventRecorder;
   log: Logger;
   /** True while the Pod's state is being restored. */
@@ -167,15 +170,9 @@ export class FaultDetector {
   private pods = new Map<string, ProtectedPod>();
   private watches = new Map<string, NodeWatch>();
   private failing = new Set<string>();
-  /**
-   * Fences this leader wrote that the node cache does not show yet. The cache is the truth otherwise: a fence
-   * another leader wrote (also one that lost its lease but finished its write) or a user removed is seen.
-   */
-  private fencing = new Set<string>();
-  /** Fences this leader removed, with the cached node's version they were removed from. */
-  private unfenced = new Map<string, string | undefined>();
   /** This replica leads: silences are judged and acted on (until then they are only gathered). */
   private acting = false;
+  private readonly fences: FenceLedger;
   private unfencing = new Set<string>();
   private deleted = new Set<string>();
   /** Spreads indirect probes over the other helpers. */
@@ -186,6 +183,7 @@ export class FaultDetector {
   private readonly now: () => number;
 
   constructor(private readonly d: FaultDetectorDeps) {
+    this.fences = d.fences ?? new FenceLedger(d.nodes);
     this.probe = d.probe ?? httpProbe;
     this.now = d.now ?? Date.now;
     this.queue = new WorkQueue(
@@ -201,17 +199,7 @@ export class FaultDetector {
 
   /** Fenced as the node cache shows it, or by a write of this leader the cache has not shown yet. */
   isFenced(node: string): boolean {
-    const n = this.d.nodes.get(node);
-    if ((n?.spec?.taints ?? []).some((t) => t.key === FENCE_TAINT)) {
-      this.fencing.delete(node);
-      // Removed by this leader, and the cache still shows the object it removed it from: not fenced (and not
-      // removed again every round). Any newer object is the truth (someone fenced it again).
-      if (this.unfenced.has(node) && this.unfenced.get(node) === n?.metadata?.resourceVersion) return false;
-      this.unfenced.delete(node);
-      return true;
-    }
-    this.unfenced.delete(node);
-    return this.fencing.has(node);
+    return this.fences.isFenced(node);
   }
 
   /**
@@ -544,13 +532,7 @@ export class FaultDetector {
   }
   private async setFence(node: string, on: boolean): Promise<void> {
     await this.d.actions.setFence(node, on);
-    if (on) {
-      this.fencing.add(node);
-      this.unfenced.delete(node);
-    } else {
-      this.fencing.delete(node);
-      this.unfenced.set(node, this.d.nodes.get(node)?.metadata?.resourceVersion);
-    }
+    this.fences.wrote(node, on);
   }
 
   private async unfence(node: string): Promise<void> {

@@ -325,7 +325,7 @@ export async function startController(operatorNamespace: string): Promise<Contro
   });
   const helpers = new FakeHelpers();
   // Every component was given this HelperClient object: its methods, not the object, are replaced.
-  const client = manager.helpers as unknown as Record<string, unknown>;
+  const client = manager.c.helpers as unknown as Record<string, unknown>;
   for (const m of ['inventory', 'assign', 'holds', 'pull', 'reports', 'delete', 'probe', 'restore'] as const)
     client[m] = (helpers[m] as (...a: unknown[]) => unknown).bind(helpers);
   await manager.start();

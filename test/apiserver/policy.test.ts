@@ -106,12 +106,12 @@ test('a Pod it selects, Running with an IP, is protected; a Pod deleted is not a
   expect(ready).toMatchObject({ status: 'False', reason: REASONS.waitingForCheckpoint });
   expect(ready.message).toBe('0 of 1 Pods have a checkpoint');
   expect(protecting.status!.checkpointSummary).toMatchObject({ pods: 1, withoutCheckpoint: 1 });
-  expect(controller.manager.checkpointer.ownerOf(pod.metadata!.uid!)).toBe(`${ns}/selects`);
+  expect(controller.manager.c.checkpointer.ownerOf(pod.metadata!.uid!)).toBe(`${ns}/selects`);
 
   await core.deleteNamespacedPod({ namespace: ns, name: 'one-0', gracePeriodSeconds: 0 });
   const released = await statusOf('selects', REASONS.noPods, REASONS.asExpected);
   expect(released.status!.protectedPods).toBe(0);
-  expect(controller.manager.checkpointer.ownerOf(pod.metadata!.uid!)).toBeUndefined();
+  expect(controller.manager.c.checkpointer.ownerOf(pod.metadata!.uid!)).toBeUndefined();
 });
 
 test('a spec the API server admits but the controller cannot use is Degraded InvalidSpec, until fixed', async () => {

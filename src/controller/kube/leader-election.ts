@@ -1,7 +1,7 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { microTime } from '../../kube/micro-time.js';
 import { statusCode } from '../../kube/api-error.js';
-import { monotonicClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import type { Logger } from '../../runtime/logger.js';
 
 export interface LeaderElectionOptions {
@@ -34,7 +34,7 @@ export class LeaseObserver {
   private observedAt = 0;
   private expiresAt?: number;
 
-  constructor(private readonly clock: Clock = monotonicClock) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   /** Records the Lease as read now; returns whether someone else's hold on it has run out. */
   observe(lease: V1Lease): boolean {
@@ -46,7 +46,7 @@ export class LeaseObserver {
       spec.leaseDurationSeconds ?? 0,
       spec.leaseTransitions ?? 0,
     ]);
-    const now = this.clock();
+    const now = this.clock.monotonic();
     if (record !== this.record) {
       this.record = record;
       this.observedAt = now;
@@ -104,8 +104,8 @@ export class LeaderElector {
   private leading = false;
   /** When the last successful renewal was sent. */
   private lastRenew = 0;
-  private timer?: NodeJS.Timeout;
-  private watchdog?: NodeJS.Timeout;
+  private cancelTimer = () => {};
+  private cancelWatchdog = () => {};
   private stopped = false;
   private readonly observer: LeaseObserver;
   private readonly clock: Clock;
@@ -113,7 +113,7 @@ export class LeaderElector {
 
   constructor(private readonly o: LeaderElectionOptions) {
     this.api = o.api ?? o.kc.makeApiClient(CoordinationV1Api);
-    this.clock = o.clock ?? monotonicClock;
+    this.clock = o.clock ?? systemClock;
     this.observer = new LeaseObserver(this.clock);
     this.timings = {
       leaseDurationMs: o.leaseDurationMs ?? LEADER_ELECTION_DEFAULTS.leaseDurationMs,
@@ -126,7 +126,7 @@ export class LeaderElector {
 
   /** Whether this replica may act now: it leads, within the renew deadline of its last renewal. */
   isLeading(): boolean {
-    return this.leading && this.clock() < this.lastRenew + this.timings.renewDeadlineMs;
+    return this.leading && this.clock.monotonic() < this.lastRenew + this.timings.renewDeadlineMs;
   }
 
   /**
@@ -142,10 +142,10 @@ export class LeaderElector {
       if (!this.leading || this.stopped) return;
       this.leading = false;
       this.stopped = true;
-      clearTimeout(this.timer);
+      this.cancelTimer();
       this.o.log.error('lost leadership', {
         identity: this.o.identity,
-        sinceRenewalMs: Math.round(this.clock() - this.lastRenew),
+        sinceRenewalMs: Math.round(this.clock.monotonic() - this.lastRenew),
         renewDeadlineMs: deadline,
       });
       onLost();
@@ -153,7 +153,7 @@ export class LeaderElector {
     return new Promise((resolve) => {
       const tick = async () => {
         if (this.stopped) return;
-        const started = this.clock();
+        const started = this.clock.monotonic();
         const budget = this.leading ? this.lastRenew + deadline - started : deadline;
         let ok = false;
         try {
@@ -165,8 +165,11 @@ export class LeaderElector {
         if (this.stopped) return;
         if (ok) {
           this.lastRenew = started;
-          clearTimeout(this.watchdog);
-          this.watchdog = setTimeout(stepDown, Math.max(0, started + deadline - this.clock()));
+          this.cancelWatchdog();
+          this.cancelWatchdog = this.clock.setTimeout(
+            stepDown,
+            Math.max(0, started + deadline - this.clock.monotonic()),
+          );
           if (!this.leading) {
             this.leading = true;
             this.o.log.info('became leader', {
@@ -179,8 +182,13 @@ export class LeaderElector {
         // A standby also tries the moment the hold it saw runs out, not up to a retry period later.
         const expiry = this.leading ? undefined : this.observer.expiry();
         const next =
-          expiry !== undefined && expiry > this.clock() ? Math.min(started + retry, expiry) : started + retry;
-        this.timer = setTimeout(() => void tick(), Math.max(0, next - this.clock()));
+          expiry !== undefined && expiry > this.clock.monotonic()
+            ? Math.min(started + retry, expiry)
+            : started + retry;
+        this.cancelTimer = this.clock.setTimeout(
+          () => void tick(),
+          Math.max(0, next - this.clock.monotonic()),
+        );
       };
       void tick();
     });
@@ -189,8 +197,8 @@ export class LeaderElector {
   /** Stops renewing and, if leading, empties the Lease so a standby takes over without waiting for expiry. */
   async release(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    clearTimeout(this.watchdog);
+    this.cancelTimer();
+    this.cancelWatchdog();
     if (!this.leading) return;
     this.leading = false;
     try {

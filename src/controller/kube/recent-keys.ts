@@ -1,4 +1,4 @@
-import { monotonicClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 
 /**
  * Keys seen within a time window, with a hard cap, for de-duplication (Events, log lines). Entries are kept
@@ -11,12 +11,12 @@ export class RecentKeys {
   constructor(
     private readonly windowMs: number,
     private readonly max: number,
-    private readonly clock: Clock = monotonicClock,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** True if `key` was seen within the window (and is not recorded again); otherwise records it. */
   seenRecently(key: string): boolean {
-    const now = this.clock();
+    const now = this.clock.monotonic();
     for (const [k, at] of this.seen) {
       if (at > now - this.windowMs) break;
       this.seen.delete(k);

@@ -1,4 +1,5 @@
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../runtime/backoff.js';
+import { systemClock, type Clock } from './clock.js';
 import { trackWork } from './in-flight.js';
 
 export type ReconcileResult = void | { requeueAfterMs: number };
@@ -16,6 +17,7 @@ export interface WorkQueueOptions {
    * the term's work in flight (see in-flight.ts) until they end.
    */
   signal?: AbortSignal;
+  clock?: Clock;
 }
 
 /**
@@ -29,7 +31,8 @@ export class WorkQueue {
   private active = new Set<string>();
   private dirtyWhileActive = new Set<string>();
   private failures = new Map<string, number>();
-  private timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+  private timers = new Map<string, { cancel: () => void; at: number }>();
+  private readonly clock: Clock;
   private running = 0;
   private stopped = false;
   private paused: boolean;
@@ -39,6 +42,7 @@ export class WorkQueue {
     private readonly o: WorkQueueOptions,
   ) {
     this.paused = o.paused ?? false;
+    this.clock = o.clock ?? systemClock;
     if (o.signal?.aborted) this.stop();
     else o.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
@@ -65,16 +69,15 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
     if (ms <= 0) return this.add(key);
-    const at = Date.now() + ms;
+    const at = this.clock.monotonic() + ms;
     const pending = this.timers.get(key);
     if (pending && pending.at <= at) return;
-    clearTimeout(pending?.timer);
-    const timer = setTimeout(() => {
+    pending?.cancel();
+    const cancel = this.clock.setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
-    timer.unref();
-    this.timers.set(key, { timer, at });
+    this.timers.set(key, { cancel, at });
   }
 
   depth(): number {
@@ -83,7 +86,7 @@ export class WorkQueue {
 
   /** Drops a key that needs no more work: its pending retry and its place in the queue (not a running call). */
   forget(key: string): void {
-    clearTimeout(this.timers.get(key)?.timer);
+    this.timers.get(key)?.cancel();
     this.timers.delete(key);
     this.failures.delete(key);
     this.dirtyWhileActive.delete(key);
@@ -96,7 +99,7 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t.timer);
+    for (const t of this.timers.values()) t.cancel();
     this.timers.clear();
     this.queue = [];
     this.queued.clear();

@@ -1,4 +1,5 @@
 // Fault detection rules: probe targets, verdicts, fences and the Lease observer; the detector on a fake clock.
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec } from '../../../../src/api/index.js';
@@ -58,27 +59,27 @@ describe('fault detection helpers', () => {
     expect(withFence(fenced, false)).toEqual([other]);
   });
   it('judges Lease expiry by the local time the record last changed, not by the holder clock', () => {
-    let now = 0;
-    const observer = new LeaseObserver(() => now);
+    const clock = new FakeClock();
+    const observer = new LeaseObserver(clock);
     // The holder's clock runs an hour behind: its renewTime looks stale to us, yet it renews every 2 s.
     const lease = (renewed: string) => ({
       spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new Date(renewed) },
     });
     expect(observer.observe(lease('2026-01-01T00:00:00Z'))).toBe(false);
     for (let s = 2; s <= 60; s += 2) {
-      now = s * 1000;
+      clock.set(s * 1000);
       expect(observer.observe(lease(`2026-01-01T00:00:${String(s).padStart(2, '0')}Z`))).toBe(false);
     }
     // The holder stops renewing: expired once the unchanged record is a whole lease duration old locally,
     // even though its renewTime (an hour in the future, say) would never expire by the clocks.
     const last = lease('2099-01-01T00:00:00Z');
-    now = 61_000;
+    clock.set(61_000);
     expect(observer.observe(last)).toBe(false);
-    now = 75_000;
+    clock.set(75_000);
     expect(observer.observe(last)).toBe(false);
-    now = 76_000;
+    clock.set(76_000);
     expect(observer.observe(last)).toBe(true);
-    expect(new LeaseObserver(() => 0).observe({ spec: {} })).toBe(true);
+    expect(new LeaseObserver(new FakeClock()).observe({ spec: {} })).toBe(true);
   });
 });
 

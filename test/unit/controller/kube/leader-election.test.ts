@@ -1,5 +1,6 @@
 // The leader's renew deadline on jest's fake clock, with scripted Lease calls: a leader whose API requests
 // hang (its node is partitioned) steps down on time, not when a request finally fails.
+import { systemClock } from '../../../../src/controller/kube/clock.js';
 import { jest } from '@jest/globals';
 import type { V1Lease } from '@kubernetes/client-node';
 import {
@@ -49,7 +50,7 @@ function elector(
       warn: () => undefined,
       error: () => undefined,
     } as never,
-    clock: () => Date.now(),
+    clock: { ...systemClock, monotonic: () => Date.now() },
     api: calls,
   });
 }

@@ -1,5 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../runtime/logger.js';
+import { systemClock, type Clock } from './kube/clock.js';
 import type { HelperCredentials } from '../kube/bearer-token.js';
 import type { CertificateAuthority } from '../tls/pki.js';
 import { Caches } from './caches.js';
@@ -45,6 +46,8 @@ export interface ManagerOptions {
    * delete and restore. Always, without leader election.
    */
   mayAct?: () => boolean;
+  /** Every component's clock (tests pass a fake one). */
+  clock?: Clock;
 }
 
 export type Components = ReturnType<typeof buildComponents>;
@@ -69,6 +72,7 @@ export function buildComponents(
   onHelperReadiness: (node: string) => void,
 ) {
   const { kc, log, metrics } = o;
+  const clock = o.clock ?? systemClock;
   const caches = new Caches(kc, log);
   const { pods, nodes, policies } = caches;
   const events = new EventRecorder(kc, log);
@@ -77,7 +81,13 @@ export function buildComponents(
   const book = new CheckpointBook();
   const fences = new FenceLedger(nodes);
   const view = new ClusterView(nodes, pods, o.operatorNamespace, (node) => fences.isFenced(node));
-  const gate = new GateWriter({ patch: apiConditionPatch(kc), currentPod: caches.currentPod, log, signal });
+  const gate = new GateWriter({
+    patch: apiConditionPatch(kc),
+    currentPod: caches.currentPod,
+    log,
+    signal,
+    clock,
+  });
   /** When the fault behind a policy's replacement Pod was acted on, for the detection-to-ready histogram. */
   const faultAt = new Map<string, number>();
   /** Problems of annotated workloads, by the managed policy's key. */
@@ -100,6 +110,7 @@ export function buildComponents(
     helpers,
     log,
     isSuspect: (node) => detector.isSuspect(node),
+    clock,
   });
   const checkpointer: Checkpointer = new Checkpointer({
     book,
@@ -115,6 +126,7 @@ export function buildComponents(
     onStored: (uid) => restorer.stateKept(uid),
     onRestart: (entry, instance) => restorer.restartSeen(entry.policyKey, entry.pod.metadata!.uid!, instance),
     signal,
+    clock,
   });
   const publisher: AssignmentPublisher = new AssignmentPublisher({
     helpers,
@@ -123,6 +135,7 @@ export function buildComponents(
     holds: () => checkpointer.holds(),
     log,
     signal,
+    clock,
   });
   const restoreRequests = new RestoreRequestReconciler({
     kc,
@@ -136,6 +149,7 @@ export function buildComponents(
     refresh: (uid) => inventories.refresh(uid),
     usableHelpers: () => view.usableHelpers(),
     signal,
+    clock,
   });
   const restorer: Restorer = new Restorer({
     gate,
@@ -164,6 +178,7 @@ export function buildComponents(
       return at;
     },
     signal,
+    clock,
   });
   const detector: FaultDetector = new FaultDetector({
     actions: apiFaultActions(kc, mayAct),
@@ -176,7 +191,7 @@ export function buildComponents(
     // A second opinion on a silent helper, from the helper of another node (its health port admits helpers).
     indirectProbe: (via, target, timeoutMs) => helpers.probe(via, target, timeoutMs),
     leaderNode: () => (o.identity ? pods.get(o.identity, o.operatorNamespace)?.spec?.nodeName : undefined),
-    onFault: (key) => faultAt.set(key, Date.now()),
+    onFault: (key) => faultAt.set(key, clock.now()),
     givenUp: (uid) => {
       const r = book.get(uid);
       if (r) r.sealed = Math.max(r.sealed ?? 0, r.lastSequence);
@@ -194,6 +209,7 @@ export function buildComponents(
     helperRestarted: (node) => publisher.forget(node),
     log,
     signal,
+    clock,
   });
   const status: StatusWriter = new StatusWriter(
     kc,
@@ -226,6 +242,7 @@ export function buildComponents(
     selected: (pod) => policyReconciler.keysForPod(pod).length > 0,
     refusal: (pod) => policyReconciler.refusal(pod),
     signal,
+    clock,
   });
   const workloadReconciler = new WorkloadReconciler({
     kc,
@@ -247,6 +264,7 @@ export function buildComponents(
     onDepth: depth,
     onError,
     signal,
+    clock,
   });
   // Workload reconciles write PullStatePolicies: a standby only queues them.
   const workloadQueue: WorkQueue = new WorkQueue((key) => workloadReconciler.reconcile(key), {
@@ -255,8 +273,10 @@ export function buildComponents(
     onDepth: depth,
     onError,
     signal,
+    clock,
   });
   return {
+    clock,
     caches,
     events,
     helpers,

@@ -2,6 +2,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { CheckpointBook } from './checkpoints/checkpoint-book.js';
 import type { ClusterView } from './kube/cluster-view.js';
 import type { HelperClient, HelperTarget } from './kube/helper-client.js';
+import { systemClock, type Clock } from './kube/clock.js';
 
 /** How often inventories that could not be read are tried again. */
 export const INVENTORY_RETRY_MS = 2000;
@@ -13,6 +14,7 @@ export interface InventoryReaderDeps {
   log: Logger;
   /** A helper silent to this replica's probes (most likely lost with its node). */
   isSuspect: (node: string) => boolean;
+  clock?: Clock;
 }
 
 /**
@@ -62,7 +64,7 @@ export class InventoryReader {
             error: String(err),
           });
           this.unread.add(node);
-        } else await new Promise((r) => setTimeout(r, 500 * attempt));
+        } else await (this.d.clock ?? systemClock).sleep(500 * attempt);
       }
     }
   }

@@ -55,6 +55,7 @@ export class Manager {
       onError: (key, err, retryInMs) =>
         o.log.warn('housekeeping failed, will retry', { key, error: String(err), retryInMs }),
       signal: this.term.signal,
+      clock: this.c.clock,
     });
   }
 
@@ -85,7 +86,7 @@ export class Manager {
       const uid = pod.metadata?.uid ?? '';
       // A planned move (delete, drain, rollout): the process still serves during its grace period.
       if (kind === 'update' && pod.metadata?.deletionTimestamp && this.c.checkpointer.ownerOf(uid)) {
-        this.c.faultAt.set(this.c.checkpointer.ownerOf(uid)!, Date.now());
+        this.c.faultAt.set(this.c.checkpointer.ownerOf(uid)!, this.c.clock.now());
         void this.c.checkpointer.finalize(uid);
       }
       if (kind === 'delete') {
@@ -129,7 +130,7 @@ export class Manager {
     this.c.restoreRequests.resume();
     // Copies on disk whose Pod nobody protects start their retention clock now (once the first reconciles
     // had 2 s to claim theirs).
-    this.orphanClockAt = Date.now();
+    this.orphanClockAt = this.c.clock.now();
     this.housekeeping.addAfter('orphan-clock', 2000);
     this.housekeeping.addAfter('orphans', this.orphanPeriodMs());
     this.housekeeping.addAfter('inventories', INVENTORY_RETRY_MS);
@@ -210,6 +211,7 @@ export class Manager {
           this.o.orphanRetentionMs,
           this.o.log,
           (key) => this.c.status.request(key),
+          this.c.clock.now(),
         );
         return { requeueAfterMs: this.orphanPeriodMs() };
     }

@@ -13,6 +13,7 @@ import type { EventRecorder } from '../kube/events.js';
 import { Informer } from '../kube/informer.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import { POD_NAME_EXTRA, csrPhase, isHelperRequest, reviewHelperRequest } from './csr-review.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 export interface HelperSignerOptions {
   kc: KubeConfig;
@@ -26,7 +27,7 @@ export interface HelperSignerOptions {
   log: Logger;
   /** Warning Events on requests approved by someone else that fail the review (left unsigned). */
   events?: Pick<EventRecorder, 'record'>;
-  now?: () => Date;
+  clock?: Clock;
   /** The leadership term: a signing in progress is work in flight until it ends. */
   signal?: AbortSignal;
 }
@@ -43,11 +44,11 @@ export class HelperCertificateSigner {
   private readonly api: CertificatesV1Api;
   private readonly csrs: Informer<V1CertificateSigningRequest>;
   private readonly queue: WorkQueue;
-  private readonly now: () => Date;
+  private readonly clock: Clock;
 
   constructor(private readonly o: HelperSignerOptions) {
     this.api = o.kc.makeApiClient(CertificatesV1Api);
-    this.now = o.now ?? (() => new Date());
+    this.clock = o.clock ?? systemClock;
     this.csrs = new Informer<V1CertificateSigningRequest>({
       name: 'certificatesigningrequests',
       kc: o.kc,
@@ -59,6 +60,7 @@ export class HelperCertificateSigner {
       concurrency: 2,
       paused: true,
       signal: o.signal,
+      clock: o.clock,
       onError: (key, err, retryInMs) =>
         o.log.warn('signing a helper certificate failed', { csr: key, error: errorMessage(err), retryInMs }),
     });
@@ -110,7 +112,11 @@ export class HelperCertificateSigner {
       isHelperPod: this.o.isHelperPod,
     });
     // The Pod may not be in the cache yet (a helper asks within a second of starting): wait for it.
-    if (!verdict.approve && verdict.reason === 'UnknownPod' && csrAgeMs(csr, this.now()) < 60_000)
+    if (
+      !verdict.approve &&
+      verdict.reason === 'UnknownPod' &&
+      csrAgeMs(csr, new Date(this.clock.now())) < 60_000
+    )
       throw new Error(`waiting for the requesting Pod ${podName ?? ''} to appear`);
     if (!verdict.approve) {
       this.o.log.warn('helper certificate request refused', {
@@ -124,7 +130,7 @@ export class HelperCertificateSigner {
     }
     if (phase === 'Pending')
       await this.decide(csr, 'Approved', 'HelperServingCertificate', 'a helper Pod asks for its own IP');
-    const now = this.now();
+    const now = new Date(this.clock.now());
     const requested = csr.spec.expirationSeconds ? csr.spec.expirationSeconds * 1000 : Infinity;
     const notAfter = new Date(now.getTime() + Math.min(this.o.validityMs, requested));
     // From the API, not the cache: an event of the approval queued this request again while it was being
@@ -156,7 +162,7 @@ export class HelperCertificateSigner {
       status: 'True',
       reason,
       message,
-      lastUpdateTime: this.now(),
+      lastUpdateTime: new Date(this.clock.now()),
     };
     fresh.status = { ...fresh.status, conditions: [...(fresh.status?.conditions ?? []), condition] };
     await this.api.replaceCertificateSigningRequestStatus({ name, body: fresh });
@@ -186,7 +192,7 @@ export class HelperCertificateSigner {
       status: 'True',
       reason,
       message,
-      lastUpdateTime: this.now(),
+      lastUpdateTime: new Date(this.clock.now()),
     };
     fresh.status = { ...fresh.status, conditions: [...(fresh.status?.conditions ?? []), condition] };
     try {

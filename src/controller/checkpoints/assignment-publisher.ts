@@ -4,6 +4,7 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
+import type { Clock } from '../kube/clock.js';
 
 export interface AssignmentPublisherDeps {
   helpers: Pick<HelperClient, 'assign' | 'holds'>;
@@ -25,6 +26,7 @@ export interface AssignmentPublisherDeps {
   refreshMs?: number;
   /** Ends publishing (leadership lost, shutdown): the helpers keep their last sets. */
   signal?: AbortSignal;
+  clock?: Clock;
 }
 
 const PUBLISH = 'publish';
@@ -106,7 +108,7 @@ export class AssignmentPublisher {
         }
         return this.send(key.slice('node/'.length));
       },
-      { concurrency: 8, signal: d.signal },
+      { concurrency: 8, signal: d.signal, clock: d.clock },
     );
   }
 

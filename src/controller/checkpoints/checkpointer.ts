@@ -9,6 +9,7 @@ import { pullAssignment } from './pull-assignment.js';
 import { PullOutcomes, type PullMetrics, type PullOutcomeDeps } from './pull-outcomes.js';
 import type { ProtectedPod } from './protected-pod.js';
 import { finalPulls } from './final-pulls.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 export { podRef, policyRef } from '../kube/object-refs.js';
 export type { ProtectedPod } from './protected-pod.js';
@@ -47,8 +48,10 @@ export interface CheckpointerDeps extends Omit<PullOutcomeDeps, 'entryOf'> {
 export class Checkpointer {
   private schedules = new Map<string, Schedule>();
   private readonly outcomes: PullOutcomes;
+  private readonly clock: Clock;
 
   constructor(private readonly d: CheckpointerDeps) {
+    this.clock = d.clock ?? systemClock;
     this.outcomes = new PullOutcomes({ ...d, entryOf: (uid) => this.schedules.get(uid)?.entry });
   }
 
@@ -113,7 +116,8 @@ export class Checkpointer {
         // last assignments: a Pod whose copies keep coming is not failing (else every report would clear
         // the failure and the next rebuild record it again). Once per outage, not at every rebuild.
         const pulledAt = newestCopy(r)?.pulledAt ?? 0;
-        const fresh = Date.now() - pulledAt < STILL_PULLED_INTERVALS * s.entry.spec.intervalSeconds * 1000;
+        const fresh =
+          this.clock.now() - pulledAt < STILL_PULLED_INTERVALS * s.entry.spec.intervalSeconds * 1000;
         if (!fresh && r.lastFailure?.reason !== REASONS.helperUnavailable)
           this.outcomes.failed(
             s.entry,
@@ -207,7 +211,7 @@ export class Checkpointer {
     if (!s) return;
     this.schedules.delete(uid);
     const r = this.d.book.get(uid);
-    if (r) r.orphanedSince ??= Date.now();
+    if (r) r.orphanedSince ??= this.clock.now();
   }
 
   private run(uid: string, s: Schedule): Promise<void> {
@@ -288,6 +292,7 @@ export class Checkpointer {
       pull: (quiet) => this.pullOnce(s.entry, quiet),
       stopped: () => this.stopped,
       log: this.d.log,
+      clock: this.clock,
     });
     this.unschedule(podUID);
     this.d.onChange(s.entry.policyKey);

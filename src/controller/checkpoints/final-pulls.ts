@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { newestCopy, type CheckpointRecord } from './checkpoint-book.js';
 import type { ProtectedPod } from './protected-pod.js';
+import type { Clock } from '../kube/clock.js';
 
 /** Pause between the final pulls of a terminating Pod, and how long they may go on at most. */
 const FINAL_PULL_GAP_MS = 100;
@@ -21,10 +22,11 @@ export async function finalPulls(
     pull: (quiet: boolean) => Promise<boolean>;
     stopped: () => boolean;
     log: Logger;
+    clock: Clock;
   },
 ): Promise<void> {
   const graceMs = (s.entry.pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;
-  const deadline = Date.now() + Math.min(graceMs, FINAL_PULLS_MAX_MS);
+  const deadline = o.clock.monotonic() + Math.min(graceMs, FINAL_PULLS_MAX_MS);
   // A restore from this record waits on `finalPull` while `finalizing`: for the pull running now.
   let pullDone = () => undefined as void;
   const nextPull = () => {
@@ -48,21 +50,25 @@ export async function finalPulls(
       // A replacement may claim the copy before the kubelet delivered SIGTERM (it starts within a second on
       // the same node): its restore waits until the state stopped changing, briefly, not for the first copy.
       const digest = ok ? newestCopy(r)?.digest : undefined;
-      if (r.claimedBy) claimedAt ??= Date.now();
+      if (r.claimedBy) claimedAt ??= o.clock.monotonic();
       // Judged once claimed, from the pulls around the claim: an app idle for a moment right after the
       // deletion may still change its state until SIGTERM.
       r.finalSettled =
         claimedAt !== undefined &&
-        ((digest !== undefined && digest === lastDigest) || Date.now() - claimedAt >= FINAL_SETTLE_MAX_MS);
+        ((digest !== undefined && digest === lastDigest) ||
+          o.clock.monotonic() - claimedAt >= FINAL_SETTLE_MAX_MS);
       lastDigest = digest;
       const done =
-        !ok || o.stopped() || Date.now() > deadline || (r.claimedBy !== undefined && r.finalSettled === true);
+        !ok ||
+        o.stopped() ||
+        o.clock.monotonic() > deadline ||
+        (r.claimedBy !== undefined && r.finalSettled === true);
       // The next pull's promise before this one settles: a restore waiting in between never spins.
       const settled = pullDone;
       if (!done) nextPull();
       settled();
       if (done) break;
-      await new Promise((res) => setTimeout(res, FINAL_PULL_GAP_MS));
+      await o.clock.sleep(FINAL_PULL_GAP_MS);
       if (r.claimedBy !== undefined && r.finalSettled === true) break;
     }
   } catch (err) {

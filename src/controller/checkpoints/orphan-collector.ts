@@ -23,9 +23,10 @@ export async function collectOrphans(
   retentionMs: number,
   log: Logger,
   onChange: (policyKey: string) => void,
+  now: number,
 ): Promise<void> {
   const endpoints = view.helpers();
-  for (const r of expiredOrphans(book.all(), Date.now(), retentionMs)) {
+  for (const r of expiredOrphans(book.all(), now, retentionMs)) {
     let left = 0;
     for (const node of [...r.copies.keys()]) {
       const ep = endpoints.get(node);

@@ -17,6 +17,7 @@ import {
 } from './checkpoint-book.js';
 import type { ProtectedPod } from './protected-pod.js';
 import { failureReason, noTargetMessage } from './pull-assignment.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 type PolicyLabels = { namespace: string; policy: string };
 
@@ -45,6 +46,7 @@ export interface PullOutcomeDeps {
   onRestart?: (entry: ProtectedPod, instance: string | undefined) => void;
   /** A pull of the Pod was stored. */
   onStored?: (podUID: string) => void;
+  clock?: Clock;
 }
 
 /**
@@ -165,7 +167,7 @@ export class PullOutcomes {
     this.d.metrics.pulls.inc(r, 'Failed');
     this.d.metrics.pullFailures.inc(r, reason);
     const changed = r.lastFailure?.reason !== reason;
-    r.lastFailure = { reason, message, at: Date.now() };
+    r.lastFailure = { reason, message, at: (this.d.clock ?? systemClock).now() };
     if (changed) {
       const podName = e.pod.metadata?.name;
       this.d.log.warn('pull failed; last good checkpoint kept', {

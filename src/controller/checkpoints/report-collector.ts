@@ -3,6 +3,7 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { backoffDelay } from '../../runtime/backoff.js';
 import type { HelperEndpoint } from '../kube/cluster-view.js';
 import type { HelperClient } from '../kube/helper-client.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 export interface ReportCollectorDeps {
   helpers: Pick<HelperClient, 'reports'>;
@@ -18,6 +19,7 @@ export interface ReportCollectorDeps {
   waitMs?: number;
   /** Ends every poll (leadership lost, shutdown). */
   signal?: AbortSignal;
+  clock?: Clock;
 }
 
 interface Poll {
@@ -97,21 +99,8 @@ export class ReportCollector {
         failures++;
         if (failures === 1)
           this.d.log.warn('cannot read helper reports; retrying', { node, error: errorMessage(err) });
-        await sleep(backoffDelay(failures, RETRY), signal);
+        await (this.d.clock ?? systemClock).sleep(backoffDelay(failures, RETRY), signal);
       }
     }
   }
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });

@@ -6,6 +6,7 @@ import type { EventRecorder } from '../kube/events.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import type { Refusal } from '../policies/host-network.js';
 import { gateTrue, hasGate, type GateWriter } from './readiness-gate.js';
+import type { Clock } from '../kube/clock.js';
 
 /** How long a gated Pod may stay without a policy before its gate is opened (a policy applied with it arrives). */
 export const NO_POLICY_GRACE_MS = 5000;
@@ -23,6 +24,7 @@ export interface GateKeeperDeps {
   graceMs?: number;
   /** Ends the waits (leadership lost, shutdown). */
   signal?: AbortSignal;
+  clock?: Clock;
 }
 
 /** A queue key names the Pod exactly: its namespace, name and UID. */
@@ -48,6 +50,7 @@ export class GateKeeper {
       {
         concurrency: 4,
         signal: d.signal,
+        clock: d.clock,
         onError: (key, err, retryInMs) =>
           d.log.warn('could not open a readiness gate, will retry', {
             pod: key,

@@ -10,6 +10,7 @@ import { READINESS_GATE } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
@@ -58,6 +59,7 @@ export interface GateWriterDeps {
   signal?: AbortSignal;
   /** How long after a write the cache may lag before the gate is written again (default 2 s). */
   settleMs?: number;
+  clock?: Clock;
 }
 
 type GateStatus = 'True' | 'False';
@@ -96,12 +98,15 @@ export class GateWriter {
   private readonly desired = new Map<string, DesiredGate>();
   private readonly queue: WorkQueue;
   private readonly settleMs: number;
+  private readonly clock: Clock;
 
   constructor(private readonly d: GateWriterDeps) {
     this.settleMs = d.settleMs ?? DEFAULT_SETTLE_MS;
+    this.clock = d.clock ?? systemClock;
     this.queue = new WorkQueue((uid) => this.reconcile(uid), {
       concurrency: 16,
       signal: d.signal,
+      clock: d.clock,
       backoff: { baseMs: 200, maxMs: 10_000 },
       onError: (uid, err, retryInMs) =>
         d.log.warn('could not set the readiness gate, will retry', {
@@ -161,7 +166,7 @@ export class GateWriter {
       return;
     }
     // Written, and the cache has not caught up yet: look again rather than write twice.
-    const since = d.writtenAt === undefined ? Infinity : Date.now() - d.writtenAt;
+    const since = d.writtenAt === undefined ? Infinity : this.clock.monotonic() - d.writtenAt;
     if (since < this.settleMs) return { requeueAfterMs: this.settleMs - since };
     // Only a change of status is a transition: the restorer reads the time the gate opened as when the
     // current process got its state.
@@ -172,7 +177,9 @@ export class GateWriter {
       reason: d.reason,
       message: d.message,
       lastTransitionTime:
-        current?.status === d.status && current.lastTransitionTime ? current.lastTransitionTime : new Date(),
+        current?.status === d.status && current.lastTransitionTime
+          ? current.lastTransitionTime
+          : new Date(this.clock.now()),
     };
     try {
       await this.d.patch(pod, [condition, ...(d.status === 'False' ? [closedReady(d.reason)] : [])]);
@@ -182,7 +189,7 @@ export class GateWriter {
       throw err;
     }
     // A newer decision may have come in meanwhile: the queue runs this key again for it.
-    if (this.desired.get(uid) === d) d.writtenAt = Date.now();
+    if (this.desired.get(uid) === d) d.writtenAt = this.clock.monotonic();
     this.settle(d);
     // Done once the cache shows it (podChanged brings it back sooner if it shows something else).
     return { requeueAfterMs: this.settleMs };

@@ -3,6 +3,7 @@ import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { backoffDelay } from '../../runtime/backoff.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { RETRY, type RestoreTarget } from './restore-runs.js';
+import type { Clock } from '../kube/clock.js';
 
 /** A restart being checked by pulls: which process answers. */
 interface RestartCheck {
@@ -27,11 +28,13 @@ export class RestartChecks {
       /** Pulls a Pod now (to learn which process answers). */
       pullNow: (podUID: string) => Promise<void>;
       signal?: AbortSignal;
+      clock?: Clock;
     },
   ) {
     this.checks = new WorkQueue((uid) => this.checkRestart(uid), {
       concurrency: 256,
       signal: d.signal,
+      clock: d.clock,
       backoff: RETRY,
       onError: (key, err, retryInMs) =>
         d.log.error('restart check crashed, will retry', {

@@ -17,6 +17,7 @@ import { Informer } from '../kube/informer.js';
 import { WorkQueue } from '../kube/workqueue.js';
 import { chooseGeneration } from './generation-choice.js';
 import { hostNetworkMark } from '../policies/host-network.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** A push into a running app: it answers at once or not at all. */
@@ -36,7 +37,7 @@ export interface RestoreRequestDeps {
   usableHelpers: () => Map<string, HelperEndpoint>;
   /** The leadership term: a push in progress is work in flight until it ends (see kube/in-flight.ts). */
   signal?: AbortSignal;
-  now?: () => Date;
+  clock?: Clock;
 }
 
 const key = (o: IPullStateRestore) => `${o.metadata!.namespace}/${o.metadata!.name}`;
@@ -51,7 +52,7 @@ export class RestoreRequestReconciler {
   private readonly api: CustomObjectsApi;
   readonly informer: Informer<IPullStateRestore>;
   private readonly queue: WorkQueue;
-  private readonly now: () => Date;
+  private readonly clock: Clock;
   /** Requests (by uid) this process is working on: a Running one not in here was left by a previous leader. */
   private readonly mine = new Set<string>();
   /** Requests (by uid) this process finished: the cache may still show them Running for a moment. */
@@ -59,7 +60,7 @@ export class RestoreRequestReconciler {
 
   constructor(private readonly d: RestoreRequestDeps) {
     this.api = d.kc.makeApiClient(CustomObjectsApi);
-    this.now = d.now ?? (() => new Date());
+    this.clock = d.clock ?? systemClock;
     this.informer = new Informer<IPullStateRestore>({
       name: RESTORE_PLURAL,
       kc: d.kc,
@@ -72,6 +73,7 @@ export class RestoreRequestReconciler {
       concurrency: 2,
       paused: true,
       signal: d.signal,
+      clock: d.clock,
       onError: (k, err, retryInMs) =>
         d.log.warn('PullStateRestore failed, will retry', {
           restore: k,
@@ -140,7 +142,7 @@ export class RestoreRequestReconciler {
     try {
       await this.patchStatus(obj, {
         phase: 'Running',
-        startTime: this.now().toISOString(),
+        startTime: new Date(this.clock.now()).toISOString(),
         observedGeneration: obj.metadata?.generation ?? 0,
       });
       const results: PullStateRestorePodResult[] = [];
@@ -212,7 +214,7 @@ export class RestoreRequestReconciler {
       message,
       pods,
       restoredPods: pods.filter((p) => p.result === 'Succeeded').length,
-      completionTime: this.now().toISOString(),
+      completionTime: new Date(this.clock.now()).toISOString(),
       observedGeneration: obj.metadata?.generation ?? 0,
     });
     this.finished.add(obj.metadata!.uid!);

@@ -18,6 +18,7 @@ import type { HelperClient } from '../kube/helper-client.js';
 import type { GateWriter } from './readiness-gate.js';
 import { restorableCopies, type RestartFacts } from './restore-plan.js';
 import { hostNetworkMark } from '../policies/host-network.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 /**
  * A replacement's IP is in the API before its app listens (on real nodes a Node.js app needs ~0.5 s more):
@@ -63,8 +64,7 @@ export interface RestoreRunDeps {
   refresh?: (r: CheckpointRecord) => Promise<void>;
   /** Ends every restore (leadership lost, shutdown). */
   signal?: AbortSignal;
-  /** Wall-clock milliseconds, for durations (tests pass a fake one). */
-  now?: () => number;
+  clock?: Clock;
 }
 
 /** A restore in progress: what goes where, and how its attempts went so far. */
@@ -105,7 +105,7 @@ export class RestoreRuns {
   private jobs = new Map<string, RestoreJob>();
   private readonly restores: WorkQueue;
   readonly lastRestore = new Map<string, PullStatePolicyRestore>();
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(
     private readonly d: RestoreRunDeps & {
@@ -115,10 +115,11 @@ export class RestoreRuns {
       onFailed: (podUID: string, failed: StuckRestore) => void;
     },
   ) {
-    this.now = d.now ?? Date.now;
+    this.clock = d.clock ?? systemClock;
     this.restores = new WorkQueue((uid) => this.restoreAttempt(uid), {
       concurrency: RESTORE_CONCURRENCY,
       signal: d.signal,
+      clock: d.clock,
       backoff: RETRY,
       onError: (key, err, retryInMs) =>
         d.log.error('restore crashed, will retry', { podUID: key, error: errorMessage(err), retryInMs }),
@@ -133,7 +134,15 @@ export class RestoreRuns {
   /** Restores `from` into `t`: its own checkpoint after a restart in place (`restart` given), or an orphan's. */
   start(t: RestoreTarget, from: CheckpointRecord, restart?: RestartFacts): void {
     const uid = t.pod.metadata!.uid!;
-    this.jobs.set(uid, { t, from, restart, attempts: 0, rejected: 0, started: this.now(), refreshed: false });
+    this.jobs.set(uid, {
+      t,
+      from,
+      restart,
+      attempts: 0,
+      rejected: 0,
+      started: this.clock.now(),
+      refreshed: false,
+    });
     this.restores.add(uid);
   }
 
@@ -188,7 +197,7 @@ export class RestoreRuns {
         fromPod: from.pod,
         node: '',
         sizeBytes: 0,
-        durationMilliseconds: this.now() - started,
+        durationMilliseconds: this.clock.now() - started,
         result: 'Failed',
         message,
       });
@@ -208,7 +217,7 @@ export class RestoreRuns {
           target,
         });
         if (answer.result === 'Succeeded') {
-          const durationMilliseconds = this.now() - started;
+          const durationMilliseconds = this.clock.now() - started;
           const into = restart
             ? from
             : this.d.book.ensure({ namespace: from.namespace, policy: t.policy, pod: name, podUID: uid });
@@ -236,7 +245,7 @@ export class RestoreRuns {
           });
           await this.setGate(live, 'True', 'Restored', message);
           const detected = this.d.faultDetectedAt?.(t.policyKey);
-          if (detected) this.d.metrics.failoverSeconds.observe((this.now() - detected) / 1000);
+          if (detected) this.d.metrics.failoverSeconds.observe((this.clock.now() - detected) / 1000);
           return;
         }
         if (answer.reason === 'Refused') {
@@ -257,7 +266,7 @@ export class RestoreRuns {
               fromPod: from.pod,
               node: copy.node,
               sizeBytes: copy.sizeBytes,
-              durationMilliseconds: this.now() - started,
+              durationMilliseconds: this.clock.now() - started,
               result: 'Failed',
               message,
             });
@@ -282,7 +291,7 @@ export class RestoreRuns {
         fromPod: from.pod,
         node: copy?.node ?? '',
         sizeBytes: copy?.sizeBytes ?? 0,
-        durationMilliseconds: this.now() - started,
+        durationMilliseconds: this.clock.now() - started,
         result: 'Failed',
         message: `still retrying: ${failure}`,
       });
@@ -306,7 +315,7 @@ export class RestoreRuns {
       fromPod: from.pod,
       node,
       sizeBytes,
-      durationMilliseconds: this.now() - started,
+      durationMilliseconds: this.clock.now() - started,
       result: 'Failed',
       message,
     });
@@ -334,7 +343,7 @@ export class RestoreRuns {
   }
 
   private report(t: RestoreTarget, r: Omit<PullStatePolicyRestore, 'timestamp'>): void {
-    const restore: PullStatePolicyRestore = { ...r, timestamp: new Date().toISOString() };
+    const restore: PullStatePolicyRestore = { ...r, timestamp: new Date(this.clock.now()).toISOString() };
     this.lastRestore.set(t.policyKey, restore);
     const ns = t.pod.metadata!.namespace!;
     this.d.metrics.restores.inc({ namespace: ns, policy: t.policy }, r.result ?? 'Failed');

@@ -1,11 +1,11 @@
 // What the checkpointer assigns to helpers, what a report does to the book, and the final pulls of a
-// terminating Pod, on jest's fake clock with a scripted helper client.
-import { jest } from '@jest/globals';
+// terminating Pod, on a FakeClock with a scripted helper client.
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type PullAssignment, type PullReport } from '../../../../src/api/index.js';
 import { CheckpointBook, newestCopy } from '../../../../src/controller/checkpoints/checkpoint-book.js';
 import { Checkpointer, type ProtectedPod } from '../../../../src/controller/checkpoints/checkpointer.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import type { HelperTarget } from '../../../../src/controller/kube/helper-client.js';
 
 const spec = (() => {
@@ -44,7 +44,7 @@ function stored(a: PullAssignment, sequence: number): PullReport {
     podUID: a.podUID,
     sequence,
     restartCount: 0,
-    pulledAt: Date.now(),
+    pulledAt: clock.now(),
     digest: stateDigest(pulls),
     sizeBytes: 42,
     contentType: 'application/json',
@@ -62,7 +62,7 @@ function stored(a: PullAssignment, sequence: number): PullReport {
     podUID: a.podUID,
     sequence,
     targets: a.targets.map((t) => t.node),
-    pulledAt: Date.now(),
+    pulledAt: clock.now(),
   };
 }
 
@@ -74,9 +74,10 @@ let deletes: string[];
 let paused: Set<string>;
 let term: AbortController;
 let checkpointer: Checkpointer;
+let clock: FakeClock;
 
 beforeEach(() => {
-  jest.useFakeTimers({ now: 1_000_000 });
+  clock = new FakeClock(1_000_000);
   book = new CheckpointBook();
   helpers = new Map(['n1', 'n2', 'n3'].map((n) => [n, helper(n)]));
   events = [];
@@ -108,11 +109,11 @@ beforeEach(() => {
     onChange: () => undefined,
     mayPull: (p) => !paused.has(p.metadata!.uid!),
     signal: term.signal,
+    clock,
   });
 });
 afterEach(() => {
   term.abort();
-  jest.useRealTimers();
 });
 
 describe('Checkpointer', () => {
@@ -143,14 +144,14 @@ describe('Checkpointer', () => {
     // After a heal: the node's helper is not Ready in the API yet, but its reports keep arriving.
     helpers.set('n1', helper('n1', false));
     for (let i = 2; i < 6; i++) {
-      jest.advanceTimersByTime(spec.intervalSeconds * 1000);
+      clock.set(clock.monotonic() + spec.intervalSeconds * 1000);
       checkpointer.assignments();
       checkpointer.applyReports([stored(a, i)]);
     }
     expect(events).toEqual([]);
     expect(book.get('uid-a')!.lastFailure).toBeUndefined();
     // Its reports stop: after three intervals without a copy, the Pod is failing (once).
-    jest.advanceTimersByTime(3 * spec.intervalSeconds * 1000);
+    clock.set(clock.monotonic() + 3 * spec.intervalSeconds * 1000);
     checkpointer.assignments();
     checkpointer.assignments();
     expect(events).toEqual(['Warning HelperUnavailable', 'Warning HelperUnavailable']);
@@ -183,7 +184,7 @@ describe('Checkpointer', () => {
         podUID: 'uid-a',
         sequence: 8,
         targets: [],
-        pulledAt: Date.now(),
+        pulledAt: clock.now(),
       },
     ]);
     const r = book.get('uid-a')!;
@@ -195,13 +196,13 @@ describe('Checkpointer', () => {
   it('pulls a terminating Pod every 100 ms until its replacement claims the copy', async () => {
     checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
     const done = checkpointer.finalize('uid-a');
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(pulls).toBeGreaterThanOrEqual(9);
     expect(pulls).toBeLessThanOrEqual(11);
     book.get('uid-a')!.claimedBy = 'uid-new';
-    await jest.advanceTimersByTimeAsync(200);
+    await clock.advance(200);
     const final = pulls;
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     await done;
     expect(pulls).toBe(final);
     expect(newestCopy(book.get('uid-a')!)?.sequence).toBe(final);
@@ -212,11 +213,11 @@ describe('Checkpointer', () => {
     stateDigest = (n) => `sha256:${String(Math.min(n, 15)).padStart(64, '0')}`;
     checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
     const done = checkpointer.finalize('uid-a');
-    await jest.advanceTimersByTimeAsync(500);
+    await clock.advance(500);
     book.get('uid-a')!.claimedBy = 'uid-new';
     const r = book.get('uid-a')!;
     expect(r.finalSettled).not.toBe(true);
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     await done;
     // Two alike pulls (15 and 16) settle it: the copy restored has the state after SIGTERM.
     expect(pulls).toBe(16);
@@ -231,10 +232,10 @@ describe('Checkpointer', () => {
     const done = checkpointer.finalize('uid-a');
     // Every update of the terminating Pod asks again: one loop of pulls, not two.
     void checkpointer.finalize('uid-a');
-    await jest.advanceTimersByTimeAsync(450);
+    await clock.advance(450);
     expect(pulls).toBeLessThanOrEqual(5);
     book.get('uid-a')!.claimedBy = 'uid-new';
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     await done;
     expect(pulls).toBe(13);
     expect(newestCopy(book.get('uid-a')!)?.digest).toBe(stateDigest(12));
@@ -244,9 +245,9 @@ describe('Checkpointer', () => {
     stateDigest = (n) => `sha256:${String(n).padStart(64, '0')}`;
     checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
     const done = checkpointer.finalize('uid-a');
-    await jest.advanceTimersByTimeAsync(300);
+    await clock.advance(300);
     book.get('uid-a')!.claimedBy = 'uid-new';
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     await done;
     expect(book.get('uid-a')!.finalSettled).toBe(true);
     // About 2 s of pulls after the claim at 100 ms apart, not the 30 s of the grace period.
@@ -257,11 +258,11 @@ describe('Checkpointer', () => {
   it('ends the final pulls when the term ends', async () => {
     checkpointer.sync('ns/p', [entry(pod('a', 'n1'))]);
     const done = checkpointer.finalize('uid-a');
-    await jest.advanceTimersByTimeAsync(300);
+    await clock.advance(300);
     term.abort();
-    await jest.advanceTimersByTimeAsync(200);
+    await clock.advance(200);
     const n = pulls;
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     await done;
     expect(pulls).toBe(n);
   });

@@ -1,6 +1,5 @@
-// The restore of an orphan's copy into a new Pod, on a fake clock, with a scripted helper answer and the
+// The restore of an orphan's copy into a new Pod, on a FakeClock, with a scripted helper answer and the
 // gate writes recorded (the API server side is in the integration tests).
-import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec, type RestoreResult, type ResolvedSpec } from '../../../../src/api/index.js';
 import { CheckpointBook } from '../../../../src/controller/checkpoints/checkpoint-book.js';
@@ -8,6 +7,7 @@ import { Restorer } from '../../../../src/controller/restores/restorer.js';
 import { seenBaseline } from '../../../../src/controller/restores/restore-plan.js';
 import type { RestoreAnswer } from '../../../../src/controller/kube/helper-client.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import { record } from '../records.js';
 
 const spec = (() => {
@@ -30,13 +30,14 @@ let gates: [string, string][];
 let reports: string[];
 let restorer: Restorer;
 let term: AbortController;
+let clock: FakeClock;
 let restoreCalls: number;
 /** The new Pod is looked at (a reconcile), with the helper answering as `answers` say. */
 let begin: (s?: ResolvedSpec) => void;
 let book: CheckpointBook;
 
 beforeEach(() => {
-  jest.useFakeTimers();
+  clock = new FakeClock();
   term = new AbortController();
   restoreCalls = 0;
   gates = [];
@@ -75,6 +76,7 @@ beforeEach(() => {
     pullNow: async () => undefined,
     livePodByUID: () => pod,
     signal: term.signal,
+    clock,
   });
   begin = (s = spec) =>
     restorer.consider(
@@ -82,7 +84,7 @@ beforeEach(() => {
       [book.get(orphan.podUID)!],
     );
 });
-afterEach(() => jest.useRealTimers());
+afterEach(() => term.abort());
 
 /** What a helper answers that holds nothing (never asked in the test that uses it). */
 const noAnswer: RestoreAnswer = { result: 'Failed', reason: 'NotStored', message: 'not stored' };
@@ -107,7 +109,7 @@ describe('Restorer', () => {
       { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
     ];
     begin();
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(gates).toEqual([['True', 'Restored']]);
     expect(book.get('uid-old')!.claimedBy).toBe('uid-new');
   });
@@ -117,7 +119,7 @@ describe('Restorer', () => {
       { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
     ];
     begin();
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(gates).toEqual([['True', 'Restored']]);
     expect(restorer.isSettled('uid-new')).toBe(true);
     expect(reports[0]).toContain('restored 10 bytes (sequence 100) from Pod old via node n2');
@@ -134,24 +136,24 @@ describe('Restorer', () => {
       { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
     ];
     begin();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(restorer.isSettled('uid-new')).toBe(false);
     expect(gates).toEqual([]);
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(gates).toEqual([['True', 'Restored']]);
   });
 
   it('gives up a state the app refuses five times: the Pod starts without it and is not retried', async () => {
     answers = [rejected];
     begin();
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     expect(gates).toEqual([['True', 'RestoreRejected']]);
     expect(restorer.isSettled('uid-new')).toBe(true);
     expect(reports.at(-1)).toContain(
       'the app refused the state 5 times (the Pod answered 404); the Pod starts without it',
     );
     const n = reports.length;
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(reports.length).toBe(n);
   });
 
@@ -159,16 +161,16 @@ describe('Restorer', () => {
     answers = [{ ...rejected, reason: 'Unreachable', status: undefined }];
     begin();
     // 40 attempts at 50 ms doubling to a 250 ms ceiling: about 9.5 s.
-    await jest.advanceTimersByTimeAsync(9_000);
+    await clock.advance(9_000);
     expect(restoreCalls).toBeGreaterThanOrEqual(35);
     expect(restoreCalls).toBeLessThanOrEqual(40);
     const fast = restoreCalls;
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(restoreCalls - fast).toBeGreaterThanOrEqual(5);
     expect(restoreCalls - fast).toBeLessThanOrEqual(8);
     term.abort();
     const stopped = restoreCalls;
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(restoreCalls).toBe(stopped);
     expect(gates).toEqual([]);
   });
@@ -183,21 +185,21 @@ describe('Restorer', () => {
       },
     ];
     begin();
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(restoreCalls).toBe(1);
     expect(gates).toEqual([['False', 'RestoreFailed']]);
     expect(restorer.isSettled('uid-new')).toBe(false);
     expect(reports.at(-1)).toMatch(/restore of Pod old's state stopped: helper refused .*Fix the policy/);
     // Reconciles of the same policy and Pod do not retry it.
     begin();
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(restoreCalls).toBe(1);
     // The policy changed: the restore runs again.
     answers = [
       { result: 'Succeeded', status: 200, durationMs: 3, sequence: 100, digest: 'sha256:x', sizeBytes: 10 },
     ];
     begin({ ...spec, timeoutSeconds: 5, restorePath: '/restore' });
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(restoreCalls).toBe(2);
     expect(gates.at(-1)).toEqual(['True', 'Restored']);
     expect(restorer.isSettled('uid-new')).toBe(true);
@@ -237,6 +239,7 @@ describe('Restorer with a sidecar', () => {
       pullNow: async () => undefined,
       livePodByUID: () => live,
       signal: term.signal,
+      clock,
     });
     const look = (container: string) =>
       r.consider(
@@ -253,11 +256,11 @@ describe('Restorer with a sidecar', () => {
         [],
       );
     look('app');
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(r.isSettled('uid-live')).toBe(true);
     // The user points the policy at the proxy: its 3 restarts are no restart of the app seen so far.
     look('proxy');
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(calls).toBe(0);
     expect(r.isSettled('uid-live')).toBe(true);
     term.abort();

@@ -12,8 +12,8 @@ import type { Clock } from '../kube/clock.js';
 export const NO_POLICY_GRACE_MS = 5000;
 
 export interface GateKeeperDeps {
-  gate: GateWriter;
-  events: EventRecorder;
+  gate: Pick<GateWriter, 'set'>;
+  events: Pick<EventRecorder, 'record'>;
   log: Logger;
   /** The Pod as the cache holds it now, if it still exists with this UID. */
   currentPod: (namespace: string, name: string, uid: string) => V1Pod | undefined;

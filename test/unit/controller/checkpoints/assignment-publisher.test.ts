@@ -1,5 +1,5 @@
 // What the leader sends to helpers, and when, on a fake clock with a recording helper client.
-import { jest } from '@jest/globals';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import type { AssignmentSet, HoldSet, PullAssignment } from '../../../../src/api/index.js';
 import {
   AssignmentPublisher,
@@ -48,8 +48,9 @@ let endpoints: Map<string, HelperEndpoint>;
 let publisher: AssignmentPublisher;
 let term: AbortController;
 
+let clock: FakeClock;
 beforeEach(() => {
-  jest.useFakeTimers();
+  clock = new FakeClock();
   term = new AbortController();
   sent = [];
   calls = [];
@@ -84,34 +85,34 @@ beforeEach(() => {
     resyncMs: 1000,
     refreshMs: 60_000,
     signal: term.signal,
+    clock,
   });
 });
 afterEach(() => {
   term.abort();
-  jest.useRealTimers();
 });
 
 describe('AssignmentPublisher', () => {
   it('sends every Ready helper its set once (an empty one too), then nothing while nothing changes', async () => {
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
       ['https://n1:9500', ['a']],
       ['https://n2:9500', []],
     ]);
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(sent).toHaveLength(2);
   });
 
   it('coalesces changes within the debounce window and sends only the node whose set changed', async () => {
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     sent = [];
     wanted = new Map([['n1', [pod('a', { paused: true })]]]);
     publisher.poke();
     wanted = new Map([['n1', [pod('a'), pod('b')]]]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(60);
+    await clock.advance(60);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
       ['https://n1:9500', ['a', 'b']],
     ]);
@@ -119,16 +120,16 @@ describe('AssignmentPublisher', () => {
 
   it('does not resend a set whose only change is a higher lastSequence; a restarted helper gets the newest', async () => {
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     sent = [];
     for (let seq = 1; seq <= 5; seq++) {
       wanted = new Map([['n1', [pod('a', { lastSequence: seq * 1000 })]]]);
       publisher.poke();
-      await jest.advanceTimersByTimeAsync(1000);
+      await clock.advance(1000);
     }
     expect(sent).toEqual([]);
     publisher.forget('n1');
-    await jest.advanceTimersByTimeAsync(60);
+    await clock.advance(60);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.lastSequence)])).toEqual([
       ['https://n1:9500', [5000]],
     ]);
@@ -137,28 +138,28 @@ describe('AssignmentPublisher', () => {
   it('retries a helper that failed at the next resync, and sends again to a helper that restarted', async () => {
     failing.add('https://n2:9500');
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500']);
     failing.clear();
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n2:9500']);
     publisher.forget('n1');
-    await jest.advanceTimersByTimeAsync(60);
+    await clock.advance(60);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n2:9500', 'https://n1:9500']);
   });
 
   it('sends nothing to a helper that is not Ready, and refreshes every set after refreshMs', async () => {
     endpoints.set('n2', ep('n2', false));
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500']);
-    await jest.advanceTimersByTimeAsync(61_000);
+    await clock.advance(61_000);
     expect(sent.map((s) => s.url)).toEqual(['https://n1:9500', 'https://n1:9500']);
   });
 
   it("keeps sending the other helpers' changes while one helper's call hangs", async () => {
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     sent = [];
     hanging.add('https://n2:9500');
     wanted = new Map([
@@ -166,13 +167,13 @@ describe('AssignmentPublisher', () => {
       ['n2', [pod('b')]],
     ]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(60);
+    await clock.advance(60);
     wanted = new Map([
       ['n1', [pod('a'), pod('c')]],
       ['n2', [pod('b')]],
     ]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(60);
+    await clock.advance(60);
     expect(sent.map((s) => [s.url, s.set.pods.map((p) => p.podUID)])).toEqual([
       ['https://n1:9500', ['a', 'c']],
     ]);
@@ -181,7 +182,7 @@ describe('AssignmentPublisher', () => {
   it('tells every helper which Pods it may take copies of and from which node, before its assignments', async () => {
     wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     // Helpers are sent to side by side; each gets its holds (all Pods but its own node's) first.
     expect(calls.filter((c) => c.includes('n1:'))).toEqual([
       'holds https://n1:9500 ',
@@ -195,17 +196,17 @@ describe('AssignmentPublisher', () => {
     calls = [];
     wanted = new Map([['n1', [pod('b', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(calls.filter((c) => c.includes('n2:'))).toEqual(['holds https://n2:9500 b@n1']);
     // A helper from before holds answers 404: it is not asked again until it restarts.
     old.add('https://n2:9500');
     wanted = new Map([['n1', [pod('c', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     calls = [];
     wanted = new Map([['n1', [pod('d', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]]]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(calls.filter((c) => c.includes('n2:'))).toEqual([]);
     expect(calls).toEqual(['holds https://n1:9500 ', 'assign https://n1:9500 1']);
   });
@@ -216,7 +217,7 @@ describe('AssignmentPublisher', () => {
       ['n1', [pod('a', self), pod('b', { targets: [{ node: 'n2', url: 'https://n2:9500' }] })]],
     ]);
     publisher.start();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(calls.filter((c) => c.startsWith('holds'))).toEqual([
       'holds https://n1:9500 a@n1',
       'holds https://n2:9500 a@n1,b@n1',
@@ -225,7 +226,7 @@ describe('AssignmentPublisher', () => {
     calls = [];
     wanted = new Map([['n1', [pod('a', { targets: [{ node: 'n2', url: 'https://n2:9500' }] }), pod('b')]]]);
     publisher.poke();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(calls.filter((c) => c.startsWith('holds https://n1'))).toEqual(['holds https://n1:9500 ']);
   });
 

@@ -1,5 +1,5 @@
 // How the leader reads helper reports: one long poll per helper, on a scripted helper client.
-import { jest } from '@jest/globals';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import type { PodFault, PullReport, ReportBatch } from '../../../../src/api/index.js';
 import type { HelperEndpoint } from '../../../../src/controller/kube/cluster-view.js';
 import { ReportCollector } from '../../../../src/controller/checkpoints/report-collector.js';
@@ -30,9 +30,10 @@ const endpoints = new Map<string, HelperEndpoint>([
 ]);
 
 let term: AbortController;
+let clock: FakeClock;
 beforeEach(() => {
   term = new AbortController();
-  jest.useFakeTimers();
+  clock = new FakeClock();
   answers = [];
   calls = [];
   applied = [];
@@ -45,13 +46,7 @@ beforeEach(() => {
         const next = answers.shift();
         if (next instanceof Error) throw next;
         if (next) return next;
-        await new Promise((r) => {
-          const t = setTimeout(r, waitMs);
-          signal.addEventListener('abort', () => {
-            clearTimeout(t);
-            r(undefined);
-          });
-        });
+        await clock.sleep(waitMs, signal);
         return { boot: 'b1', cursor: after, reports: [] };
       },
     },
@@ -62,11 +57,11 @@ beforeEach(() => {
     log: createLogger('test', 'error'),
     waitMs: 20_000,
     signal: term.signal,
+    clock,
   });
 });
 afterEach(() => {
   term.abort();
-  jest.useRealTimers();
 });
 
 describe('ReportCollector', () => {
@@ -76,7 +71,7 @@ describe('ReportCollector', () => {
       { boot: 'b1', cursor: 9, reports: [report(8), report(9)], faults: [fault] },
     ];
     collector.sync();
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(calls.slice(0, 3)).toEqual([
       { after: 0, waitMs: 0 },
       { after: 7, boot: 'b1', waitMs: 20_000 },
@@ -93,7 +88,7 @@ describe('ReportCollector', () => {
       { boot: 'b2', cursor: 1, reports: [report(20)] },
     ];
     collector.sync();
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(restarted).toEqual(['n1']);
     expect(applied).toEqual([[20]]);
     expect(calls[2]).toEqual({ after: 1, boot: 'b2', waitMs: 20_000 });
@@ -107,9 +102,9 @@ describe('ReportCollector', () => {
       new Error('refused'),
     ];
     collector.sync();
-    await jest.advanceTimersByTimeAsync(100);
+    await clock.advance(100);
     expect(calls).toHaveLength(2); // the first, then a failure; the retry is due after 250 ms
-    await jest.advanceTimersByTimeAsync(2000);
+    await clock.advance(2000);
     // Retries after 250, 500 and 1000 ms (doubling), then it answers again and the long poll waits.
     expect(calls.length).toBe(5);
     expect(calls.slice(1).every((c) => c.after === 7 && c.boot === 'b1')).toBe(true);
@@ -117,11 +112,11 @@ describe('ReportCollector', () => {
 
   it('stops polling a helper that is gone', async () => {
     collector.sync();
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     const n = calls.length;
     endpoints.delete('n1');
     collector.sync();
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(calls.length).toBe(n);
     endpoints.set('n1', {
       node: 'n1',

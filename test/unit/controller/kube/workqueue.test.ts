@@ -1,5 +1,5 @@
 // The keyed, de-duplicating work queue.
-import { jest } from '@jest/globals';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 import { WorkQueue } from '../../../../src/controller/kube/workqueue.js';
 
 describe('WorkQueue', () => {
@@ -46,25 +46,25 @@ describe('WorkQueue', () => {
   });
 
   describe('on a fake clock', () => {
-    beforeEach(() => jest.useFakeTimers({ now: 0 }));
-    afterEach(() => jest.useRealTimers());
+    let clock: FakeClock;
+    beforeEach(() => (clock = new FakeClock()));
 
     it('runs a key again after the delay its handler returns; the earliest of several delays wins', async () => {
       const runs: number[] = [];
       const q = new WorkQueue(
         async () => {
-          runs.push(Date.now());
+          runs.push(clock.monotonic());
           return runs.length < 3 ? { requeueAfterMs: 1000 } : undefined;
         },
-        { concurrency: 1 },
+        { concurrency: 1, clock },
       );
       q.add('k');
-      await jest.advanceTimersByTimeAsync(2500);
+      await clock.advance(2500);
       expect(runs).toEqual([0, 1000, 2000]);
       q.addAfter('k', 5000);
       q.addAfter('k', 300); // earlier: replaces the 5 s one
       q.addAfter('k', 4000); // later than the pending one: ignored
-      await jest.advanceTimersByTimeAsync(10_000);
+      await clock.advance(10_000);
       expect(runs).toEqual([0, 1000, 2000, 2800]);
       q.stop();
     });
@@ -77,28 +77,28 @@ describe('WorkQueue', () => {
           runs++;
           throw new Error('again');
         },
-        { concurrency: 1, signal: term.signal, backoff: { baseMs: 100, maxMs: 100 } },
+        { concurrency: 1, signal: term.signal, backoff: { baseMs: 100, maxMs: 100 }, clock },
       );
       q.add('k');
-      await jest.advanceTimersByTimeAsync(1050);
+      await clock.advance(1050);
       expect(runs).toBe(11);
       term.abort();
       q.add('k');
-      await jest.advanceTimersByTimeAsync(10_000);
+      await clock.advance(10_000);
       expect(runs).toBe(11);
       expect(q.isStopped).toBe(true);
     });
 
     it('forgets a key: its pending retry and its place in the queue', async () => {
       const runs: string[] = [];
-      const q = new WorkQueue(async (key) => void runs.push(key), { concurrency: 1, paused: true });
+      const q = new WorkQueue(async (key) => void runs.push(key), { concurrency: 1, paused: true, clock });
       q.add('a');
       q.add('b');
       q.addAfter('c', 100);
       q.forget('a');
       q.forget('c');
       q.resume();
-      await jest.advanceTimersByTimeAsync(1000);
+      await clock.advance(1000);
       expect(runs).toEqual(['b']);
       q.stop();
     });

@@ -1,13 +1,11 @@
 // The gate keeper's rule on a fake clock: a gated Pod no policy selects is opened after the grace period,
 // once; a Pod a policy selects, or whose gate is open, or that is being deleted, is left alone.
-import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../../../src/api/index.js';
 import { GateKeeper, type GateKeeperDeps } from '../../../../src/controller/restores/gate-keeper.js';
 import { hostNetworkRefusal } from '../../../../src/controller/policies/host-network.js';
-import type { EventRecorder } from '../../../../src/controller/kube/events.js';
-import type { GateWriter } from '../../../../src/controller/restores/readiness-gate.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 
 const pod = (name: string, o: { gate?: boolean; open?: boolean; deleting?: boolean } = {}): V1Pod => ({
   metadata: {
@@ -29,10 +27,10 @@ function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean, refusal?: GateKe
   const gate = {
     set: async (p: V1Pod, status: string, reason: string) =>
       void opened.push(`${p.metadata!.name} ${status} ${reason}`),
-  } as unknown as GateWriter;
+  };
   const recorder = {
     record: (_ref: unknown, type: string, reason: string) => void events.push(`${type} ${reason}`),
-  } as unknown as EventRecorder;
+  };
   const k = new GateKeeper({
     gate,
     events: recorder,
@@ -41,12 +39,13 @@ function keeper(pods: V1Pod[], selected: (p: V1Pod) => boolean, refusal?: GateKe
     selected,
     ...(refusal ? { refusal } : {}),
     graceMs: 5000,
+    clock,
   });
   return { k, opened, events };
 }
 
-beforeEach(() => jest.useFakeTimers());
-afterEach(() => jest.useRealTimers());
+let clock: FakeClock;
+beforeEach(() => (clock = new FakeClock()));
 
 describe('GateKeeper', () => {
   it('opens the gate of an unprotected gated Pod after the grace period, with a Warning Event', async () => {
@@ -54,9 +53,9 @@ describe('GateKeeper', () => {
     const { k, opened, events } = keeper([p], () => false);
     k.podChanged(p);
     k.podChanged(p); // a second look does not start a second timer
-    await jest.advanceTimersByTimeAsync(4999);
+    await clock.advance(4999);
     expect(opened).toEqual([]);
-    await jest.advanceTimersByTimeAsync(1);
+    await clock.advance(1);
     expect(opened).toEqual(['a True NoPolicy']);
     expect(events).toEqual(['Warning NoPolicy']);
   });
@@ -72,7 +71,7 @@ describe('GateKeeper', () => {
     );
     k.podChanged(host);
     k.podChanged(plain);
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     expect(opened).toEqual(['host True HostNetworkRefused']);
     expect(events).toEqual(['Warning HostNetworkRefused']);
   });
@@ -86,7 +85,7 @@ describe('GateKeeper', () => {
       (p) => hostNetworkRefusal(p, { allowHostNetwork: true, port: 8080 }),
     );
     k.podChanged(host);
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(opened).toEqual([]);
   });
 
@@ -99,7 +98,7 @@ describe('GateKeeper', () => {
     ];
     const { k, opened } = keeper(pods, (p) => p.metadata!.name === 'sel');
     for (const p of pods) k.podChanged(p);
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(opened).toEqual([]);
   });
 
@@ -108,10 +107,10 @@ describe('GateKeeper', () => {
     let selected = false;
     const { k, opened } = keeper([p], () => selected);
     k.podChanged(p);
-    await jest.advanceTimersByTimeAsync(3000);
+    await clock.advance(3000);
     selected = true;
     k.podChanged(p);
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(opened).toEqual([]);
   });
 });

@@ -1,10 +1,10 @@
 // The readiness gate is kept at the decided value until the API shows it: on jest's fake clock, with a
 // scripted patch standing in for the API server and a Pod object standing in for the informer's cache.
-import { jest } from '@jest/globals';
 import type { V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { READINESS_GATE } from '../../../../src/api/index.js';
 import { GateWriter } from '../../../../src/controller/restores/readiness-gate.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
+import { FakeClock } from '../../../../harness/fake-clock.js';
 
 let cached: V1Pod | undefined;
 let writes: V1PodCondition[][];
@@ -29,8 +29,10 @@ function apply(conditions: V1PodCondition[]): void {
 const gateOf = (pod: V1Pod | undefined) =>
   pod?.status?.conditions?.find((c) => c.type === READINESS_GATE)?.status;
 
+let clock: FakeClock;
+
 beforeEach(() => {
-  jest.useFakeTimers();
+  clock = new FakeClock();
   cached = newPod();
   writes = [];
   failNext = 0;
@@ -47,11 +49,11 @@ beforeEach(() => {
     currentPod: (_ns, _name, uid) => (cached?.metadata?.uid === uid ? cached : undefined),
     log: createLogger('test', 'error'),
     signal: term.signal,
+    clock,
   });
 });
 afterEach(() => {
   term.abort();
-  jest.useRealTimers();
 });
 
 describe('GateWriter', () => {
@@ -60,11 +62,11 @@ describe('GateWriter', () => {
     await writer.set(newPod(), 'True', 'Restored', 'restored 10 bytes');
     expect(writes).toHaveLength(0);
     expect(gateOf(cached)).toBeUndefined();
-    await jest.advanceTimersByTimeAsync(1000);
+    await clock.advance(1000);
     expect(writes).toHaveLength(1);
     expect(gateOf(cached)).toBe('True');
     // Shown in the cache: nothing more is written.
-    await jest.advanceTimersByTimeAsync(30_000);
+    await clock.advance(30_000);
     expect(writes).toHaveLength(1);
   });
 
@@ -81,17 +83,17 @@ describe('GateWriter', () => {
     const closing = writer.set(newPod(), 'False', 'RestoreInProgress', 'restoring');
     const opening = writer.set(newPod(), 'True', 'Restored', 'restored');
     await Promise.all([closing, opening]);
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     expect(writes.map((w) => w[0]!.reason)).toEqual(['Restored']);
     expect(gateOf(cached)).toBe('True');
   });
 
   it('writes the gate again when someone else changed it', async () => {
     await writer.set(newPod(), 'True', 'Restored', 'restored');
-    await jest.advanceTimersByTimeAsync(3000);
+    await clock.advance(3000);
     apply([{ type: READINESS_GATE, status: 'False', reason: 'SomeoneElse' }]);
     writer.podChanged(cached!);
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(writes).toHaveLength(2);
     expect(gateOf(cached)).toBe('True');
   });
@@ -99,7 +101,7 @@ describe('GateWriter', () => {
   it('keeps the transition time when only the reason changes', async () => {
     await writer.set(newPod(), 'True', 'NothingToRestore', 'fresh');
     const opened = writes[0]![0]!.lastTransitionTime;
-    await jest.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     await writer.set(newPod(), 'True', 'StateKept', 'kept');
     expect(writes[1]![0]!.reason).toBe('StateKept');
     expect(writes[1]![0]!.lastTransitionTime).toEqual(opened);
@@ -112,7 +114,7 @@ describe('GateWriter', () => {
     const pending = writer.set(newPod(), 'True', 'Restored', 'restored');
     await pending;
     cached = undefined;
-    await jest.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(failNext).toBeGreaterThan(95);
     const ungated = { ...newPod(), spec: { containers: [{ name: 'app' }] } };
     await writer.set(ungated, 'True', 'Restored', 'restored');

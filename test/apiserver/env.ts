@@ -20,6 +20,7 @@ import {
   LABELS,
   MANAGED_BY_VALUE,
   PLURAL,
+  READINESS_GATE,
   RESTORE_PLURAL,
   VERSION,
   type IPullStatePolicy,
@@ -55,7 +56,7 @@ export const certificates = kc.makeApiClient(CertificatesV1Api);
 /** The controller's logs: errors only, unless LOG_LEVEL says otherwise. */
 export const log = createLogger('controller', process.env.LOG_LEVEL ?? 'error');
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const suffix = () => randomBytes(3).toString('hex');
 
 /** A fresh namespace with its `default` ServiceAccount (no controller-manager makes it here). */
@@ -106,6 +107,8 @@ export async function runningPod(
     labels?: Record<string, string>;
     ports?: { name: string; port: number }[];
     serviceAccount?: string;
+    /** Declares the operator's readiness gate. */
+    gated?: boolean;
   },
 ): Promise<V1Pod> {
   await core.createNamespacedPod({
@@ -116,6 +119,7 @@ export async function runningPod(
         nodeName: o.node,
         serviceAccountName: o.serviceAccount ?? 'default',
         automountServiceAccountToken: false,
+        ...(o.gated ? { readinessGates: [{ conditionType: READINESS_GATE }] } : {}),
         containers: [
           {
             name: 'app',
@@ -243,8 +247,14 @@ export class FakeHelpers {
   async holds(_helper: HelperTarget, _set: HoldSet): Promise<boolean> {
     return true;
   }
-  async pull(_helper: HelperTarget, _a: PullAssignment): Promise<PullReport> {
+  /** Pulls asked for (a restart check), and what a helper answers (default: it cannot pull). */
+  readonly pulls: PullAssignment[] = [];
+  pullAnswer: (a: PullAssignment) => PullReport = () => {
     throw new Error('fake helper: no pulls');
+  };
+  async pull(_helper: HelperTarget, a: PullAssignment): Promise<PullReport> {
+    this.pulls.push(a);
+    return this.pullAnswer(a);
   }
   async reports(
     _helper: HelperTarget,

@@ -1,9 +1,21 @@
 import type { Logger } from './logger.js';
 import { errorMessage } from './logger.js';
 
+type ErrorEvent = 'unhandledRejection' | 'uncaughtException';
+type ErrorListener = (err: unknown, origin?: string) => void;
+
+/**
+ * The two events this module handles, and nothing else of `process`: `Pick<NodeJS.Process, 'on'>` would
+ * demand that `on` return a whole Process, which a stand-in EventEmitter does not.
+ */
+export interface ProcessEvents {
+  on(event: ErrorEvent, listener: ErrorListener): unknown;
+  off(event: ErrorEvent, listener: ErrorListener): unknown;
+}
+
 export interface ProcessErrorOptions {
   /** The process whose events are handled; tests pass an EventEmitter. */
-  process?: Pick<NodeJS.Process, 'on' | 'off'>;
+  process?: ProcessEvents;
   exit?: (code: number) => void;
   /** How long the logs may take to reach stdout before the process exits anyway. */
   flushMs?: number;

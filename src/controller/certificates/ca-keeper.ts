@@ -1,4 +1,4 @@
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import {
   CA_CONFIGMAP_KEY,
   CA_CONFIGMAP_NAME,
@@ -17,13 +17,29 @@ const CA_RENEW_BEFORE_MS = 30 * 86_400_000;
 
 const labels = { [LABELS.name]: MANAGED_BY_VALUE };
 
+/** The Secret and ConfigMap calls the CA keeper makes. */
+export type CaApi = Pick<
+  CoreV1Api,
+  | 'readNamespacedSecret'
+  | 'createNamespacedSecret'
+  | 'replaceNamespacedSecret'
+  | 'readNamespacedConfigMap'
+  | 'createNamespacedConfigMap'
+  | 'replaceNamespacedConfigMap'
+>;
+
+/** Where the CA keeper gets its API calls: a KubeConfig, or scripted calls in a test. */
+export interface CaApiClients {
+  makeApiClient(api: typeof CoreV1Api): CaApi;
+}
+
 /**
  * The operator's CA, kept in one Secret of its namespace that only the controller may read (RBAC by
  * resourceName), made on first use. Its certificate is published in a ConfigMap for everyone who calls a
  * helper. Every replica that becomes leader runs this, so a lost Secret or ConfigMap is made again.
  */
 export async function ensureCertificateAuthority(
-  kc: KubeConfig,
+  kc: CaApiClients,
   namespace: string,
   log: Logger,
   now = new Date(),
@@ -41,7 +57,7 @@ export async function ensureCertificateAuthority(
  * make every certificate the leader signs from then on unverifiable. The leader does both when it takes over.
  */
 export async function readCertificateAuthority(
-  kc: KubeConfig,
+  kc: CaApiClients,
   namespace: string,
   log: Logger,
   now = new Date(),
@@ -55,7 +71,7 @@ function decode(data: Record<string, string> | undefined, key: string): string |
 }
 
 async function readOrCreateCa(
-  core: CoreV1Api,
+  core: CaApi,
   namespace: string,
   log: Logger,
   now: Date,
@@ -117,7 +133,7 @@ function usable(ca: CertificateAuthority, now: Date): boolean {
   }
 }
 
-async function publishCertificate(core: CoreV1Api, namespace: string, certPem: string, log: Logger) {
+async function publishCertificate(core: CaApi, namespace: string, certPem: string, log: Logger) {
   const body = {
     metadata: { name: CA_CONFIGMAP_NAME, namespace, labels },
     data: { [CA_CONFIGMAP_KEY]: certPem },

@@ -1,4 +1,4 @@
-import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { PodFault } from '../../api/index.js';
 import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
@@ -50,8 +50,13 @@ export interface FaultActions {
   setFence(node: string, on: boolean): Promise<void>;
 }
 
+/** Where the fault actions get their API calls: a KubeConfig, or scripted calls in a test. */
+export interface FaultApiClients {
+  makeApiClient(api: typeof CoreV1Api): Pick<CoreV1Api, 'deleteNamespacedPod' | 'readNode' | 'patchNode'>;
+}
+
 /** The fault actions through the API server. */
-export function apiFaultActions(kc: KubeConfig, mayAct: () => boolean = () => true): FaultActions {
+export function apiFaultActions(kc: FaultApiClients, mayAct: () => boolean = () => true): FaultActions {
   const core = kc.makeApiClient(CoreV1Api);
   return {
     deletePod: async (namespace, name, uid) => {
@@ -86,10 +91,10 @@ export type IndirectProbe = (
 export interface FaultDetectorDeps {
   actions: FaultActions;
   view: Pick<ClusterView, 'helpers' | 'helperPod' | 'helperProbed' | 'nodeReady' | 'nodeReadyIgnoringFence'>;
-  nodes: Informer<V1Node>;
+  nodes: Pick<Informer<V1Node>, 'get'>;
   /** Which nodes are fenced, shared with the cluster view (made from `nodes` if not given). */
   fences?: FenceLedger;
-  events: EventRecorder;
+  events: Pick<EventRecorder, 'record'>;
   log: Logger;
   /** True while the Pod's state is being restored. */
   restoring: (podUID: string) => boolean;
@@ -269,7 +274,7 @@ export class FaultDetector {
   }
 
   /** A helper reports a Pod of its node that failed its probes. */
-  podFaultReported(node: string, fault: PodFault): void {
+  podFaultReported(node: string, fault: Pick<PodFault, 'podUID' | 'restartCount' | 'message'>): void {
     if (!this.acting) return;
     const entry = this.pods.get(fault.podUID);
     if (!entry || entry.pod.spec?.nodeName !== node) return;

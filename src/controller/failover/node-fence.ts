@@ -18,7 +18,7 @@ export function withFence(taints: readonly V1Taint[] | undefined, fenced: boolea
  * list instead of dropping their taint. `afterRead` is a seam for the test of exactly that race.
  */
 export async function setFence(
-  core: CoreV1Api,
+  core: Pick<CoreV1Api, 'readNode' | 'patchNode'>,
   node: string,
   on: boolean,
   afterRead: () => Promise<void> = async () => undefined,

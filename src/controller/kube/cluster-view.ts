@@ -59,8 +59,8 @@ export class ClusterView {
   private answering = new Map<string, string>();
 
   constructor(
-    private readonly nodes: Informer<V1Node>,
-    private readonly pods: Informer<V1Pod>,
+    private readonly nodes: Pick<Informer<V1Node>, 'get'>,
+    private readonly pods: Pick<Informer<V1Pod>, 'list' | 'get'>,
     private readonly operatorNamespace: string,
     /** Whether the operator fenced the node (it concluded the node failed): no target for copies. */
     private readonly fenced: (node: string) => boolean = () => false,

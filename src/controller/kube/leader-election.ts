@@ -2,14 +2,25 @@ import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/cl
 import { microTime } from '../../kube/micro-time.js';
 import { statusCode } from '../../kube/api-error.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Logger } from '../../runtime/logger.js';
 
-export interface LeaderElectionOptions {
-  kc: KubeConfig;
+/** The Lease calls the elector makes. */
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'
+>;
+
+/** What the elector logs through: a winston Logger is one, and so is a test's silent stand-in. */
+export interface ElectionLog {
+  info(message: string, meta?: object): unknown;
+  warn(message: string, meta?: object): unknown;
+  error(message: string, meta?: object): unknown;
+}
+
+interface ElectionSettings {
   namespace: string;
   name: string;
   identity: string;
-  log: Logger;
+  log: ElectionLog;
   /** A standby takes over at the earliest this long after it last saw the Lease change (whole seconds). */
   leaseDurationMs?: number;
   /**
@@ -19,9 +30,11 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   clock?: Clock;
-  /** The Lease calls; tests pass a scripted one. */
-  api?: Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
 }
+
+/** The Lease calls are `api` if given (tests pass scripted ones), else made from `kc`: one of them is needed. */
+export type LeaderElectionOptions = ElectionSettings &
+  ({ kc: KubeConfig; api?: LeaseApi } | { kc?: undefined; api: LeaseApi });
 
 /**
  * Judges expiry as client-go does: by the local time at which this replica last saw the Lease record change,
@@ -100,7 +113,7 @@ export function leaderElectionTimingsError(t: {
  * that took 8 s of a 10 s deadline let a leader act 20 s after a write a standby timed against 15 s.
  */
 export class LeaderElector {
-  private api: NonNullable<LeaderElectionOptions['api']>;
+  private api: LeaseApi;
   private leading = false;
   /** When the last successful renewal was sent. */
   private lastRenew = 0;
@@ -112,7 +125,7 @@ export class LeaderElector {
   private readonly timings: typeof LEADER_ELECTION_DEFAULTS;
 
   constructor(private readonly o: LeaderElectionOptions) {
-    this.api = o.api ?? o.kc.makeApiClient(CoordinationV1Api);
+    this.api = o.kc === undefined ? o.api : (o.api ?? o.kc.makeApiClient(CoordinationV1Api));
     this.clock = o.clock ?? systemClock;
     this.observer = new LeaseObserver(this.clock);
     this.timings = {

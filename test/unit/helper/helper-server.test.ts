@@ -9,6 +9,7 @@ import { BlobStore } from '../../../src/helper/blob-store.js';
 import { helperMetrics } from '../../../src/helper/metrics.js';
 import { pullState } from '../../../src/helper/pull-state.js';
 import { buildHelperServer, targetProblem } from '../../../src/helper/server.js';
+import type { ProbeOutcome } from '../../../src/runtime/http-probe.js';
 import { createLogger } from '../../../src/runtime/logger.js';
 
 const uid = '0f4c2a1e-1111-2222-3333-444455556666';
@@ -18,7 +19,7 @@ let app: ReturnType<typeof buildHelperServer>;
 let base: string;
 /** What the helper's peer probes were asked to probe, and what they meet. */
 let peerProbes: string[];
-let peerOutcome: string;
+let peerOutcome: ProbeOutcome;
 
 interface Answer {
   statusCode: number;
@@ -71,7 +72,7 @@ beforeEach(async () => {
       podIP: '10.0.0.1',
       probe: async (ip, port, path, timeoutMs) => {
         peerProbes.push(`${ip}:${port}${path} ${timeoutMs}`);
-        return peerOutcome as never;
+        return peerOutcome;
       },
     },
     review: async (a) =>
@@ -425,7 +426,7 @@ describe('peer probe (POST /v1/probe)', () => {
     call({ method: 'POST', url: '/v1/probe', payload, headers });
 
   it("probes the other helper's /readyz on the health port and answers the outcome alone", async () => {
-    for (const outcome of ['unreachable', 'failed', 'ok']) {
+    for (const outcome of ['unreachable', 'failed', 'ok'] as const) {
       peerOutcome = outcome;
       const r = await probe({ node: 'n2', ip: '10.0.2.7', timeoutMs: 300 });
       expect(r.statusCode).toBe(200);

@@ -23,7 +23,7 @@ describe('handleProcessErrors', () => {
     const proc = new EventEmitter();
     const { log, lines } = capture();
     const exit = jest.fn();
-    handleProcessErrors(log, { process: proc as never, exit });
+    handleProcessErrors(log, { process: proc, exit });
     proc.emit('unhandledRejection', new TypeError('Request path contains unescaped characters'));
     proc.emit('unhandledRejection', 'a plain string');
     await new Promise((r) => setTimeout(r, 20));
@@ -48,7 +48,7 @@ describe('handleProcessErrors', () => {
     let exited: number | undefined;
     const exitedAfter: number[] = [];
     handleProcessErrors(log, {
-      process: proc as never,
+      process: proc,
       exit: (code) => {
         exited = code;
         exitedAfter.push(lines.length);
@@ -71,7 +71,7 @@ describe('handleProcessErrors', () => {
     // A stream nobody reads: 'finish' never comes.
     for (let i = 0; i < 100; i++) stuck.info('x'.repeat(100));
     const exit = jest.fn();
-    handleProcessErrors(stuck, { process: proc as never, exit, flushMs: 30 });
+    handleProcessErrors(stuck, { process: proc, exit, flushMs: 30 });
     proc.emit('uncaughtException', new Error('boom'));
     await new Promise((r) => setTimeout(r, 80));
     expect(exit).toHaveBeenCalledWith(1);
@@ -79,7 +79,7 @@ describe('handleProcessErrors', () => {
 
   it('removes its handlers when asked', () => {
     const proc = new EventEmitter();
-    const off = handleProcessErrors(capture().log, { process: proc as never, exit: jest.fn() });
+    const off = handleProcessErrors(capture().log, { process: proc, exit: jest.fn() });
     expect(proc.listenerCount('unhandledRejection')).toBe(1);
     off();
     expect(proc.listenerCount('unhandledRejection') + proc.listenerCount('uncaughtException')).toBe(0);

@@ -1,5 +1,6 @@
 // Who may write the helper CA: the leader replaces one near its end and publishes it; a standby only reads it
 // (or creates it where none exists, on a first install). Scripted Secret and ConfigMap calls.
+import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { createCertificateAuthority, type CertificateAuthority } from '../../../../src/tls/pki.js';
 import {
   CA_VALIDITY_MS,
@@ -14,7 +15,7 @@ const DAY = 86_400_000;
 function fakeApi(secret?: CertificateAuthority) {
   const writes: string[] = [];
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  let stored = secret && {
+  let stored: V1Secret | undefined = secret && {
     metadata: { resourceVersion: '1' },
     data: { 'tls.crt': b64(secret.certPem), 'tls.key': b64(secret.keyPem) },
   };
@@ -24,21 +25,27 @@ function fakeApi(secret?: CertificateAuthority) {
       if (!stored) throw notFound();
       return stored;
     },
-    createNamespacedSecret: async ({ body }: { body: typeof stored }) => {
+    createNamespacedSecret: async ({ body }: { body: V1Secret }) => {
       writes.push('create secret');
-      stored = body;
+      return (stored = body);
     },
-    replaceNamespacedSecret: async ({ body }: { body: typeof stored }) => {
+    replaceNamespacedSecret: async ({ body }: { body: V1Secret }) => {
       writes.push('replace secret');
-      stored = body;
+      return (stored = body);
     },
     readNamespacedConfigMap: async () => {
       throw notFound();
     },
-    createNamespacedConfigMap: async () => void writes.push('publish'),
-    replaceNamespacedConfigMap: async () => void writes.push('publish'),
+    createNamespacedConfigMap: async ({ body }: { body: V1ConfigMap }) => {
+      writes.push('publish');
+      return body;
+    },
+    replaceNamespacedConfigMap: async ({ body }: { body: V1ConfigMap }) => {
+      writes.push('publish');
+      return body;
+    },
   };
-  const kc = { makeApiClient: () => core } as never;
+  const kc = { makeApiClient: () => core };
   return { kc, writes };
 }
 

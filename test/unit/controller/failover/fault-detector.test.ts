@@ -102,7 +102,17 @@ describe('FaultDetector', () => {
     spec: { nodeName: node, containers: [{ name: 'app' }] },
     status: {
       podIP: ip,
-      containerStatuses: [{ name: 'app', started: true, restartCount: 0, state: { running: {} } } as never],
+      containerStatuses: [
+        {
+          name: 'app',
+          image: 'app:1',
+          imageID: '',
+          ready: true,
+          started: true,
+          restartCount: 0,
+          state: { running: {} },
+        },
+      ],
     },
   });
   const entry = (p: V1Pod) => ({ policyKey: 'ns/p', policy: 'p', policyUID: 'pu', spec, pod: p });
@@ -194,11 +204,8 @@ describe('FaultDetector', () => {
           return changed;
         },
       },
-      nodes: {
-        list: () => NODES.map(nodeObject),
-        get: (name: string) => (NODES.includes(name) ? nodeObject(name) : undefined),
-      } as never,
-      events: { record: () => undefined } as never,
+      nodes: { get: (name: string) => (NODES.includes(name) ? nodeObject(name) : undefined) },
+      events: { record: () => undefined },
       log: createLogger('test', 'error'),
       restoring: () => false,
       onFault: () => undefined,
@@ -651,14 +658,14 @@ describe('FaultDetector', () => {
   });
 
   it('deletes a Pod its helper reports failed, once, unless it restarted since', async () => {
-    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 1, message: 'probe failed' } as never);
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 1, message: 'probe failed' });
     await jest.advanceTimersByTimeAsync(10);
     expect(actions).toEqual([]);
-    detector.podFaultReported('n1', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
+    detector.podFaultReported('n1', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
     await jest.advanceTimersByTimeAsync(10);
     expect(actions).toEqual([]);
-    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
-    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' } as never);
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
+    detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
     await jest.advanceTimersByTimeAsync(10);
     expect(actions).toEqual(['delete ns/b']);
   });
@@ -676,12 +683,18 @@ describe('apiFaultActions', () => {
   it('asks whether this replica still leads right before each delete and fence, and calls nothing if not', async () => {
     const calls: string[] = [];
     const core = {
-      deleteNamespacedPod: async () => void calls.push('delete'),
+      deleteNamespacedPod: async () => {
+        calls.push('delete');
+        return {};
+      },
       readNode: async () => ({ spec: {} }),
-      patchNode: async () => void calls.push('patch'),
+      patchNode: async () => {
+        calls.push('patch');
+        return {};
+      },
     };
     let leading = false;
-    const actions = apiFaultActions({ makeApiClient: () => core } as never, () => leading);
+    const actions = apiFaultActions({ makeApiClient: () => core }, () => leading);
     await expect(actions.deletePod('ns', 'a', 'uid-a')).rejects.toThrow(
       /not leading any more: no Pod delete/,
     );

@@ -21,8 +21,8 @@ const node = (name: string): V1Node => ({
 function view(pods: V1Pod[]): ClusterView {
   const nodes = [node('n1')];
   return new ClusterView(
-    { list: () => nodes, get: (n: string) => nodes.find((x) => x.metadata!.name === n) } as never,
-    { list: () => pods } as never,
+    { get: (n: string) => nodes.find((x) => x.metadata!.name === n) },
+    { list: () => pods, get: (n: string) => pods.find((x) => x.metadata!.name === n) },
     NS,
   );
 }

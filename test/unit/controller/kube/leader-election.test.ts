@@ -40,16 +40,10 @@ function elector(
 ) {
   return new LeaderElector({
     ...timings,
-    kc: undefined as never,
     namespace: 'ns',
     name: 'leader',
     identity: 'me',
-    log: {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    } as never,
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     clock: { ...systemClock, monotonic: () => Date.now() },
     api: calls,
   });

@@ -32,7 +32,7 @@ beforeEach(() => {
       computed++;
       return { status: { ...status }, periodMs: 1000 };
     },
-    { statusWrites: { inc: () => undefined } } as never,
+    { statusWrites: { inc: () => undefined } },
     createLogger('test', 'error'),
     { signal: term.signal },
   );

@@ -198,6 +198,7 @@ export function buildComponents(
     },
     onHelperReadiness,
     signal,
+    clock,
   });
   const collector = new ReportCollector({
     helpers,

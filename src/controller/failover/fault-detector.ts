@@ -15,6 +15,7 @@ import type { Informer } from '../kube/informer.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { setFence } from './node-fence.js';
 import { probeTarget } from './probe-target.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 export { probeTarget };
 
@@ -115,8 +116,8 @@ export interface FaultDetectorDeps {
    * leader cut off from the other nodes would hear the same silence from it).
    */
   leaderNode?: () => string | undefined;
-  /** Milliseconds, for the fixed probe rate (tests pass a fake clock). */
-  now?: () => number;
+  /** The fixed probe rate's clock, and the probe queue's (tests pass a FakeClock). */
+  clock?: Clock;
 }
 
 /** One suspicion of a node: from its helper's first counted silence until anything on the node answers. */
@@ -185,17 +186,18 @@ export class FaultDetector {
   /** The helper probe round and the Pods probed from here, each key again after its period. */
   private readonly queue: WorkQueue;
   private readonly probe: Probe;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly d: FaultDetectorDeps) {
     this.fences = d.fences ?? new FenceLedger(d.nodes);
     this.probe = d.probe ?? httpProbe;
-    this.now = d.now ?? Date.now;
+    this.clock = d.clock ?? systemClock;
     this.queue = new WorkQueue(
       (key) => (key === HELPERS_KEY ? this.probeHelpers() : this.probePod(key.slice(4))),
       {
         concurrency: PROBE_CONCURRENCY,
         signal: d.signal,
+        clock: this.clock,
         onError: (key, err, retryInMs) =>
           d.log.error('fault probe crashed, will retry', { key, error: errorMessage(err), retryInMs }),
       },
@@ -301,7 +303,7 @@ export class FaultDetector {
     const entry = this.pods.get(uid);
     const node = entry?.pod.spec?.nodeName ?? '';
     if (!entry || !this.suspect(node)) return;
-    const started = this.now();
+    const started = this.clock.monotonic();
     const target = probeTarget(entry.pod, entry.spec);
     const period = entry.spec.failover.periodMilliseconds;
     const outcome = await this.probe(
@@ -315,12 +317,12 @@ export class FaultDetector {
     if (outcome !== 'misconfigured' && !silent(outcome))
       this.answered(node, `Pod ${entry.pod.metadata?.name} (${outcome})`);
     if (this.pods.get(uid) !== entry || !this.suspect(node)) return;
-    return { requeueAfterMs: Math.max(0, period - (this.now() - started)) };
+    return { requeueAfterMs: Math.max(0, period - (this.clock.monotonic() - started)) };
   }
 
   /** One round of helper probes, every HELPER_PROBE_MS from its start. */
   private async probeHelpers(): Promise<ReconcileResult> {
-    const started = this.now();
+    const started = this.clock.monotonic();
     const helpers = this.d.view.helpers();
     // A node without a helper Pod has nothing that could answer: its suspicion, if any, ends.
     for (const node of this.watches.keys()) if (!helpers.has(node)) this.watches.delete(node);
@@ -339,7 +341,7 @@ export class FaultDetector {
         } else this.helperSilent(node, ep);
       }),
     );
-    return { requeueAfterMs: Math.max(0, HELPER_PROBE_MS - (this.now() - started)) };
+    return { requeueAfterMs: Math.max(0, HELPER_PROBE_MS - (this.clock.monotonic() - started)) };
   }
 
   private watch(node: string): NodeWatch {

@@ -4,6 +4,7 @@ import { statusCode } from '../../kube/api-error.js';
 import { errorMessage, type Logger } from '../../runtime/logger.js';
 import { conditionsKey } from '../kube/conditions.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 /**
  * Changes written at once: conditions, the last restore and the generation observed (users, `kubectl wait` and
@@ -93,9 +94,9 @@ export class StatusWriter {
     // Only the counter's `inc`: a prom-client Counter is one, and so is a test's stand-in.
     private readonly metrics: { statusWrites: { inc(): void } },
     private readonly log: Logger,
-    o: { signal?: AbortSignal; now?: () => number; concurrency?: number } = {},
+    o: { signal?: AbortSignal; clock?: Clock; concurrency?: number } = {},
   ) {
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
     if (typeof kc === 'function') this.patch = kc;
     else {
       const api = kc.makeApiClient(CustomObjectsApi);
@@ -108,13 +109,14 @@ export class StatusWriter {
     this.queue = new WorkQueue((key) => this.evaluate(key), {
       concurrency: o.concurrency ?? 4,
       signal: o.signal,
+      clock: o.clock,
       backoff: RETRY,
       onError: (key, err, retryInMs) =>
         log.warn('status write failed, retrying', { policy: key, error: errorMessage(err), retryInMs }),
     });
   }
 
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   /**
    * The status the API holds now (each reconcile of the policy). The first time (after a takeover) it is what
@@ -139,7 +141,7 @@ export class StatusWriter {
     this.written.set(key, {
       json: JSON.stringify(status),
       conditions: urgentKey(status),
-      at: this.now(),
+      at: this.clock.monotonic(),
       status,
     });
   }
@@ -169,7 +171,7 @@ export class StatusWriter {
       Math.max(desired.periodMs, MIN_STATUS_PERIOD_MS),
     );
     if (at === undefined) return;
-    const wait = at - this.now();
+    const wait = at - this.clock.monotonic();
     if (wait > 0) return { requeueAfterMs: wait };
     const [namespace, name] = key.split('/') as [string, string];
     try {
@@ -180,6 +182,6 @@ export class StatusWriter {
       throw err;
     }
     this.metrics.statusWrites.inc();
-    this.written.set(key, { json, conditions, at: this.now(), status: desired.status });
+    this.written.set(key, { json, conditions, at: this.clock.monotonic(), status: desired.status });
   }
 }

@@ -1,6 +1,5 @@
 // Fault detection rules: probe targets, verdicts, fences and the Lease observer; the detector on a fake clock.
 import { FakeClock } from '../../../../harness/fake-clock.js';
-import { jest } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseSpec } from '../../../../src/api/index.js';
 import { createLogger } from '../../../../src/runtime/logger.js';
@@ -83,7 +82,7 @@ describe('fault detection helpers', () => {
   });
 });
 
-// The detector as the leader runs it, on jest's fake clock: scripted probe answers (the leader's own and the
+// The detector as the leader runs it, on a FakeClock: scripted probe answers (the leader's own and the
 // other helpers' indirect ones), the API's view of helper Pods and nodes, recorded fault actions.
 describe('FaultDetector', () => {
   const spec = (() => {
@@ -159,6 +158,7 @@ describe('FaultDetector', () => {
   let actions: string[];
   let term: AbortController;
   let detector: FaultDetector;
+  let clock: FakeClock;
   const outcome = (answer: boolean | string | undefined) =>
     (answer === true
       ? 'ok'
@@ -213,18 +213,19 @@ describe('FaultDetector', () => {
       onHelperReadiness: (node) => void readinessChanges.push(`${node} ${readyTo[node]}`),
       leaderNode: () => leaderNode,
       signal: term.signal,
+      clock,
       probe: async (host, _port, _path, timeoutMs) => {
         probes.push(host);
         // Silence takes the whole timeout; an answer comes at once.
         const seen = outcome(up[host]);
-        if (seen === 'unreachable') await new Promise((r) => setTimeout(r, timeoutMs));
+        if (seen === 'unreachable') await clock.sleep(timeoutMs);
         return seen;
       },
       indirectProbe: async (via, target, callTimeoutMs) => {
         indirect.push(`${via.node}→${target.node} ${target.ip}`);
         // The asked helper probes with the timeout it was given; the leader's call allows for more.
         expect(callTimeoutMs).toBeGreaterThan(target.timeoutMs);
-        await new Promise((r) => setTimeout(r, target.timeoutMs));
+        await clock.sleep(target.timeoutMs);
         // The leader reaches the asked helper's API where it reaches its health port.
         if (peerDown.has(via.node) || up[`h-${via.node}`] === false)
           throw new Error(`helper ${via.node} did not answer`);
@@ -235,7 +236,7 @@ describe('FaultDetector', () => {
     });
 
   beforeEach(() => {
-    jest.useFakeTimers({ now: 1_000_000 });
+    clock = new FakeClock();
     up = { 'h-n1': true, 'h-n2': true, 'h-n3': true, '10.0.1.5': true, '10.0.2.5': true };
     peerSees = {};
     peerDown = new Set();
@@ -258,7 +259,6 @@ describe('FaultDetector', () => {
   });
   afterEach(() => {
     term.abort();
-    jest.useRealTimers();
   });
 
   /** Node n1's uplink goes down: its helper and Pod are silent to the leader and to every other helper. */
@@ -268,7 +268,7 @@ describe('FaultDetector', () => {
   };
 
   it('probes only the helpers while they answer: steady work grows with nodes, not Pods', async () => {
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(new Set(probes)).toEqual(new Set(['h-n1', 'h-n2', 'h-n3']));
     // Every 500 ms per helper.
     expect(probes.filter((h) => h === 'h-n1').length).toBeGreaterThanOrEqual(9);
@@ -278,11 +278,11 @@ describe('FaultDetector', () => {
   });
 
   it('fences a node silent to the leader and to the helpers of other nodes, deletes its Pods once, and unfences it later', async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
     let waited = 0;
     while (actions.length === 0 && waited < 5_000) {
-      await jest.advanceTimersByTimeAsync(50);
+      await clock.advance(50);
       waited += 50;
     }
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
@@ -296,10 +296,10 @@ describe('FaultDetector', () => {
     // Whatever its process does from now on (it may run on) is not the Pod's state any more.
     expect(givenUp).toEqual(['uid-a']);
     expect(probes).not.toContain('10.0.2.5');
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
     up['h-n1'] = true;
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
   });
 
@@ -309,9 +309,9 @@ describe('FaultDetector', () => {
     detector = makeDetector();
     detector.start();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     // It asked the other helpers for their opinion, as a leader does (reading only), and acted on nothing.
     expect(indirect).toContain('n2→n1 h-n1');
     expect(indirect).toContain('n3→n1 h-n1');
@@ -321,7 +321,7 @@ describe('FaultDetector', () => {
     // The leader sat on n1: this standby takes over. It needs no new round of silences; it waits only for
     // the round of opinions still out (at most INDIRECT_CALL_TIMEOUT_MS), since any answer in it would count.
     detector.lead();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
@@ -330,16 +330,16 @@ describe('FaultDetector', () => {
     term = new AbortController();
     detector = makeDetector();
     detector.start();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(actions).toEqual([]);
     // The standby knows no protected Pods yet (its reconcilers wait for the lead): it fences the node first.
     detector.lead();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on']);
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
@@ -351,16 +351,16 @@ describe('FaultDetector', () => {
     detector = makeDetector({
       indirectProbe: async (_via, target) => {
         const round = ++calls <= 2 ? 1 : 2;
-        await new Promise((r) => setTimeout(r, round === 1 ? target.timeoutMs : 900));
+        await clock.sleep(round === 1 ? target.timeoutMs : 900);
         return round === 1 ? 'unreachable' : 'ok';
       },
     });
     detector.start();
     detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5'))]);
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(calls).toBeGreaterThan(2);
     expect(actions).toEqual([]);
   });
@@ -374,10 +374,10 @@ describe('FaultDetector', () => {
     peerDown = new Set(['n2', 'n3']);
     partitionN1();
     nodeReady['n1'] = false;
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(actions).toEqual([]);
     detector.lead();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
@@ -387,19 +387,19 @@ describe('FaultDetector', () => {
     tainted.add('n1');
     detector = makeDetector();
     detector.start();
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual([]);
     detector.lead();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 off']);
   });
 
   it('removes a fence the node cache shows once its helper answers, whoever wrote it and whenever', async () => {
     // Another leader fenced n1 after this one started (it had lost its lease but finished its write), or a
     // leader before it fenced n1 and died before the helper answered again: the cache is the truth.
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     tainted.add('n1');
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 off']);
     expect(detector.isFenced('n1')).toBe(false);
   });
@@ -407,21 +407,21 @@ describe('FaultDetector', () => {
   it('removes a fence once while the cache lags, and takes a newer fenced object in the cache as the truth', async () => {
     cacheLags = true;
     tainted.add('n1');
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['fence n1 off']);
     expect(detector.isFenced('n1')).toBe(false);
     // Another leader fences n1 again: the cache shows a newer object with the taint.
     taintWrites++;
     expect(detector.isFenced('n1')).toBe(true);
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 off', 'fence n1 off']);
   });
 
   it('counts its own fence write before the node cache shows it, and does not write it twice', async () => {
     cacheLags = true;
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
     expect(detector.isFenced('n1')).toBe(true);
     // The cache catches up; a user then removes the taint by hand: the detector goes by the cache.
@@ -436,10 +436,10 @@ describe('FaultDetector', () => {
   it.each(['error', 'failed', 'tls-error', 'not-built'])(
     'leaves a node alone whose helper answers "%s" to everyone while its Pod is silent (a NetworkPolicy)',
     async (answer) => {
-      await jest.advanceTimersByTimeAsync(1_000);
+      await clock.advance(1_000);
       up['h-n1'] = answer;
       up['10.0.1.5'] = false;
-      await jest.advanceTimersByTimeAsync(6_000);
+      await clock.advance(6_000);
       expect(actions).toEqual([]);
     },
   );
@@ -447,10 +447,10 @@ describe('FaultDetector', () => {
   it.each([true, 'error', 'failed', 'tls-error'])(
     'leaves a node alone whose helper is silent to everyone while its Pod answers the leader (%s)',
     async (answer) => {
-      await jest.advanceTimersByTimeAsync(1_000);
+      await clock.advance(1_000);
       up['h-n1'] = false;
       up['10.0.1.5'] = answer;
-      await jest.advanceTimersByTimeAsync(6_000);
+      await clock.advance(6_000);
       // The Pod was probed from here once its helper went silent, and its answer ended each suspicion.
       expect(probes).toContain('10.0.1.5');
       expect(actions).toEqual([]);
@@ -460,26 +460,26 @@ describe('FaultDetector', () => {
   it.each([true, 'error', 'failed'])(
     'leaves a node alone that is silent to the leader while a helper of another node gets an answer (%s)',
     async (answer) => {
-      await jest.advanceTimersByTimeAsync(1_000);
+      await clock.advance(1_000);
       partitionN1();
       peerSees['h-n1'] = answer;
-      await jest.advanceTimersByTimeAsync(6_000);
+      await clock.advance(6_000);
       expect(indirect.length).toBeGreaterThan(0);
       expect(actions).toEqual([]);
     },
   );
 
   it('does not fence a node whose helper restarts (refusing while it opens its store) and whose Pod admits only helpers', async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     // Issue #27: `kubectl rollout restart` in place; the health port opens only after BlobStore.open.
     up['h-n1'] = 'failed';
     peerSees['h-n1'] = 'failed';
     up['10.0.1.5'] = false; // the app's NetworkPolicy drops the leader's probe
     helperPods.n1 = helperPod('n1', { ready: false, restarts: 1 });
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     up['h-n1'] = true;
     helperPods.n1 = helperPod('n1', { restarts: 1 });
-    await jest.advanceTimersByTimeAsync(2_000);
+    await clock.advance(2_000);
     expect(actions).toEqual([]);
   });
 
@@ -492,10 +492,10 @@ describe('FaultDetector', () => {
     ['restarted since it last answered', () => (helperPods.n1 = helperPod('n1', { restarts: 1 }))],
     ['missing (no helper Pod on the node)', () => delete helperPods.n1],
   ])('does not count the silence of a helper that is %s', async (_what, change) => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     change();
     partitionN1(); // its Pod too: a NetworkPolicy admits only helpers
-    await jest.advanceTimersByTimeAsync(6_000);
+    await clock.advance(6_000);
     expect(actions).toEqual([]);
   });
 
@@ -505,13 +505,13 @@ describe('FaultDetector', () => {
     ['terminating', () => (helperPods.n1 = helperPod('n1', { deleting: true }))],
   ])('counts the silence of a helper that is %s once the API shows its node NotReady', async (_w, change) => {
     // The helper restarted (or was replaced), then its node lost its uplink before it answered again.
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     change();
     partitionN1();
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual([]);
     nodeReady.n1 = false;
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
@@ -533,54 +533,54 @@ describe('FaultDetector', () => {
     detector.start();
     detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(2_500);
+    await clock.advance(2_500);
     expect(actions).toEqual(['fence n1 on']);
     up['h-n1'] = true;
-    await jest.advanceTimersByTimeAsync(600);
+    await clock.advance(600);
     release();
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).not.toContain('delete ns/a');
     expect(givenUp).toEqual([]);
   });
 
   it("counts a replaced helper's silence again once the new Pod has answered", async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     helperPods.n1 = helperPod('n1', { uid: 'hu-n1-new' });
     up['h-n1'] = false;
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual([]);
     up['h-n1'] = true;
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
   it('without a second opinion (no other helper could be asked) fences only once the API shows the node NotReady', async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     partitionN1();
     peerDown = new Set(['n2', 'n3']);
-    await jest.advanceTimersByTimeAsync(6_000);
+    await clock.advance(6_000);
     expect(indirect.length).toBeGreaterThan(0);
     expect(actions).toEqual([]);
     // node-monitor-grace-period later: the node lifecycle controller marks the node and its Pods not Ready.
     nodeReady.n1 = false;
     helperPods.n1 = helperPod('n1', { ready: false });
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
   it("takes no second opinion from the helper on the leader's own node: a leader cut off from the others fences nothing", async () => {
     leaderNode = 'n3';
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     // n3's uplink is down: n1 and n2 are silent to the leader and to n3's helper, which share that uplink.
     up['h-n1'] = false;
     up['h-n2'] = false;
     up['10.0.1.5'] = false;
     up['10.0.2.5'] = false;
-    await jest.advanceTimersByTimeAsync(6_000);
+    await clock.advance(6_000);
     expect(indirect.filter((i) => i.startsWith('n3→'))).toEqual([]);
     expect(actions).toEqual([]);
   });
@@ -598,7 +598,7 @@ describe('FaultDetector', () => {
     detector.start();
     detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
-    await jest.advanceTimersByTimeAsync(2_000);
+    await clock.advance(2_000);
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
@@ -611,35 +611,35 @@ describe('FaultDetector', () => {
     detector.start();
     detector.lead();
     detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['delete ns/a']);
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(actions).toEqual(['delete ns/a']);
   });
 
   it('takes a Pod probe that could not even be sent (misconfigured) as no evidence: it proves no lost node up', async () => {
     // A tenant's unsendable liveness path must not shield a node that is silent to everyone.
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     up['h-n1'] = false;
     up['10.0.1.5'] = 'misconfigured';
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(probes).toContain('10.0.1.5');
     expect(actions).toEqual(['fence n1 on', 'delete ns/a']);
   });
 
   it('takes a misconfigured Pod probe as no failure either: a node whose helper answers is left alone', async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     up['10.0.1.5'] = 'misconfigured';
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(actions).toEqual([]);
   });
 
   it('counts a helper that answers not ready as there (no Pod probes), and says when its readiness changes', async () => {
-    await jest.advanceTimersByTimeAsync(600);
+    await clock.advance(600);
     expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n3 true']);
     up['h-n1'] = 'error'; // 503 from /readyz
     up['10.0.1.5'] = false;
-    await jest.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(probes).not.toContain('10.0.1.5');
     expect(actions).toEqual([]);
     expect(readinessChanges).toEqual(['n1 true', 'n2 true', 'n3 true', 'n1 false']);
@@ -647,34 +647,34 @@ describe('FaultDetector', () => {
 
   it("stops probing a node's Pods from here once its helper answers again, without acting", async () => {
     up['h-n1'] = false;
-    await jest.advanceTimersByTimeAsync(600);
+    await clock.advance(600);
     up['h-n1'] = true;
-    await jest.advanceTimersByTimeAsync(600);
+    await clock.advance(600);
     const n = probes.filter((h) => h === '10.0.1.5').length;
     expect(n).toBeGreaterThan(0);
-    await jest.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(probes.filter((h) => h === '10.0.1.5').length).toBe(n);
     expect(actions).toEqual([]);
   });
 
   it('deletes a Pod its helper reports failed, once, unless it restarted since', async () => {
     detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 1, message: 'probe failed' });
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(actions).toEqual([]);
     detector.podFaultReported('n1', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(actions).toEqual([]);
     detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
     detector.podFaultReported('n2', { podUID: 'uid-b', restartCount: 0, message: 'probe failed' });
-    await jest.advanceTimersByTimeAsync(10);
+    await clock.advance(10);
     expect(actions).toEqual(['delete ns/b']);
   });
 
   it('probes nothing once the term ends', async () => {
-    await jest.advanceTimersByTimeAsync(1_000);
+    await clock.advance(1_000);
     term.abort();
     const n = probes.length;
-    await jest.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(probes.length).toBe(n);
   });
 });

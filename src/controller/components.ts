@@ -75,7 +75,7 @@ export function buildComponents(
   const clock = o.clock ?? systemClock;
   const caches = new Caches(kc, log);
   const { pods, nodes, policies } = caches;
-  const events = new EventRecorder(kc, log);
+  const events = new EventRecorder(kc, log, undefined, clock);
   const mayAct = o.mayAct ?? (() => true);
   const helpers = new HelperClient(o.helperCredentials, o.ca.certPem, mayAct);
   const book = new CheckpointBook();
@@ -234,6 +234,7 @@ export function buildComponents(
     log,
     operatorNamespace: o.operatorNamespace,
     annotationProblems,
+    clock,
   });
   const gateKeeper = new GateKeeper({
     gate,

@@ -161,7 +161,7 @@ export class Manager {
     // Every queue, probe, poll and retry of this term ends here. The helpers keep pulling what they were last
     // assigned until the next leader takes over.
     this.term.abort();
-    const drained = drainWork(this.term.signal, drainMs);
+    const drained = drainWork(this.term.signal, drainMs, this.c.clock);
     await this.c.signer.stop();
     await this.c.restoreRequests.stop();
     await this.c.caches.stop();

@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from './clock.js';
+
 /**
  * The work a leadership term has in flight, kept per term signal: queue runs and the few fire-and-forget
  * actions (a Pod deletion, a node's fencing). A leader that stops aborts its term first, so nothing new
@@ -33,16 +35,19 @@ export function workInFlight(signal: AbortSignal): number {
  * Resolves true once no tracked work of the term is left (work started meanwhile included), false if some is
  * still running after `timeoutMs`.
  */
-export async function drainWork(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+export async function drainWork(
+  signal: AbortSignal,
+  timeoutMs: number,
+  clock: Clock = systemClock,
+): Promise<boolean> {
   const running = work.get(signal);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = clock.monotonic() + timeoutMs;
   while (running && running.size > 0) {
-    const left = deadline - Date.now();
+    const left = deadline - clock.monotonic();
     if (left <= 0) return false;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, left)));
-    await Promise.race([Promise.all([...running]), timeout]);
-    clearTimeout(timer);
+    const waited = new AbortController();
+    await Promise.race([Promise.all([...running]), clock.sleep(left, waited.signal)]);
+    waited.abort();
   }
   return true;
 }

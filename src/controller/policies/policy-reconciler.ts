@@ -17,6 +17,7 @@ import type { DesiredStatus, StatusWriter } from './status-writer.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import type { Restorer } from '../restores/restorer.js';
 import type { FaultDetector } from '../failover/fault-detector.js';
+import { systemClock, type Clock } from '../kube/clock.js';
 
 export interface PolicyReconcilerDeps {
   policies: Informer<IPullStatePolicy>;
@@ -31,6 +32,7 @@ export interface PolicyReconcilerDeps {
   detector: FaultDetector;
   /** Problems of annotated workloads, keyed by the managed policy's key (set by the workload reconciler). */
   annotationProblems: ReadonlyMap<string, string>;
+  clock?: Clock;
 }
 
 /** A Pod whose state can be pulled: running, with an IP, not being deleted. */
@@ -224,7 +226,7 @@ export class PolicyReconciler {
       protectedUIDs,
       records: this.d.book.forPolicy(namespace, name),
       ...(problem ? { problem } : {}),
-      now: new Date(),
+      now: new Date((this.d.clock ?? systemClock).now()),
     });
     const interval = typeof policy.spec?.intervalSeconds === 'number' ? policy.spec.intervalSeconds : 10;
     return { status, periodMs: interval * 1000 };

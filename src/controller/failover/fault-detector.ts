@@ -535,6 +535,17 @@ export class FaultDetector {
       this.d.log.warn('node answered while it was being fenced: its Pods are not deleted', { node });
       return;
     }
+    // The term ended during the fence (a stopping leader lets it finish): its probes stopped, so an answer
+    // from the node could no longer end the suspicion. The next leader judges the node again.
+    if (this.d.signal?.aborted) {
+      this.d.log.warn(
+        'leadership term ended while the node was fenced: its Pods are left to the next leader',
+        {
+          node,
+        },
+      );
+      return;
+    }
     await Promise.all(this.podsOn(node).map((e) => this.deletePod(e, `node ${node} is lost: ${why}`)));
   }
   private async setFence(node: string, on: boolean): Promise<void> {

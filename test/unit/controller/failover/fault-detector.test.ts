@@ -303,6 +303,33 @@ describe('FaultDetector', () => {
     expect(actions).toEqual(['fence n1 on', 'delete ns/a', 'fence n1 off']);
   });
 
+  it('a term that ends while the node is being fenced deletes none of its Pods: the next leader judges again', async () => {
+    let release: () => void = () => undefined;
+    term.abort();
+    term = new AbortController();
+    detector = makeDetector({
+      actions: {
+        deletePod: async (ns, name) => void actions.push(`delete ${ns}/${name}`),
+        setFence: async (node, on) => {
+          actions.push(`fence ${node} ${on ? 'on' : 'off'}`);
+          await new Promise<void>((r) => (release = r));
+        },
+      },
+    });
+    detector.start();
+    detector.lead();
+    detector.sync([entry(pod('a', 'n1', '10.0.1.5')), entry(pod('b', 'n2', '10.0.2.5'))]);
+    await clock.advance(1_000);
+    partitionN1();
+    for (let waited = 0; actions.length === 0 && waited < 5_000; waited += 50) await clock.advance(50);
+    expect(actions).toEqual(['fence n1 on']);
+    // The leader is stopped while its fence write is on its way (it lets the write finish).
+    term.abort();
+    release();
+    await clock.advance(5_000);
+    expect(actions).toEqual(['fence n1 on']);
+  });
+
   it('as a standby gathers evidence and acts on nothing; once it leads it acts on it at once', async () => {
     term.abort();
     term = new AbortController();

@@ -258,25 +258,15 @@ export function buildComponents(
   const depth = () => metrics.queueDepth.set(policyQueue.depth() + workloadQueue.depth());
   const onError = (key: string, err: unknown, retryInMs: number) =>
     log.warn('reconcile failed, will retry', { key, error: String(err), retryInMs });
-  // Policies are reconciled only once the helpers' inventories are known: a Pod looked at with an empty
-  // checkpoint book would be taken for a fresh one, and a restart the previous leader missed would be lost.
-  const policyQueue: WorkQueue = new WorkQueue(async (key) => policyReconciler.reconcile(key), {
-    concurrency: o.workers,
-    paused: true,
-    onDepth: depth,
-    onError,
-    signal,
-    clock,
-  });
-  // Workload reconciles write PullStatePolicies: a standby only queues them.
-  const workloadQueue: WorkQueue = new WorkQueue((key) => workloadReconciler.reconcile(key), {
-    concurrency: o.workers,
-    paused: true,
-    onDepth: depth,
-    onError,
-    signal,
-    clock,
-  });
+  // Both start paused. Policies are reconciled only once the helpers' inventories are known: a Pod looked at
+  // with an empty checkpoint book would be taken for a fresh one, and a restart the previous leader missed
+  // would be lost. Workload reconciles write PullStatePolicies: a standby only queues them.
+  const reconcilerQueue = { concurrency: o.workers, paused: true, onDepth: depth, onError, signal, clock };
+  const policyQueue: WorkQueue = new WorkQueue(
+    async (key) => policyReconciler.reconcile(key),
+    reconcilerQueue,
+  );
+  const workloadQueue: WorkQueue = new WorkQueue((key) => workloadReconciler.reconcile(key), reconcilerQueue);
   return {
     clock,
     caches,

@@ -161,6 +161,22 @@ export const helperLabels = {
   [LABELS.name]: MANAGED_BY_VALUE,
 };
 
+/**
+ * A Ready helper Pod of `node` as the controller finds it: its API port (answered by `FakeHelpers`) and its
+ * health port, a local server the leader probes.
+ */
+export function helperPod(ns: string, name: string, node: string, healthPort: number): Promise<V1Pod> {
+  return runningPod(ns, name, {
+    node,
+    ip: '127.0.0.1',
+    labels: helperLabels,
+    ports: [
+      { name: 'api', port: 9500 },
+      { name: 'health', port: healthPort },
+    ],
+  });
+}
+
 export async function createPolicy(
   ns: string,
   name: string,

@@ -9,7 +9,7 @@ import {
   eventually,
   getPolicy,
   healthServer,
-  helperLabels,
+  helperPod,
   mergePatch,
   namespace,
   readyNode,
@@ -101,24 +101,8 @@ beforeAll(async () => {
   await readyNode('restart-app-node');
   await readyNode('restart-helper-node');
   // Every node has a helper: the app node's pulls its Pods (a restart check), the other holds the copies.
-  await runningPod(operatorNs, 'helper-a', {
-    node: 'restart-app-node',
-    ip: '127.0.0.1',
-    labels: helperLabels,
-    ports: [
-      { name: 'api', port: 9500 },
-      { name: 'health', port: health.port },
-    ],
-  });
-  await runningPod(operatorNs, 'helper-r', {
-    node: 'restart-helper-node',
-    ip: '127.0.0.1',
-    labels: helperLabels,
-    ports: [
-      { name: 'api', port: 9500 },
-      { name: 'health', port: health.port },
-    ],
-  });
+  await helperPod(operatorNs, 'helper-a', 'restart-app-node', health.port);
+  await helperPod(operatorNs, 'helper-r', 'restart-helper-node', health.port);
   const policy = await createPolicy(ns, 'counter', {
     selector: { matchLabels: { app: 'counter' } },
     mode: 'http',

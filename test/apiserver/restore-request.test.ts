@@ -11,7 +11,7 @@ import {
   getPolicy,
   getRestore,
   healthServer,
-  helperLabels,
+  helperPod,
   namespace,
   readyNode,
   runningPod,
@@ -60,15 +60,7 @@ beforeAll(async () => {
   ns = await namespace('restores');
   await readyNode('restore-app-node');
   await readyNode('restore-helper-node');
-  await runningPod(operatorNs, 'helper-b', {
-    node: 'restore-helper-node',
-    ip: '127.0.0.1',
-    labels: helperLabels,
-    ports: [
-      { name: 'api', port: 9500 },
-      { name: 'health', port: health.port },
-    ],
-  });
+  await helperPod(operatorNs, 'helper-b', 'restore-helper-node', health.port);
   const policy = await createPolicy(ns, 'counter', {
     selector: { matchLabels: { app: 'counter' } },
     mode: 'http',

@@ -10,7 +10,7 @@ import {
   eventually,
   getPolicy,
   healthServer,
-  helperLabels,
+  helperPod,
   namespace,
   readyNode,
   runningPod,
@@ -26,15 +26,7 @@ beforeAll(async () => {
   health = await healthServer();
   await readyNode('drain-app-node');
   await readyNode('drain-helper-node');
-  await runningPod(operatorNs, 'helper-drain', {
-    node: 'drain-helper-node',
-    ip: '127.0.0.1',
-    labels: helperLabels,
-    ports: [
-      { name: 'api', port: 9500 },
-      { name: 'health', port: health.port },
-    ],
-  });
+  await helperPod(operatorNs, 'helper-drain', 'drain-helper-node', health.port);
 });
 
 afterAll(async () => {
